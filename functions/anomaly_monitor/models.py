@@ -1,0 +1,177 @@
+"""The domain: checks from the registry, what a query returned, and each check's result."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+SAMPLE_ROWS = 20  # rows kept in a result, shown in alerts and the JSON document
+
+
+class Status(StrEnum):
+    OK = "ok"
+    ALERT = "alert"
+    ERROR = "error"
+    INVALID = "invalid"
+    SKIPPED = "skipped"
+
+
+class CheckType(StrEnum):
+    ROWS = "rows"
+    THRESHOLD = "threshold"
+    ANOMALY = "anomaly"
+
+
+class Seasonality(StrEnum):
+    NONE = "none"
+    DAY_OF_WEEK = "day_of_week"
+    HOUR_OF_DAY = "hour_of_day"
+
+
+class Direction(StrEnum):
+    BOTH = "both"
+    UP = "up"
+    DOWN = "down"
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One valid registry row."""
+
+    name: str
+    sql: str
+    type: CheckType = CheckType.ROWS
+    enabled: bool = True
+    min: float | None = None
+    max: float | None = None
+    sensitivity: float = 3.0
+    seasonality: Seasonality = Seasonality.NONE
+    direction: Direction = Direction.BOTH
+    schedule: str | None = None
+    timezone: str = "UTC"
+    severity: Severity = Severity.WARNING
+    channel: str | None = None
+    owners: tuple[str, ...] = ()
+    alert_after: int = 1
+    renotify_hours: float = 24.0
+    tags: tuple[str, ...] = ()
+    export_sheet: str | None = None
+    max_gb_billed: float | None = None
+    runbook: str | None = None
+    description: str | None = None
+    row_number: int = 0  # where it came from, for messages ("checks row 7")
+
+
+@dataclass(frozen=True)
+class InvalidCheck:
+    """A registry row that could not become a Check; it ends `invalid` and never reaches the warehouse."""
+
+    name: str
+    row_number: int
+    message: str
+
+
+@dataclass
+class QueryResult:
+    """What a warehouse returned for a check: the first rows (or all, when asked) and the total count."""
+
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    row_count: int
+    bytes_processed: int | None = None
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one check in one run; one history row and one entry of the JSON document."""
+
+    name: str
+    type: str
+    status: Status
+    message: str = ""
+    value: float | None = None
+    row_count: int | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    expected: tuple[float | None, float | None] | None = None
+    duration_ms: int = 0
+    bytes_processed: int | None = None
+    notified: bool = False
+    slack_channel: str | None = None
+    slack_ts: str | None = None
+    # Not in the document: what the notifier and the chart need.
+    check: Check | None = None
+    series: list[tuple[dt.datetime, float]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "status": str(self.status),
+            "value": self.value,
+            "row_count": self.row_count,
+            "rows": self.rows,
+            "expected": list(self.expected) if self.expected is not None else None,
+            "message": self.message,
+            "duration_ms": self.duration_ms,
+            "bytes_processed": self.bytes_processed,
+            "notified": self.notified,
+        }
+
+
+@dataclass(frozen=True)
+class HistoryRecord:
+    """One row of `check_results`: append-only, the source of all alert state."""
+
+    run_id: str
+    check_name: str
+    checked_at: dt.datetime
+    status: Status
+    value: float | None
+    row_count: int | None
+    message: str
+    duration_ms: int
+    bytes_processed: int | None
+    notified: bool
+    slack_channel: str | None
+    slack_ts: str | None
+
+
+@dataclass
+class RunReport:
+    """A whole run: what the CLI prints, the HTTP function answers and the status sheet shows."""
+
+    run_id: str
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    results: list[CheckResult]
+    delivery_failures: int = 0
+
+    def summary(self) -> dict[str, int]:
+        counts = {str(s): 0 for s in Status}
+        for r in self.results:
+            counts[str(r.status)] += 1
+        return counts
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat(),
+            "summary": self.summary(),
+            "checks": [r.to_json() for r in self.results],
+        }
+
+    def exit_code(self) -> int:
+        """0 all ok or skipped, 1 some alert and no error, 2 some error/invalid or an undelivered alert."""
+        statuses = {r.status for r in self.results}
+        if statuses & {Status.ERROR, Status.INVALID} or self.delivery_failures:
+            return 2
+        return 1 if Status.ALERT in statuses else 0
