@@ -23,3 +23,7 @@ class QueryError(MonitorError):
 
 class DeliveryError(MonitorError):
     """A notification could not be delivered; the alert is retried on the next run."""
+
+
+class UnknownCheckError(ConfigError):
+    """The run asked for a check by a name the registry does not have (HTTP 400, CLI exit 3)."""

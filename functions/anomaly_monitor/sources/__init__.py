@@ -1,0 +1,28 @@
+"""Check sources: where the registry rows come from (CSV locally, a Google Sheet in the cloud)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from anomaly_monitor.models import RunReport
+from anomaly_monitor.settings import Settings
+
+
+class CheckSource(Protocol):
+    def read_rows(self) -> list[dict[str, str]]:
+        """All registry rows as header -> cell text, in sheet order; raises RegistryError if unreadable."""
+        ...
+
+    def publish(self, report: RunReport) -> None:
+        """Writes back what users read beside the registry (statuses, exported rows); never fails the run."""
+        ...
+
+
+def open_source(location: str, settings: Settings) -> CheckSource:
+    if location.startswith("sheets://"):
+        from anomaly_monitor.sources.sheets import SheetsSource
+
+        return SheetsSource.from_url(location, settings)
+    from anomaly_monitor.sources.csv_source import CsvSource
+
+    return CsvSource(location)

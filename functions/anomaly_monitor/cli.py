@@ -1,0 +1,97 @@
+"""The command line: a thin door onto the same core as the HTTP function."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from anomaly_monitor import logs
+from anomaly_monitor.errors import MonitorError
+from anomaly_monitor.settings import Settings
+
+log = logging.getLogger("anomaly_monitor")
+EXIT_RUN_FAILED = 3
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # a bad option means the run could not happen: exit 3
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_RUN_FAILED, f"{self.prog}: error: {message}\n")
+
+
+def moment(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r} (e.g. 2026-11-23T09:00:00Z)") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = Parser(prog="anomaly_monitor", description="Run SQL data checks and alert on what they find.")
+    commands = top.add_subparsers(dest="command", required=True, parser_class=Parser)
+    shared = Parser(add_help=False)
+    shared.add_argument("--checks", metavar="SOURCE", help="CSV path or sheets://KEY (default: CHECKS_SOURCE)")
+    shared.add_argument("--warehouse", metavar="URL", help="sqlite:///PATH or bigquery://PROJECT/DATASET")
+    shared.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    shared.add_argument("--now", type=moment, metavar="ISO-8601", help="judge as if it were this time")
+    run = commands.add_parser("run", parents=[shared], help="run the due checks once")
+    run.add_argument("--state", metavar="URL", help="sqlite:///PATH or bigquery://PROJECT/DATASET")
+    run.add_argument("--check", action="append", default=[], metavar="NAME", help="only this check (repeatable)")
+    run.add_argument("--tag", action="append", default=[], metavar="TAG", help="only checks with this tag (repeatable)")
+    run.add_argument("--force", action="store_true", help="ignore schedules")
+    run.add_argument("--dry-run", action="store_true", help="evaluate, but post and record nothing")
+    commands.add_parser("validate", parents=[shared], help="check the registry without running queries on the data")
+    return top
+
+
+def settings_for(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    overrides = {"checks_source": args.checks, "warehouse_url": args.warehouse, "state_url": getattr(args, "state", None)}
+    return dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v})
+
+
+def do_run(args: argparse.Namespace, settings: Settings) -> int:
+    from anomaly_monitor.report import render_report
+    from anomaly_monitor.runner import RunOptions
+    from anomaly_monitor.service import execute
+
+    options = RunOptions(tuple(args.check), tuple(t.lower() for t in args.tag), args.force, args.dry_run, args.now)
+    report = execute(settings, options)
+    if args.json:
+        json.dump(report.to_json(), sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render_report(report))
+    return report.exit_code()
+
+
+def do_validate(args: argparse.Namespace, settings: Settings) -> int:
+    from anomaly_monitor.service import validate
+
+    results = validate(settings, args.now or dt.datetime.now(dt.UTC))
+    if args.json:
+        json.dump({"checks": [v.to_json() for v in results]}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        for v in results:
+            scanned = f" ({v.bytes:,} bytes)" if v.bytes is not None else ""
+            print(f"{'ok     ' if v.valid else 'INVALID'} {v.name}: {v.message}{scanned}")
+    return 0 if all(v.valid for v in results) else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logs.configure("text")
+    try:
+        settings = settings_for(args)
+        logs.configure(settings.log_format)
+        return do_run(args, settings) if args.command == "run" else do_validate(args, settings)
+    except MonitorError as exc:
+        log.error("%s", exc)
+        return EXIT_RUN_FAILED

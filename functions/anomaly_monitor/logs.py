@@ -1,0 +1,32 @@
+"""Logging to stderr: readable text locally, one JSON object per line for Cloud Logging."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+# Cloud Logging reads `severity` and `message`; the rest lands in jsonPayload.
+EXTRA_FIELDS = ("run_id", "check", "duration_ms", "summary")
+
+
+class CloudLoggingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"severity": record.levelname, "message": record.getMessage(), "logger": record.name}
+        entry.update({k: getattr(record, k) for k in EXTRA_FIELDS if hasattr(record, k)})
+        if record.exc_info:
+            entry["message"] += "\n" + self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure(log_format: str, level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(CloudLoggingFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("urllib3", "google", "slack_sdk", "sqlglot"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

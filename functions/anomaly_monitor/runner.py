@@ -1,0 +1,180 @@
+"""One run: read the registry, run the due checks concurrently, judge them, notify, record, publish."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from anomaly_monitor import incidents
+from anomaly_monitor.errors import QueryError, UnknownCheckError
+from anomaly_monitor.judge import ShapeError, judge, row_limit
+from anomaly_monitor.models import Check, CheckResult, CheckType, HistoryRecord, InvalidCheck, RunReport, Status
+from anomaly_monitor.notifiers import Notifier
+from anomaly_monitor.registry import Registry, parse_registry
+from anomaly_monitor.schedule import is_due, next_tick
+from anomaly_monitor.settings import Settings
+from anomaly_monitor.sources import CheckSource
+from anomaly_monitor.state import StateStore
+from anomaly_monitor.warehouses import Warehouse
+
+log = logging.getLogger(__name__)
+
+HISTORY_LIMIT = 1000  # records per check read back: incidents, schedules and single-value anomaly history
+GB = 1024**3
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    checks: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    force: bool = False
+    dry_run: bool = False
+    now: dt.datetime | None = None
+
+
+@dataclass
+class Backends:
+    """The outside world of a run; built from settings by the doors, or given directly by tests."""
+
+    source: CheckSource
+    warehouse: Warehouse
+    state: StateStore
+    notifier: Notifier
+    settings: Settings = field(default_factory=Settings)
+
+
+def select(registry: Registry, options: RunOptions) -> tuple[list[Check], list[InvalidCheck]]:
+    """The checks and invalid rows this run is about (by --check name and --tag)."""
+    known = {c.name for c in registry.checks} | {i.name for i in registry.invalid}
+    unknown = [name for name in options.checks if name not in known]
+    if unknown:
+        raise UnknownCheckError(f"no check named {', '.join(repr(n) for n in unknown)} in the registry")
+    checks, invalid = registry.checks, registry.invalid
+    if options.checks:
+        checks = [c for c in checks if c.name in options.checks]
+        invalid = [i for i in invalid if i.name in options.checks]
+    if options.tags:
+        checks = [c for c in checks if set(c.tags) & set(options.tags)]
+    return checks, invalid
+
+
+def evaluate(
+    check: Check, warehouse: Warehouse, settings: Settings, now: dt.datetime, past: list[HistoryRecord]
+) -> CheckResult:
+    """Runs and judges one check; whatever goes wrong becomes this check's `error`, never the run's."""
+    started = time.monotonic()
+    result = CheckResult(check.name, str(check.type), Status.ERROR, check=check)
+    max_gb = check.max_gb_billed if check.max_gb_billed is not None else settings.max_gb_billed
+    try:
+        data = warehouse.query(
+            check.sql,
+            check_name=check.name,
+            limit=row_limit(check),
+            timeout_s=settings.query_timeout_s,
+            max_bytes=int(max_gb * GB),
+        )
+        result.bytes_processed = data.bytes_processed
+        result.row_count = data.row_count
+        if check.type is CheckType.ROWS:
+            result.rows = data.rows
+        past_values = [(r.checked_at, r.value) for r in past if r.value is not None and r.status in _JUDGED]
+        verdict = judge(check, data, now, past_values)
+        result.status, result.message, result.value = verdict.status, verdict.message, verdict.value
+        result.expected, result.series = verdict.expected, verdict.series or []
+    except (QueryError, ShapeError) as exc:
+        result.message = str(exc)
+    except Exception as exc:  # one broken check must not stop the others
+        log.exception("check %s failed unexpectedly", check.name)
+        result.message = f"unexpected {type(exc).__name__}: {exc}"
+    result.duration_ms = round((time.monotonic() - started) * 1000)
+    return result
+
+
+_JUDGED = (Status.OK, Status.ALERT)
+
+
+def skipped(check: Check, reason: str) -> CheckResult:
+    return CheckResult(check.name, str(check.type), Status.SKIPPED, reason, check=check)
+
+
+def invalid_result(row: InvalidCheck) -> CheckResult:
+    return CheckResult(row.name, "rows", Status.INVALID, row.message)
+
+
+def record(run_id: str, at: dt.datetime, result: CheckResult) -> HistoryRecord:
+    return HistoryRecord(
+        run_id=run_id,
+        check_name=result.name,
+        checked_at=at,
+        status=result.status,
+        value=result.value,
+        row_count=result.row_count,
+        message=result.message,
+        duration_ms=result.duration_ms,
+        bytes_processed=result.bytes_processed,
+        notified=result.notified,
+        slack_channel=result.slack_channel,
+        slack_ts=result.slack_ts,
+    )
+
+
+def plan(
+    checks: list[Check], history: dict[str, list[HistoryRecord]], options: RunOptions, now: dt.datetime
+) -> tuple[list[Check], dict[str, CheckResult]]:
+    """Splits checks into those due now and the skipped ones (disabled, or not due by their schedule)."""
+    due: list[Check] = []
+    skips: dict[str, CheckResult] = {}
+    for check in checks:
+        past = history.get(check.name, [])
+        if not check.enabled:
+            skips[check.name] = skipped(check, "disabled in the registry")
+        elif options.force or is_due(check, past[-1].checked_at if past else None, now):
+            due.append(check)
+        else:
+            when = next_tick(check, now).isoformat(timespec="minutes")
+            skips[check.name] = skipped(check, f"not due: next run {when} ({check.schedule}, {check.timezone})")
+    return due, skips
+
+
+def run(backends: Backends, options: RunOptions) -> RunReport:
+    """The whole run; raises MonitorError only when the run itself cannot happen."""
+    settings = backends.settings
+    run_id = uuid.uuid4().hex[:12]
+    now = options.now or dt.datetime.now(dt.UTC)
+    started_at = now
+    clock = time.monotonic()
+    checks, invalid = select(parse_registry(backends.source.read_rows()), options)
+    names = [c.name for c in checks] + [i.name for i in invalid]
+    history = backends.state.history(names, limit=HISTORY_LIMIT)
+    due, skips = plan(checks, history, options, now)
+    log.info("run %s: %d checks due, %d skipped, %d invalid", run_id, len(due), len(skips), len(invalid))
+
+    with ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="check") as pool:
+        futures = {
+            c.name: pool.submit(evaluate, c, backends.warehouse, settings, now, history.get(c.name, [])) for c in due
+        }
+        evaluated = {name: f.result() for name, f in futures.items()}
+    rows = [(c.row_number, evaluated.get(c.name) or skips[c.name]) for c in checks]
+    rows += [(i.row_number, invalid_result(i)) for i in invalid]
+    results = [result for _, result in sorted(rows, key=lambda pair: pair[0])]
+    for r in results:
+        log.info("check %s: %s (%s)", r.name, r.status, r.message, extra={"check": r.name, "duration_ms": r.duration_ms})
+
+    failures = 0
+    if not options.dry_run:
+        with backends.state.run_lock(run_id):
+            # read again under the lock: an overlapping run may have notified meanwhile
+            history = backends.state.history(names, limit=HISTORY_LIMIT)
+            failures = incidents.deliver(results, history, backends.notifier, now)
+            recorded = [record(run_id, now, r) for r in results if r.status is not Status.SKIPPED]
+            backends.state.append(recorded)
+    finished_at = now + dt.timedelta(seconds=time.monotonic() - clock)
+    report = RunReport(run_id, started_at, finished_at, results, failures)
+    if not options.dry_run:
+        backends.source.publish(report)
+    return report
+

@@ -1,0 +1,83 @@
+"""Builds a run's backends from settings; what both doors (CLI and HTTP) call."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from anomaly_monitor.errors import QueryError
+from anomaly_monitor.models import InvalidCheck, RunReport
+from anomaly_monitor.notifiers import Notifier
+from anomaly_monitor.registry import parse_registry
+from anomaly_monitor.runner import GB, Backends, RunOptions, run
+from anomaly_monitor.settings import Settings
+from anomaly_monitor.sources import open_source
+from anomaly_monitor.state import open_state
+from anomaly_monitor.warehouses import open_warehouse
+
+
+def open_notifier(settings: Settings) -> Notifier:
+    """Slack when a token is configured (directly or through Secret Manager), else the terminal."""
+    if settings.slack_bot_token or settings.slack_bot_token_secret:
+        from anomaly_monitor.notifiers.slack import SlackNotifier
+
+        return SlackNotifier.from_settings(settings)
+    from anomaly_monitor.notifiers.console import ConsoleNotifier
+
+    return ConsoleNotifier(settings.slack_default_channel)
+
+
+def build_backends(settings: Settings, now: dt.datetime) -> Backends:
+    return Backends(
+        source=open_source(settings.checks_source, settings),
+        warehouse=open_warehouse(settings.warehouse_url, settings, now),
+        state=open_state(settings.state_url, settings),
+        notifier=open_notifier(settings),
+        settings=settings,
+    )
+
+
+def execute(settings: Settings, options: RunOptions) -> RunReport:
+    now = options.now or dt.datetime.now(dt.UTC)
+    return run(build_backends(settings, now), RunOptions(options.checks, options.tags, options.force, options.dry_run, now))
+
+
+@dataclass
+class Validation:
+    name: str
+    valid: bool
+    message: str
+    bytes: int | None = None
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "valid": self.valid, "message": self.message, "bytes": self.bytes}
+
+
+def validate(settings: Settings, now: dt.datetime) -> list[Validation]:
+    """Every registry row checked, and every valid query prepared (BigQuery: a dry-run job) but not run."""
+    source = open_source(settings.checks_source, settings)
+    warehouse = open_warehouse(settings.warehouse_url, settings, now)
+    registry = parse_registry(source.read_rows())
+    out: list[Validation] = []
+    for check in registry.checks:
+        cap_gb = check.max_gb_billed if check.max_gb_billed is not None else settings.max_gb_billed
+        try:
+            scanned = warehouse.dry_run(check.sql, check_name=check.name)
+        except QueryError as exc:
+            out.append(Validation(check.name, False, f"checks row {check.row_number}: {exc}"))
+            continue
+        if scanned is not None and scanned > cap_gb * GB:
+            message = f"would scan {scanned / GB:.2f} GB, above its cap of {cap_gb:g} GB (max_gb_billed)"
+            out.append(Validation(check.name, False, message, scanned))
+        else:
+            out.append(Validation(check.name, True, "ok", scanned))
+    out += [Validation(i.name, False, i.message) for i in registry.invalid]
+    out.sort(key=lambda v: _row(v, registry.checks, registry.invalid))
+    return out
+
+
+def _row(v: Validation, checks: list, invalid: list[InvalidCheck]) -> int:
+    for item in (*checks, *invalid):
+        if item.name == v.name:
+            return item.row_number
+    return 0

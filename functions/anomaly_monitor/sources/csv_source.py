@@ -1,0 +1,31 @@
+"""The registry as a CSV file (local mode): the same header as the Google Sheet."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from anomaly_monitor.errors import RegistryError
+from anomaly_monitor.models import RunReport
+from anomaly_monitor.registry import normalize_rows
+
+
+class CsvSource:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def read_rows(self) -> list[dict[str, str]]:
+        try:
+            # utf-8-sig drops the byte-order mark that spreadsheet exports write
+            with self.path.open(newline="", encoding="utf-8-sig") as f:
+                lines = list(csv.reader(f))
+        except FileNotFoundError:
+            raise RegistryError(f"checks file {self.path} does not exist (set --checks or CHECKS_SOURCE)") from None
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise RegistryError(f"checks file {self.path} cannot be read: {exc}") from exc
+        if not lines:
+            raise RegistryError(f"checks file {self.path} is empty: it needs a header row")
+        return normalize_rows(lines[0], lines[1:])
+
+    def publish(self, report: RunReport) -> None:
+        """Local mode shows statuses in the terminal; a CSV file is not written back."""

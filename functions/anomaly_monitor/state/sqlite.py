@@ -1,0 +1,104 @@
+"""The local state store: check_results in a SQLite file, created on first use."""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import sqlite3
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+from anomaly_monitor.errors import StateError
+from anomaly_monitor.models import HistoryRecord, Status
+from anomaly_monitor.state.schema import CHECK_RESULTS_SCHEMA, COLUMNS, SQLITE_TYPES
+from anomaly_monitor.urls import sqlite_path
+
+DDL = (
+    "CREATE TABLE IF NOT EXISTS check_results ("
+    + ", ".join(
+        f"{name} {SQLITE_TYPES[kind]}{' NOT NULL' if mode == 'REQUIRED' else ''}"
+        for name, kind, mode in CHECK_RESULTS_SCHEMA
+    )
+    + ");\nCREATE INDEX IF NOT EXISTS check_results_by_check ON check_results (check_name, checked_at);"
+)
+
+
+def _to_text(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _record(row: sqlite3.Row) -> HistoryRecord:
+    values = dict(zip(COLUMNS, row))
+    values["checked_at"] = dt.datetime.fromisoformat(values["checked_at"]).replace(tzinfo=dt.UTC)
+    values["status"] = Status(values["status"])
+    values["notified"] = bool(values["notified"])
+    return HistoryRecord(**values)
+
+
+class SqliteStateStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def from_url(cls, url: str) -> SqliteStateStore:
+        return cls(sqlite_path(url))
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=30)
+            conn.executescript(DDL)
+        except (OSError, sqlite3.Error) as exc:
+            raise StateError(f"state store {self.path} cannot be opened: {exc}") from exc
+        return conn
+
+    def append(self, records: Sequence[HistoryRecord]) -> None:
+        rows = [
+            tuple(_to_text(v) if isinstance(v, dt.datetime) else v for v in (getattr(r, c) for c in COLUMNS))
+            for r in records
+        ]
+        placeholders = ", ".join("?" for _ in COLUMNS)
+        try:
+            with closing(self._connect()) as conn, conn:
+                conn.executemany(f"INSERT INTO check_results ({', '.join(COLUMNS)}) VALUES ({placeholders})", rows)
+        except sqlite3.Error as exc:
+            raise StateError(f"state store {self.path}: results could not be written: {exc}") from exc
+
+    def history(self, check_names: Collection[str], *, limit: int) -> dict[str, list[HistoryRecord]]:
+        names = sorted(set(check_names))
+        if not names:
+            return {}
+        marks = ", ".join("?" for _ in names)
+        sql = (
+            f"SELECT {', '.join(COLUMNS)} FROM ("
+            f" SELECT *, ROW_NUMBER() OVER (PARTITION BY check_name ORDER BY checked_at DESC, rowid DESC) AS n"
+            f" FROM check_results WHERE check_name IN ({marks})"
+            f") WHERE n <= ? ORDER BY check_name, checked_at, n DESC"
+        )
+        try:
+            with closing(self._connect()) as conn:
+                rows = conn.execute(sql, [*names, limit]).fetchall()
+        except sqlite3.Error as exc:
+            raise StateError(f"state store {self.path}: history could not be read: {exc}") from exc
+        out: dict[str, list[HistoryRecord]] = {}
+        for row in rows:
+            record = _record(row)
+            out.setdefault(record.check_name, []).append(record)
+        return out
+
+    @contextmanager
+    def run_lock(self, run_id: str) -> Iterator[None]:
+        """An exclusive lock on a file beside the database: overlapping local runs take turns."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            handle = lock_path.open("a")
+        except OSError as exc:
+            raise StateError(f"state store lock {lock_path} cannot be opened: {exc}") from exc
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)

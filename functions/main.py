@@ -1,0 +1,89 @@
+"""The Cloud Function: `run_checks(request)`, a thin HTTP door onto the monitor's core.
+
+Importing this module stays cheap (every cold start pays for it): the core and its clients are imported
+and built on the first request, then reused by the instance.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import TYPE_CHECKING, Any
+
+import flask
+
+if TYPE_CHECKING:
+    from anomaly_monitor.settings import Settings
+
+FIELDS = {"checks": list, "tags": list, "force": bool, "dry_run": bool}
+log = logging.getLogger("anomaly_monitor")
+
+
+class BadRequest(ValueError):
+    """The body is not what the API takes; answered with 400 and the reason."""
+
+
+@functools.cache
+def settings() -> Settings:
+    from anomaly_monitor import logs
+    from anomaly_monitor.settings import Settings
+
+    loaded = Settings.from_env()
+    logs.configure(loaded.log_format)
+    return loaded
+
+
+def parse_body(request: flask.Request) -> dict[str, Any]:
+    if not request.get_data():
+        return {}
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object such as {\"tags\": [\"hourly\"]}")
+    unknown = sorted(set(body) - set(FIELDS))
+    if unknown:
+        raise BadRequest(f"unknown field {', '.join(unknown)}; the body takes {', '.join(FIELDS)}")
+    for name, kind in FIELDS.items():
+        value = body.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, kind) or (kind is list and not all(isinstance(v, str) for v in value)):
+            wanted = "a list of strings" if kind is list else "true or false"
+            raise BadRequest(f"field {name!r} must be {wanted}, got {value!r}")
+    return body
+
+
+def error(status: int, message: str) -> tuple[flask.Response, int]:
+    return flask.jsonify({"error": message}), status
+
+
+def run_checks(request: flask.Request) -> flask.typing.ResponseReturnValue:
+    """POST runs the selected checks and answers the run's JSON document; 500 only if the run could not happen."""
+    if request.method != "POST":
+        response, status = error(405, f"method {request.method} not allowed: POST a JSON body")
+        response.headers["Allow"] = "POST"
+        return response, status
+    try:
+        body = parse_body(request)
+    except BadRequest as exc:
+        return error(400, str(exc))
+
+    from anomaly_monitor.errors import MonitorError, UnknownCheckError
+    from anomaly_monitor.runner import RunOptions
+    from anomaly_monitor.service import execute
+
+    options = RunOptions(
+        checks=tuple(body.get("checks") or ()),
+        tags=tuple(t.lower() for t in body.get("tags") or ()),
+        force=bool(body.get("force")),
+        dry_run=bool(body.get("dry_run")),
+    )
+    try:
+        report = execute(settings(), options)
+    except UnknownCheckError as exc:
+        return error(400, str(exc))
+    except MonitorError as exc:
+        log.exception("the run could not happen")
+        return error(500, str(exc))
+    summary = report.summary()
+    log.info("run %s finished: %s", report.run_id, summary, extra={"run_id": report.run_id, "summary": summary})
+    return flask.jsonify(report.to_json()), 200
