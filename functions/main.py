@@ -38,7 +38,7 @@ def parse_body(request: flask.Request) -> dict[str, Any]:
         return {}
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object such as {\"tags\": [\"hourly\"]}")
+        raise BadRequest('the body must be a JSON object such as {"tags": ["hourly"]}')
     unknown = sorted(set(body) - set(FIELDS))
     if unknown:
         raise BadRequest(f"unknown field {', '.join(unknown)}; the body takes {', '.join(FIELDS)}")

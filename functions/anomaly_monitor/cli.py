@@ -52,7 +52,11 @@ def parser() -> argparse.ArgumentParser:
 
 def settings_for(args: argparse.Namespace) -> Settings:
     settings = Settings.from_env()
-    overrides = {"checks_source": args.checks, "warehouse_url": args.warehouse, "state_url": getattr(args, "state", None)}
+    overrides = {
+        "checks_source": args.checks,
+        "warehouse_url": args.warehouse,
+        "state_url": getattr(args, "state", None),
+    }
     return dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v})
 
 

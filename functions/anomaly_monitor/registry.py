@@ -14,10 +14,29 @@ from anomaly_monitor.errors import RegistryError
 from anomaly_monitor.models import Check, CheckType, Direction, InvalidCheck, Seasonality, Severity
 from anomaly_monitor.readonly import read_only_error
 
-COLUMNS = (
-    "name enabled type sql min max sensitivity seasonality direction schedule timezone severity channel owners "
-    "alert_after renotify_hours tags export_sheet max_gb_billed runbook description"
-).split()
+COLUMNS = [
+    "name",
+    "enabled",
+    "type",
+    "sql",
+    "min",
+    "max",
+    "sensitivity",
+    "seasonality",
+    "direction",
+    "schedule",
+    "timezone",
+    "severity",
+    "channel",
+    "owners",
+    "alert_after",
+    "renotify_hours",
+    "tags",
+    "export_sheet",
+    "max_gb_billed",
+    "runbook",
+    "description",
+]
 REQUIRED_COLUMNS = ("name", "sql")
 FIRST_DATA_ROW = 2  # row 1 is the header, as a spreadsheet numbers them
 
@@ -208,7 +227,9 @@ def parse_registry(rows: Iterable[Mapping[str, str]], parse: Callable[..., Check
         where = f'checks row {row_number} (name "{name}")'
         if name in first_row:
             invalid.append(
-                InvalidCheck(name, row_number, f'{where}: column "name" repeats row {first_row[name]}; names must be unique')
+                InvalidCheck(
+                    name, row_number, f'{where}: column "name" repeats row {first_row[name]}; names must be unique'
+                )
             )
             continue
         first_row[name] = row_number

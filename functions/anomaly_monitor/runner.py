@@ -162,7 +162,9 @@ def run(backends: Backends, options: RunOptions) -> RunReport:
     rows += [(i.row_number, invalid_result(i)) for i in invalid]
     results = [result for _, result in sorted(rows, key=lambda pair: pair[0])]
     for r in results:
-        log.info("check %s: %s (%s)", r.name, r.status, r.message, extra={"check": r.name, "duration_ms": r.duration_ms})
+        log.info(
+            "check %s: %s (%s)", r.name, r.status, r.message, extra={"check": r.name, "duration_ms": r.duration_ms}
+        )
 
     failures = 0
     if not options.dry_run:
@@ -177,4 +179,3 @@ def run(backends: Backends, options: RunOptions) -> RunReport:
     if not options.dry_run:
         backends.source.publish(report)
     return report
-

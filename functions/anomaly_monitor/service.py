@@ -39,7 +39,9 @@ def build_backends(settings: Settings, now: dt.datetime) -> Backends:
 
 def execute(settings: Settings, options: RunOptions) -> RunReport:
     now = options.now or dt.datetime.now(dt.UTC)
-    return run(build_backends(settings, now), RunOptions(options.checks, options.tags, options.force, options.dry_run, now))
+    return run(
+        build_backends(settings, now), RunOptions(options.checks, options.tags, options.force, options.dry_run, now)
+    )
 
 
 @dataclass

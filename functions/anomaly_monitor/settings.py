@@ -68,7 +68,10 @@ class Settings:
 
     def __repr__(self) -> str:  # the token must never reach a log line
         token = "set" if self.slack_bot_token else "unset"
-        return f"Settings(checks_source={self.checks_source!r}, warehouse_url={self.warehouse_url!r}, slack_bot_token={token})"
+        return (
+            f"Settings(checks_source={self.checks_source!r}, warehouse_url={self.warehouse_url!r}, "
+            f"state_url={self.state_url!r}, slack_bot_token={token})"
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -35,5 +35,3 @@ def open_state(url: str, settings: Settings) -> StateStore:
 
         return BigQueryStateStore.from_url(url, settings)
     raise ConfigError(f"state URL {url!r} is not sqlite:///PATH or bigquery://PROJECT/DATASET")
-
-

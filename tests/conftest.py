@@ -1,0 +1,41 @@
+"""Shared fixtures: small real SQLite warehouses and registries in tmp_path."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import sqlite3
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+
+
+def write_registry(path: Path, rows: Sequence[dict[str, str]]) -> Path:
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Callable[[str], Path]:
+    """Builds a SQLite warehouse file from a SQL script; returns its path."""
+
+    def build(script: str) -> Path:
+        path = tmp_path / "warehouse.db"
+        with sqlite3.connect(path) as conn:
+            conn.executescript(script)
+        return path
+
+    return build
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Callable[[Sequence[dict[str, str]]], Path]:
+    return lambda rows: write_registry(tmp_path / "checks.csv", rows)

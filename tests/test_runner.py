@@ -1,0 +1,173 @@
+"""Whole runs on real SQLite files: the JSON document, exit codes, history, isolation of failures."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import NOW, REPO
+
+from anomaly_monitor.errors import RegistryError, UnknownCheckError
+from anomaly_monitor.runner import RunOptions
+from anomaly_monitor.service import execute
+from anomaly_monitor.settings import Settings
+from anomaly_monitor.state.schema import COLUMNS
+
+TABLES = """
+CREATE TABLE orders (id INTEGER, amount REAL, status TEXT);
+INSERT INTO orders VALUES (1, 10.0, 'settled'), (2, -5.0, 'settled'), (3, 7.5, 'stuck');
+"""
+SLOW_SQL = (
+    "WITH RECURSIVE n AS (SELECT 1 AS x UNION ALL SELECT x + 1 FROM n WHERE x < 100000000) SELECT COUNT(*) AS c FROM n"
+)
+
+
+@pytest.fixture
+def setup(tmp_path: Path, warehouse, registry):
+    def make(rows, **settings):
+        wh = warehouse(TABLES)
+        checks = registry(rows)
+        base = Settings(
+            checks_source=str(checks), warehouse_url=f"sqlite:///{wh}", state_url=f"sqlite:///{tmp_path / 'state.db'}"
+        )
+        return dataclasses.replace(base, **settings)
+
+    return make
+
+
+def history(settings: Settings) -> list[dict]:
+    with sqlite3.connect(settings.state_url.removeprefix("sqlite:///")) as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(r) for r in conn.execute("SELECT * FROM check_results ORDER BY rowid")]
+
+
+NEGATIVE = {"name": "negative_amounts", "sql": "SELECT id, amount FROM orders WHERE amount < 0"}
+STUCK = {
+    "name": "stuck_count",
+    "type": "threshold",
+    "max": "0",
+    "sql": "SELECT COUNT(*) AS value FROM orders WHERE status = 'stuck'",
+}
+FINE = {"name": "no_huge_orders", "sql": "SELECT id FROM orders WHERE amount > 1000"}
+
+
+def test_document_has_the_spec_fields_and_alerts_exit_1(setup):
+    report = execute(setup([NEGATIVE, STUCK, FINE]), RunOptions(now=NOW))
+    doc = report.to_json()
+    assert set(doc) == {"run_id", "started_at", "finished_at", "summary", "checks"}
+    assert doc["summary"] == {"ok": 1, "alert": 2, "error": 0, "invalid": 0, "skipped": 0}
+    negative = doc["checks"][0]
+    assert set(negative) == {
+        "name", "type", "status", "value", "row_count", "rows", "expected", "message", "duration_ms",
+        "bytes_processed", "notified",
+    }  # fmt: skip
+    assert (negative["status"], negative["row_count"], negative["rows"]) == ("alert", 1, [{"id": 2, "amount": -5.0}])
+    assert doc["checks"][1]["expected"] == [None, 0.0]
+    assert report.exit_code() == 1
+
+
+def test_all_ok_exits_0_and_every_result_is_recorded(setup):
+    settings = setup([FINE, dict(FINE, name="disabled_one", enabled="FALSE")])
+    report = execute(settings, RunOptions(now=NOW))
+    assert [r.status for r in report.results] == ["ok", "skipped"]
+    assert report.exit_code() == 0
+    rows = history(settings)
+    assert list(rows[0]) == COLUMNS
+    assert [(r["check_name"], r["status"]) for r in rows] == [("no_huge_orders", "ok")], "skipped is not recorded"
+
+
+def test_a_broken_check_and_an_invalid_row_do_not_stop_the_others(setup):
+    broken = {"name": "broken", "sql": "SELECT missing_column FROM orders"}
+    invalid = {"name": "invalid", "sql": "SELECT 1", "type": "threshold"}
+    report = execute(setup([broken, invalid, NEGATIVE]), RunOptions(now=NOW))
+    by_name = {r.name: r for r in report.results}
+    assert by_name["broken"].status == "error"
+    assert "missing_column" in by_name["broken"].message
+    assert by_name["invalid"].status == "invalid"
+    assert by_name["negative_amounts"].status == "alert"
+    assert report.exit_code() == 2
+
+
+def test_a_slow_check_times_out_without_blocking_the_others(setup):
+    slow = {"name": "slow", "sql": SLOW_SQL}
+    report = execute(setup([slow, NEGATIVE], query_timeout_s=0.3, max_workers=2), RunOptions(now=NOW))
+    by_name = {r.name: r for r in report.results}
+    assert by_name["slow"].status == "error"
+    assert "timed out after 0.3 s" in by_name["slow"].message
+    assert by_name["negative_amounts"].status == "alert"
+
+
+def test_dry_run_records_nothing(setup):
+    settings = setup([NEGATIVE])
+    report = execute(settings, RunOptions(dry_run=True, now=NOW))
+    assert report.results[0].status == "alert"
+    assert not report.results[0].notified
+    assert history(settings) == []
+
+
+def test_selection_by_name_and_tag(setup):
+    tagged = dict(FINE, name="tagged", tags="hourly, finance")
+    settings = setup([NEGATIVE, tagged])
+    assert [r.name for r in execute(settings, RunOptions(tags=("hourly",), now=NOW)).results] == ["tagged"]
+    assert [r.name for r in execute(settings, RunOptions(checks=("negative_amounts",), now=NOW)).results] == [
+        "negative_amounts"
+    ]
+    with pytest.raises(UnknownCheckError, match="no check named 'nope'"):
+        execute(settings, RunOptions(checks=("nope",), now=NOW))
+
+
+def test_unreadable_registry_fails_the_run(setup, tmp_path):
+    settings = dataclasses.replace(setup([FINE]), checks_source=str(tmp_path / "missing.csv"))
+    with pytest.raises(RegistryError):
+        execute(settings, RunOptions(now=NOW))
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+    environment.update(PYTHONPATH=str(REPO / "functions"), **(env or {}))
+    return subprocess.run(
+        [sys.executable, "-m", "anomaly_monitor", *args], capture_output=True, text=True, env=environment, cwd=REPO
+    )
+
+
+def cli_args(settings: Settings) -> list[str]:
+    return ["--checks", settings.checks_source, "--warehouse", settings.warehouse_url, "--state", settings.state_url]
+
+
+@pytest.mark.parametrize(("rows", "code"), [([FINE], 0), ([FINE, NEGATIVE], 1), ([FINE, {"name": "x", "sql": ""}], 2)])
+def test_cli_exit_codes_and_json_on_stdout(setup, rows, code):
+    done = cli("run", "--json", "--now", "2026-11-23T09:00:00Z", *cli_args(setup(rows)))
+    assert done.returncode == code, done.stderr
+    doc = json.loads(done.stdout)
+    assert len(doc["checks"]) == len(rows)
+    assert doc["started_at"].startswith("2026-11-23T09:00:00")
+
+
+def test_cli_bad_option_and_unreachable_registry_exit_3(setup, tmp_path):
+    assert cli("run", "--no-such-option").returncode == 3
+    assert cli("run", "--now", "yesterday").returncode == 3
+    done = cli("run", "--checks", str(tmp_path / "missing.csv"), "--warehouse", setup([FINE]).warehouse_url)
+    assert done.returncode == 3
+    assert "does not exist" in done.stderr
+
+
+def test_cli_text_output_shows_summary_and_alert(setup):
+    done = cli("run", *cli_args(setup([NEGATIVE, FINE])))
+    assert done.returncode == 1
+    assert "negative_amounts" in done.stdout and "ALERT" in done.stdout
+    assert "amount" in done.stdout and "-5" in done.stdout
+
+
+def test_validate_lists_each_check_and_exits_1_on_invalid(setup):
+    settings = setup([FINE, {"name": "Bad", "sql": "SELECT 1"}])
+    done = cli("validate", "--json", "--checks", settings.checks_source, "--warehouse", settings.warehouse_url)
+    assert done.returncode == 1
+    doc = json.loads(done.stdout)
+    assert [(c["name"], c["valid"]) for c in doc["checks"]] == [("no_huge_orders", True), ("Bad", False)]
+    assert set(doc["checks"][0]) == {"name", "valid", "message", "bytes"}
