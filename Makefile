@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := functions
 
 .DEFAULT_GOAL := help
-.PHONY: help install run serve test lint bench init-db plan deploy
+.PHONY: help install run serve test lint bench bench-anomaly init-db plan deploy
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -33,3 +33,10 @@ test: $(STAMP) ## run the whole test suite
 lint: $(STAMP) ## ruff lint and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+bench: $(STAMP) ## speed benchmarks, printed as ratios against a baseline measured in the same run
+	$(PY) benchmarks/bench_run.py
+	$(PY) benchmarks/bench_dialect.py
+
+bench-anomaly: $(STAMP) ## score the anomaly check on ../shared/anomaly-bench beside published detectors
+	$(PY) ../shared/anomaly-bench/run_bench.py --product
