@@ -33,3 +33,22 @@ test: $(STAMP) ## run the whole test suite
 lint: $(STAMP) ## ruff lint and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# --- Infrastructure (infra/) -------------------------------------------------
+# plan/deploy need Terraform >= 1.5 and `gcloud auth application-default login`.
+TERRAFORM ?= terraform
+.PHONY: lint-infra
+
+infra/terraform.tfvars:
+	@echo "Copy infra/terraform.tfvars.example to infra/terraform.tfvars and fill it in first." >&2; exit 1
+
+plan: infra/terraform.tfvars ## terraform init + plan of infra/ (shows what deploy would change)
+	$(TERRAFORM) -chdir=infra init -input=false
+	$(TERRAFORM) -chdir=infra plan
+
+deploy: infra/terraform.tfvars ## terraform init + apply of infra/ (asks before changing anything)
+	$(TERRAFORM) -chdir=infra init -input=false
+	$(TERRAFORM) -chdir=infra apply
+
+lint-infra: ## offline checks of infra/: schema (tfcheck), checkov, terraform fmt
+	scripts/lint_infra.sh

@@ -86,7 +86,7 @@ variable "warehouse_dataset" {
   type        = string
 
   validation {
-    condition     = can(regex("^([a-z][a-z0-9.:-]*[a-z0-9]\\.)?[A-Za-z0-9_]{1,1024}$", var.warehouse_dataset))
+    condition     = can(regex("^([a-z][a-z0-9.:-]*[a-z0-9]\\.)?[A-Za-z0-9_]+$", var.warehouse_dataset))
     error_message = "The warehouse_dataset must be DATASET or PROJECT.DATASET (dataset IDs are letters, digits and underscores)."
   }
 }
@@ -97,7 +97,7 @@ variable "monitored_datasets" {
   default     = []
 
   validation {
-    condition     = alltrue([for ref in var.monitored_datasets : can(regex("^([a-z][a-z0-9.:-]*[a-z0-9]\\.)?[A-Za-z0-9_]{1,1024}$", ref))])
+    condition     = alltrue([for ref in var.monitored_datasets : can(regex("^([a-z][a-z0-9.:-]*[a-z0-9]\\.)?[A-Za-z0-9_]+$", ref))])
     error_message = "Each entry of monitored_datasets must be DATASET or PROJECT.DATASET (dataset IDs are letters, digits and underscores)."
   }
 }
@@ -108,7 +108,7 @@ variable "state_dataset_id" {
   default     = "anomaly_monitor"
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9_]{1,1024}$", var.state_dataset_id))
+    condition     = can(regex("^[A-Za-z0-9_]+$", var.state_dataset_id))
     error_message = "The state_dataset_id may contain only letters, digits and underscores."
   }
 }
@@ -261,6 +261,7 @@ variable "schedules" {
     cron is a 5-field expression in time_zone (default UTC); body is the JSON
     request of the HTTP API: { checks, tags, force, dry_run }, all optional.
     Without a body every due check runs (each check's own schedule column decides).
+    Mind the field names: Terraform drops attributes the type does not declare.
   EOT
   type = map(object({
     cron      = string
