@@ -20,9 +20,10 @@ locals {
 
   labels = merge({ app = "anomaly-monitor" }, var.labels)
 
-  # APIs the monitor needs. Sheets is called by the function; the rest by the
-  # deployment (Cloud Functions gen2 builds with Cloud Build, stores the image in
-  # Artifact Registry and runs it on Cloud Run).
+  # APIs the monitor needs. Sheets (and Drive, which gspread may call for file
+  # metadata) are called by the function; the rest by the deployment (Cloud
+  # Functions gen2 builds with Cloud Build, stores the image in Artifact
+  # Registry and runs it on Cloud Run).
   services = toset([
     "artifactregistry.googleapis.com",
     "bigquery.googleapis.com",
@@ -30,6 +31,7 @@ locals {
     "cloudfunctions.googleapis.com",
     "cloudresourcemanager.googleapis.com",
     "cloudscheduler.googleapis.com",
+    "drive.googleapis.com",
     "iam.googleapis.com",
     "logging.googleapis.com",
     "run.googleapis.com",
