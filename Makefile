@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := functions
 
 .DEFAULT_GOAL := help
-.PHONY: help install run serve test lint bench bench-anomaly init-db plan deploy
+.PHONY: help install run serve test lint lint-infra bench bench-anomaly init-db plan deploy
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -30,9 +30,10 @@ run: $(STAMP) data/warehouse.db ## run every demo check once against the local w
 test: $(STAMP) ## run the whole test suite
 	$(PY) -m pytest -q
 
-lint: $(STAMP) ## ruff lint and format check
+lint: $(STAMP) ## ruff (lint and format) and the offline Terraform checks
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	scripts/lint_infra.sh
 
 bench: $(STAMP) ## speed benchmarks, printed as ratios against a baseline measured in the same run
 	$(PY) benchmarks/bench_run.py
@@ -40,3 +41,21 @@ bench: $(STAMP) ## speed benchmarks, printed as ratios against a baseline measur
 
 bench-anomaly: $(STAMP) ## score the anomaly check on ../shared/anomaly-bench beside published detectors
 	$(PY) ../shared/anomaly-bench/run_bench.py --product
+
+# --- Infrastructure (infra/) -------------------------------------------------
+# plan/deploy need Terraform >= 1.5 and `gcloud auth application-default login`.
+TERRAFORM ?= terraform
+
+infra/terraform.tfvars:
+	@echo "Copy infra/terraform.tfvars.example to infra/terraform.tfvars and fill it in first." >&2; exit 1
+
+plan: infra/terraform.tfvars ## terraform init + plan of infra/ (shows what deploy would change)
+	$(TERRAFORM) -chdir=infra init -input=false
+	$(TERRAFORM) -chdir=infra plan
+
+deploy: infra/terraform.tfvars ## terraform init + apply of infra/ (asks before changing anything)
+	$(TERRAFORM) -chdir=infra init -input=false
+	$(TERRAFORM) -chdir=infra apply
+
+lint-infra: ## offline checks of infra/: schema (tfcheck), checkov, terraform fmt
+	scripts/lint_infra.sh

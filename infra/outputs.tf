@@ -1,0 +1,58 @@
+# =============================================================================
+# Outputs
+# =============================================================================
+
+output "function_name" {
+  description = "Name of the Cloud Function (gen2)."
+  value       = google_cloudfunctions2_function.monitor.name
+}
+
+output "function_url" {
+  description = "HTTPS URL of the function; callers need an identity token with roles/run.invoker."
+  value       = google_cloudfunctions2_function.monitor.service_config[0].uri
+}
+
+output "runtime_service_account_email" {
+  description = "The function's identity. Share the checks Google Sheet with this address (Editor: it writes the status tab)."
+  value       = google_service_account.runtime.email
+}
+
+output "invoker_service_account_email" {
+  description = "Identity the Cloud Scheduler jobs use to call the function."
+  value       = google_service_account.invoker.email
+}
+
+output "build_service_account_email" {
+  description = "Identity Cloud Build uses to build the function."
+  value       = google_service_account.build.email
+}
+
+output "scheduler_job_names" {
+  description = "Cloud Scheduler job names by schedule, for `gcloud scheduler jobs run NAME --location=REGION`."
+  value       = { for key, job in google_cloud_scheduler_job.run_checks : key => job.name }
+}
+
+output "region" {
+  description = "Region of the function and the scheduler jobs."
+  value       = var.region
+}
+
+output "state_table_id" {
+  description = "The history table, as PROJECT.DATASET.TABLE for SQL."
+  value       = "${google_bigquery_table.check_results.project}.${google_bigquery_table.check_results.dataset_id}.${google_bigquery_table.check_results.table_id}"
+}
+
+output "slack_secret_id" {
+  description = "Secret Manager secret that holds the Slack bot token; add its value with `gcloud secrets versions add`."
+  value       = google_secret_manager_secret.slack_bot_token.secret_id
+}
+
+output "slack_secret_name" {
+  description = "Full resource name of the Slack token secret."
+  value       = google_secret_manager_secret.slack_bot_token.name
+}
+
+output "source_bucket" {
+  description = "Private bucket holding the zipped function source."
+  value       = google_storage_bucket.function_source.name
+}
