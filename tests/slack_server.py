@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -75,7 +76,7 @@ class SlackServer:
         self._ids = itertools.count(1)
         self.httpd = QuietServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.add_channel("alerts", "C0ALERTS")
 
     @property
@@ -284,10 +285,17 @@ def parse_body(content_type: str, body: bytes) -> dict[str, Any]:
     return {}
 
 
-@pytest.fixture
-def slack_server() -> Iterator[SlackServer]:
+@contextmanager
+def serving() -> Iterator[SlackServer]:
     server = SlackServer().start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def slack_server() -> Iterator[SlackServer]:
+    """For a conftest.py to share; test modules here define a `slack` fixture over `serving()`."""
+    with serving() as server:
+        yield server

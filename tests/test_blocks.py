@@ -64,7 +64,14 @@ def late_settle(**changes: Any) -> Check:
 def rows_result(check: Check, rows: list[dict[str, Any]], row_count: int) -> CheckResult:
     noun = "row" if row_count == 1 else "rows"
     return CheckResult(
-        check.name, "rows", Status.ALERT, f"{row_count:,} {noun} returned", float(row_count), row_count, rows, check=check
+        check.name,
+        "rows",
+        Status.ALERT,
+        f"{row_count:,} {noun} returned",
+        float(row_count),
+        row_count,
+        rows,
+        check=check,
     )
 
 

@@ -250,7 +250,7 @@ def render_changed(notice: Notice, user_ids: Mapping[str, str]) -> Message:
         lead = f"{ERROR_MARKER} *Now failing to run* (until now it was a data alert)."
         text = f"{notice.check.name} now fails to run:"
     else:
-        lead = f"{MARKERS[notice.check.severity]} *Runs again, and the data still fails the check* (it was a query error)."
+        lead = f"{marker(notice)} *Runs again, and the data still fails the check* (it was a query error)."
         text = f"{notice.check.name} runs again and still alerts:"
     blocks = [section(lead), *finding_blocks(notice.result), run_context(notice)]
     return message(fallback(text, notice.result.message), blocks)
