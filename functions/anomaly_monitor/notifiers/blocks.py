@@ -72,8 +72,12 @@ def duration(start: dt.datetime, end: dt.datetime) -> str:
     return f"{minutes} min"
 
 
+def count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def runs(n: int) -> str:
-    return f"{n:,} run" if n == 1 else f"{n:,} runs"
+    return count(n, "run")
 
 
 def owner_mention(owner: str, user_ids: Mapping[str, str]) -> str:
@@ -151,7 +155,7 @@ def rows_blocks(result: CheckResult) -> list[Block]:
     text = code(table)
     notes = []
     if total > shown:
-        notes.append(f"and {total - shown:,} more rows")
+        notes.append(f"and {count(total - shown, 'more row')}")
     if hidden:
         notes.append(f"{len(hidden)} more columns not shown: {clip(', '.join(hidden), 300)}")
     if notes:
@@ -190,7 +194,7 @@ def run_context(notice: Notice) -> Block:
     at = notice.at or notice.since
     parts = [f"Run {when(at)}", f"failing since {when(notice.since)} ({runs(notice.failing_runs)})"]
     if notice.result.type == "rows" and notice.result.row_count is not None and notice.result.status is Status.ALERT:
-        parts.append(f"{notice.result.row_count:,} rows")
+        parts.append(count(notice.result.row_count, "row"))
     parts += [f"{notice.check.type} check", f"severity {notice.check.severity}"]
     return context(parts)
 
