@@ -369,3 +369,14 @@ def test_email_owners_are_looked_up_once_per_run(monitor: Monitor, slack: SlackS
     assert len(slack.top_level()) == 2
     for text in texts(slack.top_level()):
         assert "*Owners:* <@U0ANA> nobody@example.com <@U0LEAD>" in text
+
+
+def test_unresolvable_email_owner_is_shown_as_text_and_the_alert_still_posts(
+    monitor: Monitor, slack: SlackServer
+) -> None:
+    monitor.register({"name": "late_settle", "sql": LATE_SQL, "owners": "gone@example.com"})
+    monitor.late_rows("order 1")
+    report = monitor.run(T0)
+    assert status(report, "late_settle")["notified"] is True
+    [text] = texts(slack.top_level())
+    assert "*Owners:* gone@example.com" in text
