@@ -6,15 +6,19 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.client import HTTPException
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry import (
     BackoffRetryIntervalCalculator,
     ConnectionErrorRetryHandler,
+    HttpRequest,
+    HttpResponse,
     RateLimitErrorRetryHandler,
     RetryHandler,
     RetryIntervalCalculator,
+    RetryState,
 )
 from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 
@@ -66,8 +70,15 @@ def slack_error(exc: SlackApiError) -> str:
 class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
     """Retries a 429 only when Slack's Retry-After is short; a long wait is better spent in the next run."""
 
-    def _can_retry(self, *, state, request, response=None, error=None) -> bool:  # type: ignore[no-untyped-def]
-        if not super()._can_retry(state=state, request=request, response=response, error=error):
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if response is None or not super()._can_retry(state=state, request=request, response=response, error=error):
             return False
         values = {k.lower(): v for k, v in (response.headers or {}).items()}.get("retry-after") or ["1"]
         try:
@@ -156,10 +167,16 @@ class SlackNotifier:
             return notice.ref
         except SlackApiError as exc:
             raise DeliveryError(self._explain(notice, channel, exc)) from None
-        except Exception as exc:  # urllib's URLError, timeouts, a dropped connection: Slack is unreachable
+        except (OSError, HTTPException, SlackClientError) as exc:  # URLError, timeouts, dropped connections
             raise DeliveryError(
                 f"check {notice.check.name}: {notice.kind} notice for {channel} not delivered: Slack could not "
                 f"be reached at {self.client.base_url} ({type(exc).__name__}: {exc}); retried on the next run"
+            ) from None
+        except Exception as exc:  # a bug here must not cost the other checks their alerts
+            log.exception("check %s: %s notice failed unexpectedly", notice.check.name, notice.kind)
+            raise DeliveryError(
+                f"check {notice.check.name}: {notice.kind} notice for {channel} not delivered: "
+                f"unexpected {type(exc).__name__}: {exc}; retried on the next run"
             ) from None
 
     def channel_for(self, notice: Notice) -> str:
