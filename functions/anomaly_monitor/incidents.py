@@ -70,19 +70,19 @@ def notice_for(check: Check, result: CheckResult, incident: Incident, now: dt.da
         if not incident.opened:
             if runs < check.alert_after:
                 return None
-            return Notice(NoticeKind.OPENED, check, result, None, since, runs, problem)
+            return Notice(NoticeKind.OPENED, check, result, None, since, runs, problem, now)
         announced = [r.status for r in failing if r.notified]
         if announced and announced[-1] is not result.status:
-            return Notice(NoticeKind.CHANGED, check, result, incident.ref, since, runs, problem)
+            return Notice(NoticeKind.CHANGED, check, result, incident.ref, since, runs, problem, now)
         last = incident.last_notified_at
         due = last is None or now - last >= dt.timedelta(hours=check.renotify_hours)
         if check.renotify_hours > 0 and due:
-            return Notice(NoticeKind.REMINDER, check, result, incident.ref, since, runs, problem)
+            return Notice(NoticeKind.REMINDER, check, result, incident.ref, since, runs, problem, now)
         return None
     if result.status is Status.OK and incident.opened:
         last = failing[-1] if failing else incident.records[-1]
         since = failing[0].checked_at if failing else last.checked_at
-        return Notice(NoticeKind.RESOLVED, check, result, incident.ref, since, len(failing), last.message)
+        return Notice(NoticeKind.RESOLVED, check, result, incident.ref, since, len(failing), last.message, now)
     return None
 
 

@@ -34,6 +34,7 @@ class Notice:
     since: dt.datetime  # the first failing run of the incident
     failing_runs: int  # failing runs so far (for RESOLVED: how many it lasted)
     problem: str  # the latest failing message (for RESOLVED: what it was)
+    at: dt.datetime | None = None  # this run's time (--now), for durations; formatters never read the clock
 
 
 class Notifier(Protocol):

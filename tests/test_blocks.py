@@ -1,0 +1,244 @@
+"""The Block Kit formatter against stored JSON fixtures (OVERRIDE=true rewrites them) and Slack's limits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from anomaly_monitor.models import Check, CheckResult, CheckType, Severity, Status
+from anomaly_monitor.notifiers import MessageRef, Notice, NoticeKind
+from anomaly_monitor.notifiers.blocks import escape, render, render_resolved
+
+FIXTURES = Path(__file__).parent / "fixtures" / "blocks"
+SINCE = dt.datetime(2024, 5, 1, 9, 0, tzinfo=dt.UTC)
+NOW = dt.datetime(2024, 5, 2, 11, 15, tzinfo=dt.UTC)
+REF = MessageRef("C0ALERTS", "1700000000.000100")
+USER_IDS = {"ana@example.com": "U0ANA"}
+
+
+def assert_matches_fixture(name: str, message: dict[str, Any]) -> None:
+    path = FIXTURES / f"{name}.json"
+    if os.environ.get("OVERRIDE", "").lower() == "true" or not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(message, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert message == json.loads(path.read_text(encoding="utf-8"))
+
+
+def assert_within_slack_limits(message: dict[str, Any]) -> None:
+    assert 0 < len(message["text"]) <= 40_000
+    assert 0 < len(message["blocks"]) <= 50
+    for block in message["blocks"]:
+        if block["type"] == "header":
+            assert block["text"]["type"] == "plain_text"
+            assert len(block["text"]["text"]) <= 150
+        if block["type"] == "section":
+            assert "text" in block or "fields" in block
+            if "text" in block:
+                assert 0 < len(block["text"]["text"]) <= 3000
+            for item in block.get("fields", []):
+                assert len(item["text"]) <= 2000
+            assert len(block.get("fields", [])) <= 10
+        if block["type"] == "context":
+            assert len(block["elements"]) <= 10
+            assert all(len(e["text"]) <= 3000 for e in block["elements"])
+
+
+def late_settle(**changes: Any) -> Check:
+    check = Check(
+        name="late_settle",
+        sql="SELECT order_id, merchant_id, amount FROM orders",
+        severity=Severity.CRITICAL,
+        owners=("U0PAYMENTS", "S0DATA", "ana@example.com", "nobody@example.com"),
+        runbook="https://wiki.example.com/runbooks/late-settle?team=payments&v=2",
+        description="Orders authorised but not settled or voided within 7 days.",
+        channel="#payments",
+    )
+    return Check(**{**check.__dict__, **changes})
+
+
+def rows_result(check: Check, rows: list[dict[str, Any]], row_count: int) -> CheckResult:
+    noun = "row" if row_count == 1 else "rows"
+    return CheckResult(
+        check.name,
+        "rows",
+        Status.ALERT,
+        f"{row_count:,} {noun} returned",
+        float(row_count),
+        row_count,
+        rows,
+        check=check,
+    )
+
+
+ORDERS = [
+    {"order_id": 1, "merchant_id": 4, "amount": 120.5, "authorised_at": "2024-04-20 10:00:00"},
+    {"order_id": 4, "merchant_id": 1, "amount": 80.0, "authorised_at": "2024-04-21 08:30:00"},
+    {"order_id": 6, "merchant_id": 4, "amount": 15.25, "authorised_at": "2024-04-22 17:45:00"},
+]
+
+
+def notice(kind: NoticeKind, check: Check, result: CheckResult, runs: int = 1, problem: str | None = None) -> Notice:
+    ref = None if kind is NoticeKind.OPENED else REF
+    return Notice(kind, check, result, ref, SINCE, runs, problem or result.message, NOW)
+
+
+def threshold_check() -> Check:
+    return Check(
+        name="daily_revenue",
+        sql="SELECT SUM(amount) AS value FROM orders",
+        type=CheckType.THRESHOLD,
+        min=1000.0,
+        severity=Severity.WARNING,
+        owners=("U0FINANCE",),
+    )
+
+
+def threshold_result(check: Check) -> CheckResult:
+    return CheckResult(
+        check.name,
+        "threshold",
+        Status.ALERT,
+        "215.75 is below the minimum 1,000",
+        215.75,
+        1,
+        expected=(1000.0, None),
+        check=check,
+    )
+
+
+def error_result(check: Check) -> CheckResult:
+    message = "SQLite rejected the translated query: no such table: orders"
+    return CheckResult(check.name, check.type, Status.ERROR, message, check=check)
+
+
+def ok_result(check: Check) -> CheckResult:
+    return CheckResult(check.name, "rows", Status.OK, "no rows returned", 0.0, 0, check=check)
+
+
+CASES = {
+    "rows_alert": lambda: notice(NoticeKind.OPENED, late_settle(), rows_result(late_settle(), ORDERS, 3)),
+    "threshold_alert": lambda: notice(NoticeKind.OPENED, threshold_check(), threshold_result(threshold_check())),
+    "anomaly_alert": lambda: notice(
+        NoticeKind.OPENED,
+        check := Check(
+            name="signups_per_hour",
+            sql="SELECT ts, value FROM signups",
+            type=CheckType.ANOMALY,
+            severity=Severity.INFO,
+        ),
+        CheckResult(
+            check.name,
+            "anomaly",
+            Status.ALERT,
+            "12 is below the expected range 40.5 to 61.25 (3 robust deviations, 24 points)",
+            12.0,
+            25,
+            expected=(40.5, 61.25),
+            check=check,
+        ),
+    ),
+    "query_error": lambda: notice(NoticeKind.OPENED, late_settle(), error_result(late_settle())),
+    "reminder": lambda: notice(NoticeKind.REMINDER, late_settle(), rows_result(late_settle(), ORDERS[:2], 2), 27),
+    "changed_to_error": lambda: notice(NoticeKind.CHANGED, late_settle(), error_result(late_settle()), 5),
+    "changed_to_alert": lambda: notice(NoticeKind.CHANGED, late_settle(), rows_result(late_settle(), ORDERS, 3), 6),
+    "resolved_reply": lambda: notice(
+        NoticeKind.RESOLVED, late_settle(), ok_result(late_settle()), 27, "3 rows returned"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_notice_renders_as_stored_fixture(name: str) -> None:
+    message = render(CASES[name](), USER_IDS)
+    assert_within_slack_limits(message)
+    assert_matches_fixture(name, message)
+
+
+def test_resolved_update_renders_as_stored_fixture() -> None:
+    message = render_resolved(CASES["resolved_reply"](), USER_IDS)
+    assert_within_slack_limits(message)
+    assert_matches_fixture("resolved_update", message)
+    assert message["blocks"][0]["text"]["text"] == "✅ Resolved: late_settle"
+
+
+def hostile_rows(n: int = 20) -> list[dict[str, Any]]:
+    return [
+        {
+            "order_id": i,
+            "note": "<!channel> <@U0BOSS> & <https://evil.example|click> ``` *bold* " + "x" * 500,
+            **{f"wide_column_{c:02d}": "y" * 300 for c in range(30)},
+        }
+        for i in range(n)
+    ]
+
+
+def test_huge_hostile_rows_result_renders_as_stored_fixture() -> None:
+    check = late_settle(name="hostile", description="<!here> & friends")
+    message = render(notice(NoticeKind.OPENED, check, rows_result(check, hostile_rows(), 10_000)), USER_IDS)
+    assert_within_slack_limits(message)
+    assert_matches_fixture("hostile_rows", message)
+
+
+def test_hostile_cells_mention_nobody() -> None:
+    check = late_settle(name="hostile", description="<!here> & friends")
+    message = render(notice(NoticeKind.OPENED, check, rows_result(check, hostile_rows(), 10_000)), USER_IDS)
+    everything = json.dumps(message, ensure_ascii=False)
+    for raw in ("<!channel>", "<!here>", "<@U0BOSS>", "<https://evil"):
+        assert raw not in everything
+    assert "&lt;!channel" in everything
+    assert "&lt;!here&gt; &amp; friends" in everything
+    assert "```" not in everything.replace("```", "", 2)  # a cell cannot close the table's code block early
+
+
+def test_rows_beyond_what_fits_are_counted_as_more_rows() -> None:
+    check = late_settle(name="hostile")
+    message = render(notice(NoticeKind.OPENED, check, rows_result(check, hostile_rows(), 10_000)), USER_IDS)
+    table = next(b["text"]["text"] for b in message["blocks"] if b["type"] == "section" and "```" in b["text"]["text"])
+    shown = table.split("```")[1].count("\n") - 1  # header and dashes lines, minus the trailing one
+    assert f"and {10_000 - shown:,} more rows" in table
+    assert "more columns not shown" in table
+    assert all(len(line) <= 110 for line in table.split("```")[1].splitlines())
+
+
+def test_twenty_rows_of_ten_thousand_say_nine_thousand_nine_hundred_eighty_more() -> None:
+    rows = [{"order_id": i, "merchant_id": i % 4} for i in range(20)]
+    message = render(notice(NoticeKind.OPENED, late_settle(), rows_result(late_settle(), rows, 10_000)), USER_IDS)
+    assert "and 9,980 more rows" in json.dumps(message)
+
+
+def test_owners_are_mentioned_and_unresolved_email_is_text() -> None:
+    message = render(CASES["rows_alert"](), USER_IDS)
+    owners = next(b["text"]["text"] for b in message["blocks"] if "Owners" in b.get("text", {}).get("text", ""))
+    assert owners.splitlines()[0] == "*Owners:* <@U0PAYMENTS> <!subteam^S0DATA> <@U0ANA> nobody@example.com"
+
+
+def test_query_error_reads_differently_from_data_alert() -> None:
+    alert = render(CASES["rows_alert"]())
+    error = render(CASES["query_error"]())
+    assert alert["blocks"][0]["text"]["text"] == "🔴 late_settle"
+    assert error["blocks"][0]["text"]["text"] == "⚠️ Check failed to run: late_settle"
+    assert "data was not checked" in json.dumps(error)
+
+
+def test_severity_markers() -> None:
+    for severity, mark in ((Severity.CRITICAL, "🔴"), (Severity.WARNING, "🟠"), (Severity.INFO, "🔵")):
+        check = late_settle(severity=severity)
+        header = render(notice(NoticeKind.OPENED, check, rows_result(check, ORDERS, 3)))["blocks"][0]
+        assert header["text"]["text"].startswith(mark)
+
+
+def test_fallback_text_is_plain_and_escaped() -> None:
+    check = late_settle(name="x")
+    result = rows_result(check, ORDERS, 3)
+    result.message = "<!channel> 3 rows"
+    message = render(notice(NoticeKind.OPENED, check, result))
+    assert message["text"] == "🔴 x (critical): &lt;!channel&gt; 3 rows"
+
+
+def test_escape_covers_slack_control_characters() -> None:
+    assert escape("a & <b> <!here>") == "a &amp; &lt;b&gt; &lt;!here&gt;"

@@ -1,0 +1,290 @@
+"""SlackNotifier with the real slack_sdk WebClient against the local Slack Web API server."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from slack_sdk.http_retry import FixedValueRetryIntervalCalculator
+
+from anomaly_monitor.errors import DeliveryError
+from anomaly_monitor.models import Check, CheckResult, CheckType, Severity, Status
+from anomaly_monitor.notifiers import MessageRef, Notice, NoticeKind
+from anomaly_monitor.notifiers.console import ConsoleNotifier
+from anomaly_monitor.notifiers.slack import SlackNotifier, web_client
+from anomaly_monitor.service import open_notifier
+from anomaly_monitor.settings import Settings
+from tests.slack_server import PNG_SIGNATURE, TOKEN, SlackServer, serving
+
+NOW = dt.datetime(2024, 5, 2, 10, 0, tzinfo=dt.UTC)
+FUNCTIONS = Path(__file__).parents[1] / "functions"
+FAST = FixedValueRetryIntervalCalculator(0.01)
+TINY_PNG = PNG_SIGNATURE + b"\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackServer]:
+    with serving() as server:
+        yield server
+
+
+def check(name: str = "late_settle", **changes: Any) -> Check:
+    return Check(name=name, sql="SELECT 1", severity=Severity.CRITICAL, **changes)
+
+
+def alert(c: Check, **changes: Any) -> CheckResult:
+    return CheckResult(c.name, str(c.type), Status.ALERT, "3 rows returned", 3.0, 3, [{"id": 1}], check=c, **changes)
+
+
+def opened(c: Check, result: CheckResult | None = None) -> Notice:
+    return Notice(NoticeKind.OPENED, c, result or alert(c), None, NOW, 1, "3 rows returned", NOW)
+
+
+def notifier(server: SlackServer, chart: Any = None, token: str = TOKEN) -> SlackNotifier:
+    return SlackNotifier(web_client(token, server.base_url, FAST), default_channel="#alerts", chart=chart)
+
+
+def from_settings(server: SlackServer, **changes: Any) -> SlackNotifier:
+    settings = Settings(slack_bot_token=TOKEN, slack_api_url=server.url + "/api", slack_default_channel="#alerts")
+    return SlackNotifier.from_settings(dataclasses.replace(settings, **changes))
+
+
+def test_opened_notice_posts_one_top_level_message_and_returns_its_channel_id(slack: SlackServer) -> None:
+    payments = slack.add_channel("payments", "C0PAYMENTS")
+    ref = notifier(slack).send(opened(check(channel="#payments")))
+    assert ref == MessageRef(payments, "1700000000.000100")
+    [message] = slack.top_level()
+    assert message["channel"] == payments
+    assert message["blocks"][0]["text"]["text"] == "🔴 late_settle"
+    [call] = slack.calls_to("chat.postMessage")
+    assert call.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert call.params["unfurl_links"] is False
+
+
+def test_replies_go_to_the_incident_thread(slack: SlackServer) -> None:
+    c = check()
+    sender = notifier(slack)
+    ref = sender.send(opened(c))
+    reminder = Notice(NoticeKind.REMINDER, c, alert(c), ref, NOW, 30, "3 rows returned", NOW + dt.timedelta(days=1))
+    assert sender.send(reminder) == ref
+    [reply] = slack.replies(ref.ts)
+    assert "Still failing" in reply["blocks"][0]["text"]["text"]
+    assert len(slack.top_level()) == 1
+
+
+def test_resolved_updates_the_original_message_then_replies(slack: SlackServer) -> None:
+    c = check()
+    sender = notifier(slack)
+    ref = sender.send(opened(c))
+    ok = CheckResult(c.name, "rows", Status.OK, "no rows returned", 0.0, 0, check=c)
+    sender.send(Notice(NoticeKind.RESOLVED, c, ok, ref, NOW, 4, "3 rows returned", NOW + dt.timedelta(hours=1)))
+    original = slack.state.messages[(ref.channel, ref.ts)]
+    assert original["updates"] == 1
+    assert original["blocks"][0]["text"]["text"] == "✅ Resolved: late_settle"
+    [reply] = slack.replies(ref.ts)
+    assert reply["text"].startswith("late_settle resolved after 4 runs (1 h)")
+    assert [c.method for c in slack.state.calls] == ["chat.postMessage", "chat.update", "chat.postMessage"]
+
+
+def test_resolved_still_replies_when_the_original_message_is_gone(
+    slack: SlackServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    c = check()
+    sender = notifier(slack)
+    ref = sender.send(opened(c))
+    slack.fail("chat.update", "message_not_found")
+    ok = CheckResult(c.name, "rows", Status.OK, "no rows returned", 0.0, 0, check=c)
+    sender.send(Notice(NoticeKind.RESOLVED, c, ok, ref, NOW, 2, "3 rows returned", NOW))
+    assert len(slack.replies(ref.ts)) == 1
+    assert "could not be marked resolved (message_not_found)" in caplog.text
+
+
+def test_resolved_is_undelivered_when_the_update_fails_for_a_reason_a_retry_fixes(slack: SlackServer) -> None:
+    c = check()
+    sender = notifier(slack)
+    ref = sender.send(opened(c))
+    slack.fail("chat.update", "server_error", times=3)
+    ok = CheckResult(c.name, "rows", Status.OK, "no rows returned", 0.0, 0, check=c)
+    with pytest.raises(DeliveryError):
+        sender.send(Notice(NoticeKind.RESOLVED, c, ok, ref, NOW, 2, "3 rows returned", NOW))
+    assert slack.replies(ref.ts) == []  # no reply to repeat when the next run retries
+
+
+@pytest.mark.parametrize(
+    ("error", "hint"),
+    [
+        ("channel_not_found", "check the check's `channel` column"),
+        ("not_in_channel", "invite it there with /invite @anomaly-monitor"),
+        ("is_archived", "is archived"),
+        ("missing_scope", "the app lacks the scope"),
+    ],
+)
+def test_slack_errors_become_delivery_errors_naming_check_channel_and_fix(
+    slack: SlackServer, error: str, hint: str
+) -> None:
+    slack.fail("chat.postMessage", error)
+    with pytest.raises(DeliveryError) as caught:
+        notifier(slack).send(opened(check(channel="#payments")))
+    message = str(caught.value)
+    assert message.startswith("check late_settle: opened notice for #payments not delivered: Slack said " + error)
+    assert hint in message
+
+
+def test_unknown_channel_is_channel_not_found_with_invite_hint(slack: SlackServer) -> None:
+    with pytest.raises(DeliveryError, match=r"channel_not_found: .*/invite @anomaly-monitor"):
+        notifier(slack).send(opened(check(channel="#nowhere")))
+
+
+def test_app_not_in_channel_is_told_to_invite_it(slack: SlackServer) -> None:
+    slack.add_channel("private-ops", member=False)
+    with pytest.raises(DeliveryError, match=r"not_in_channel: .* /invite @anomaly-monitor"):
+        notifier(slack).send(opened(check(channel="#private-ops")))
+
+
+def test_wrong_token_is_invalid_auth_and_the_token_is_never_shown(
+    slack: SlackServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    wrong = "xoxb-wrong-token-123"
+    with pytest.raises(DeliveryError, match="invalid_auth: the bot token is not valid") as caught:
+        notifier(slack, token=wrong).send(opened(check()))
+    assert wrong not in str(caught.value) and wrong not in caplog.text
+
+
+def test_no_channel_anywhere_is_a_clear_delivery_error(slack: SlackServer) -> None:
+    sender = SlackNotifier(web_client(TOKEN, slack.base_url, FAST))
+    with pytest.raises(DeliveryError, match="fill its `channel` column or set SLACK_DEFAULT_CHANNEL"):
+        sender.send(opened(check()))
+    assert slack.state.calls == []
+
+
+def test_rate_limit_is_retried_after_retry_after(slack: SlackServer) -> None:
+    slack.fail("chat.postMessage", "ratelimited", retry_after=0)
+    from_settings(slack).send(opened(check()))
+    assert len(slack.calls_to("chat.postMessage")) == 2
+    assert len(slack.top_level()) == 1
+
+
+def test_long_retry_after_is_left_to_the_next_run(slack: SlackServer) -> None:
+    slack.fail("chat.postMessage", "ratelimited", retry_after=120)
+    started = time.monotonic()
+    with pytest.raises(DeliveryError, match="ratelimited"):
+        from_settings(slack).send(opened(check()))
+    assert time.monotonic() - started < 5
+    assert len(slack.calls_to("chat.postMessage")) == 1
+
+
+def test_rate_limit_that_persists_is_undelivered_after_two_retries(slack: SlackServer) -> None:
+    slack.fail("chat.postMessage", "ratelimited", times=5, retry_after=0)
+    with pytest.raises(DeliveryError, match="ratelimited"):
+        notifier(slack).send(opened(check()))
+    assert len(slack.calls_to("chat.postMessage")) == 3
+
+
+def test_server_error_is_retried(slack: SlackServer) -> None:
+    slack.fail("chat.postMessage", "server_error")
+    from_settings(slack).send(opened(check()))
+    assert len(slack.calls_to("chat.postMessage")) == 2
+    assert len(slack.top_level()) == 1
+
+
+def test_server_error_that_persists_is_undelivered(slack: SlackServer) -> None:
+    slack.fail("chat.postMessage", "server_error", times=3)
+    with pytest.raises(DeliveryError, match=r"HTTP 500|internal_error"):
+        notifier(slack).send(opened(check()))
+    assert len(slack.calls_to("chat.postMessage")) == 3
+
+
+def test_dropped_connection_is_retried(slack: SlackServer) -> None:
+    slack.fail("chat.postMessage", "drop")
+    notifier(slack).send(opened(check()))
+    assert len(slack.top_level()) == 1
+
+
+def test_slack_down_is_undelivered_with_reason(slack: SlackServer, caplog: pytest.LogCaptureFixture) -> None:
+    slack.state.down = True
+    with pytest.raises(DeliveryError, match=r"Slack could not be reached at http://127\.0\.0\.1") as caught:
+        notifier(slack).send(opened(check(owners=("ana@example.com",))))
+    assert TOKEN not in str(caught.value) and TOKEN not in caplog.text
+
+
+def test_email_owner_is_looked_up_once_per_notifier(slack: SlackServer) -> None:
+    slack.add_user("ana@example.com", "U0ANA")
+    sender = notifier(slack)
+    for name in ("first", "second"):
+        sender.send(opened(check(name, owners=("ana@example.com", "nobody@example.com"))))
+    assert [c.params["email"] for c in slack.calls_to("users.lookupByEmail")] == [
+        "ana@example.com",
+        "nobody@example.com",
+    ]
+    for message in slack.top_level():
+        owners = next(b for b in message["blocks"] if "Owners" in b.get("text", {}).get("text", ""))
+        assert owners["text"]["text"] == "*Owners:* <@U0ANA> nobody@example.com"
+
+
+def test_email_lookup_failure_never_blocks_the_alert(slack: SlackServer) -> None:
+    slack.fail("users.lookupByEmail", "missing_scope")
+    notifier(slack).send(opened(check(owners=("ana@example.com",))))
+    assert len(slack.top_level()) == 1
+
+
+def series_result(c: Check) -> CheckResult:
+    points = [(NOW - dt.timedelta(hours=h), float(50 + h % 3)) for h in range(10, 0, -1)] + [(NOW, 12.0)]
+    return CheckResult(c.name, "anomaly", Status.ALERT, "12 is low", 12.0, 11, expected=(40.0, 60.0), series=points)
+
+
+def test_anomaly_chart_is_uploaded_into_the_incident_thread(slack: SlackServer) -> None:
+    c = check("signups", type=CheckType.ANOMALY)
+    seen: list[CheckResult] = []
+    ref = notifier(slack, chart=lambda result: seen.append(result) or TINY_PNG).send(opened(c, series_result(c)))
+    [upload] = slack.calls_to("upload")
+    assert upload.body.startswith(PNG_SIGNATURE)
+    [done] = slack.state.files
+    assert (done["channel"], done["thread_ts"]) == (ref.channel, ref.ts)
+    assert seen[0].series[-1][1] == 12.0
+    [complete] = slack.calls_to("files.completeUploadExternal")
+    assert "signups" in complete.params["files"]
+
+
+def test_failed_chart_never_fails_the_alert(slack: SlackServer, caplog: pytest.LogCaptureFixture) -> None:
+    c = check("signups", type=CheckType.ANOMALY)
+    slack.fail("files.completeUploadExternal", "not_in_channel")
+    ref = notifier(slack, chart=lambda result: TINY_PNG).send(opened(c, series_result(c)))
+    assert ref is not None and len(slack.top_level()) == 1
+    assert "chart not posted" in caplog.text
+
+    def broken(result: CheckResult) -> bytes:
+        raise RuntimeError("no matplotlib")
+
+    notifier(slack, chart=broken).send(opened(c, series_result(c)))
+    assert len(slack.top_level()) == 2
+
+
+def test_no_chart_for_rows_alerts(slack: SlackServer) -> None:
+    notifier(slack, chart=lambda result: TINY_PNG).send(opened(check()))
+    assert slack.calls_to("files.getUploadURLExternal") == []
+
+
+def test_from_settings_uses_slack_api_url_with_or_without_trailing_slash(slack: SlackServer) -> None:
+    for url in (slack.url + "/api", slack.base_url):
+        sender = from_settings(slack, slack_api_url=url)
+        assert sender.client.base_url == slack.base_url
+        sender.send(opened(check()))
+    assert len(slack.top_level()) == 2
+
+
+def test_without_token_the_console_notifier_is_used() -> None:
+    assert isinstance(open_notifier(Settings()), ConsoleNotifier)
+    assert isinstance(open_notifier(Settings(slack_bot_token=TOKEN)), SlackNotifier)
+
+
+def test_core_never_imports_slack_sdk() -> None:
+    code = "import sys, anomaly_monitor.service, anomaly_monitor.cli; print('slack_sdk' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=FUNCTIONS)
+    assert out.stdout.strip() == "False"
