@@ -77,8 +77,8 @@ def _register_functions(conn: sqlite3.Connection, now_text: str) -> None:
     functions: dict[str, tuple[int, Callable]] = {
         "bq_now": (0, lambda: now_text),
         "regexp": (2, _regexp),
-        "bq_regexp_extract": (2, _regexp_extract),
-        "bq_regexp_replace": (3, _regexp_replace),
+        "bq_regexp_extract": (2, _py_regexp_extract),
+        "bq_regexp_replace": (3, _py_regexp_replace),
         "bq_safe_int64": (1, _safe_int64),
         "bq_safe_float64": (1, _safe_float64),
         "bq_format": (2, _format_fallback),
@@ -100,7 +100,7 @@ def _regexp(pattern: str | None, value: str | None) -> bool | None:
     return _compiled(pattern).search(str(value)) is not None
 
 
-def _regexp_extract(value: str | None, pattern: str | None) -> str | None:
+def _py_regexp_extract(value: str | None, pattern: str | None) -> str | None:
     if pattern is None or value is None:
         return None
     match = _compiled(pattern).search(str(value))
@@ -109,7 +109,7 @@ def _regexp_extract(value: str | None, pattern: str | None) -> str | None:
     return match.group(1) if match.re.groups else match.group(0)
 
 
-def _regexp_replace(value: str | None, pattern: str | None, replacement: str | None) -> str | None:
+def _py_regexp_replace(value: str | None, pattern: str | None, replacement: str | None) -> str | None:
     if pattern is None or value is None or replacement is None:
         return None
     return _compiled(pattern).sub(replacement, str(value))
@@ -198,7 +198,7 @@ def _first_line(err: Exception) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _parsed_template(template: str) -> exp.Expression:
     return sqlglot.parse_one(f"SELECT {template}", read="sqlite").selects[0]
 
@@ -299,9 +299,10 @@ def _date_diff(node: exp.Expression) -> exp.Expression:
 
 def _datetime_diff(node: exp.Expression) -> exp.Expression:
     unit, _ = _unit(node)
-    return (
-        _timestamp_diff(node) if unit in _MS_PER_UNIT and unit != "DAY" or unit == "MICROSECOND" else _date_diff(node)
-    )
+    # Below a day DATETIME_DIFF counts whole units like TIMESTAMP_DIFF; from DAY up it counts boundaries.
+    if unit == "MICROSECOND" or (unit in _MS_PER_UNIT and unit != "DAY"):
+        return _timestamp_diff(node)
+    return _date_diff(node)
 
 
 def _interval_modifier(amount: exp.Expression, unit: str, sign: int) -> tuple[str, dict[str, exp.Expression]]:
@@ -513,9 +514,17 @@ def _date(node: exp.Expression) -> exp.Expression | None:
         return None  # FORMAT_DATE reads the value itself
     _utc_only(node)
     value = node.this
-    if isinstance(value, exp.Literal) and value.is_string and _DATE_LIKE.match(value.name):
+    if isinstance(value, exp.Literal) and value.is_string and _DATE_LIKE.match(value.name) and _valid_date(value.name):
         return _typed(exp.Literal.string(value.name[:10]), _DATE)
     return _sql("date(:x)", _DATE, x=value)
+
+
+def _valid_date(text: str) -> bool:
+    try:
+        datetime.date.fromisoformat(text[:10])
+    except ValueError:
+        return False
+    return True
 
 
 def _date_from_parts(node: exp.DateFromParts) -> exp.Expression:
@@ -600,7 +609,9 @@ def _compare(node: exp.Expression) -> exp.Expression | None:
         if not isinstance(node, exp.Between)
         else [node.this, node.args["low"], node.args["high"]]
     )
-    if not any(_is_temporal(side) for side in sides) or all(isinstance(side, exp.Literal) for side in sides):
+    if not any(_is_temporal(side) for side in sides):
+        return None
+    if all(isinstance(side, exp.Literal) and _TYPE not in side.meta for side in sides):
         return None
     for side in sides:
         if not (isinstance(side, exp.Null)):
@@ -705,11 +716,11 @@ def _qualify(node: exp.Select) -> exp.Expression | None:
         inner.set(key, None)
     inner.select(exp.alias_(condition, "_bq_qualify"), copy=False)
     outer_order = node.args.get("order")
-    if any(isinstance(s, exp.Star) or isinstance(s, exp.Column) and s.is_star for s in node.selects):
+    if any(isinstance(s, exp.Star) or (isinstance(s, exp.Column) and s.is_star) for s in node.selects):
         return _qualify_star(node, inner)
     # BigQuery names unnamed expressions f0_, f1_, ...; the outer query needs a name to select them by.
     for index, projection in enumerate(inner.selects[:-1]):
-        if not projection.alias_or_name:
+        if not isinstance(projection, exp.Alias | exp.Column):
             projection.replace(exp.alias_(projection.copy(), f"f{index}_"))
     names = [s.alias_or_name for s in inner.selects[:-1]]
     outer = exp.select(*[exp.column(n, quoted=True) for n in names]).from_(inner.subquery("_bq_q"))
