@@ -256,11 +256,13 @@ TABLE_CASES = [
     ("SELECT id FROM events WHERE DATE(ts) = CURRENT_DATE() ORDER BY id", [(2,), (3,), (4,)]),
     ("SELECT id, TIMESTAMP_DIFF(CURRENT_TIMESTAMP(), ts, HOUR) FROM events WHERE id IN (1, 5)", [(1, 12), (5, 168)]),
     (
-        "SELECT EXTRACT(DAYOFWEEK FROM ts) AS dow, COUNT(*) AS n FROM `my-project.shop.events` GROUP BY dow ORDER BY dow",
+        "SELECT EXTRACT(DAYOFWEEK FROM ts) AS dow, COUNT(*) AS n "
+        "FROM `my-project.shop.events` GROUP BY dow ORDER BY dow",
         [(4, 1), (5, 4)],
     ),
     (
-        "SELECT DATE_TRUNC(d, WEEK) AS week, SUM(amount) AS total FROM shop.events GROUP BY 1 HAVING total > 50 ORDER BY 1",
+        "SELECT DATE_TRUNC(d, WEEK) AS week, SUM(amount) AS total FROM shop.events "
+        "GROUP BY 1 HAVING total > 50 ORDER BY 1",
         [("2025-10-12", 100)],
     ),
     ("SELECT COUNTIF(flag = 1) AS on_, COUNTIF(price < 0) AS neg FROM events", [(2, 1)]),
@@ -368,7 +370,10 @@ def test_origin_check_grouped_by_merchant(conn: sqlite3.Connection) -> None:
 
 
 def test_current_timestamp_follows_each_connections_now(warehouse: Path) -> None:
-    sql = "SELECT CURRENT_TIMESTAMP(), CURRENT_DATE(), COUNTIF(ts < TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 1 DAY)) FROM events"
+    sql = (
+        "SELECT CURRENT_TIMESTAMP(), CURRENT_DATE(), "
+        "COUNTIF(ts < TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 1 DAY)) FROM events"
+    )
     later = connect_readonly(str(warehouse), datetime.datetime(2025, 10, 20, 8, 0, 0, 123000, tzinfo=datetime.UTC))
     other_zone = datetime.timezone(datetime.timedelta(hours=2))
     earlier = connect_readonly(str(warehouse), datetime.datetime(2025, 10, 16, 2, 0, tzinfo=other_zone))
@@ -382,7 +387,7 @@ def test_naive_now_is_refused(warehouse: Path) -> None:
 
 
 def test_writing_through_readonly_connection_fails(conn: sqlite3.Connection) -> None:
-    with pytest.raises(sqlite3.OperationalError, match="readonly|read-only"):
+    with pytest.raises(sqlite3.OperationalError, match=r"readonly|read-only"):
         conn.execute("DELETE FROM events")
     with pytest.raises(sqlite3.OperationalError):
         conn.execute("CREATE TABLE x (a)")
