@@ -277,7 +277,7 @@ def _timestamp_diff(node: exp.Expression) -> exp.Expression:
 def _date_diff(node: exp.Expression) -> exp.Expression:
     """DATE_DIFF counts unit boundaries crossed, so both sides are truncated to the unit first."""
     unit, week_start = _unit(node)
-    a, b = node.this, node.expression
+    a, b = _date_argument(node.this), _date_argument(node.expression)
     if unit == "DAY":
         return _sql("CAST(julianday(:a, 'start of day') - julianday(:b, 'start of day') AS INTEGER)", a=a, b=b)
     if unit == "WEEK":
@@ -348,7 +348,7 @@ def _add_interval(node: exp.Expression, sign: int, kind: str) -> exp.Expression:
         raise _unsupported(node, f"INTERVAL of {unit}")
     modifier, extra = _interval_modifier(amount, unit, sign)
     if kind == _DATE:
-        return _sql(f"date(:x, {modifier})", _DATE, x=node.this, **extra)
+        return _sql(f"date(:x, {modifier})", _DATE, x=_date_argument(node.this), **extra)
     return _sql(TIMESTAMP_TEXT.format(mods=f", {modifier}"), _TIMESTAMP, x=node.this, **extra)
 
 
@@ -357,7 +357,7 @@ def _date_trunc(node: exp.Expression) -> exp.Expression:
     modifiers = _trunc_modifiers(node, unit, week_start)
     if modifiers is None:
         raise _unsupported(node, f"DATE_TRUNC to {unit}")
-    return _sql(f"date(:x{modifiers})", _DATE, x=node.this)
+    return _sql(f"date(:x{modifiers})", _DATE, x=_date_argument(node.this))
 
 
 def _timestamp_trunc(node: exp.Expression) -> exp.Expression:
@@ -391,6 +391,7 @@ def _extract(node: exp.Extract) -> exp.Expression:
     if isinstance(value, exp.AtTimeZone):
         _utc_only(value)
         value = value.this
+    value = _date_argument(value)
     iso_thursday = "strftime('{code}', :x, 'start of day', '-6 days', 'weekday 1', '+3 days')"
     templates = {
         "YEAR": "CAST(strftime('%Y', :x) AS INTEGER)",
@@ -514,8 +515,10 @@ def _date(node: exp.Expression) -> exp.Expression | None:
         return None  # FORMAT_DATE reads the value itself
     _utc_only(node)
     value = node.this
-    if isinstance(value, exp.Literal) and value.is_string and _DATE_LIKE.match(value.name) and _valid_date(value.name):
-        return _typed(exp.Literal.string(value.name[:10]), _DATE)
+    if value.meta.get(_TYPE) == _DATE:
+        return value
+    if isinstance(value, exp.Literal) and (text := _canonical_literal(value, _DATE)):
+        return _typed(exp.Literal.string(text), _DATE)
     return _sql("date(:x)", _DATE, x=value)
 
 
@@ -599,23 +602,50 @@ def _is_temporal(node: exp.Expression) -> bool:
 
 
 def _compare(node: exp.Expression) -> exp.Expression | None:
-    """Compare timestamps as instants, not text, when one side is known to be a date or timestamp.
+    """Compare dates and timestamps as BigQuery does: as instants, not as whatever text happens to be stored.
 
-    Stored text may use `T`, `Z` or `+00:00`, and BigQuery reads `ts > '2025-10-16'` as midnight; julianday()
-    reads all of those forms, so both sides go through it.
+    What this module produces is canonical text of one type, so such sides compare as text once the literals are
+    folded to the same form (`'2025-10-16'` is midnight). A raw column may hold `T`, `Z` or `+00:00` forms, so
+    when one takes part every side goes through julianday(), which reads them all.
     """
-    sides = (
-        [node.this, node.expression]
-        if not isinstance(node, exp.Between)
-        else [node.this, node.args["low"], node.args["high"]]
-    )
+    if isinstance(node, exp.Between):
+        sides = [node.this, node.args["low"], node.args["high"]]
+    else:
+        sides = [node.this, node.expression]
     if not any(_is_temporal(side) for side in sides):
         return None
-    if all(isinstance(side, exp.Literal) and _TYPE not in side.meta for side in sides):
+    types = {side.meta[_TYPE] for side in sides if _TYPE in side.meta}
+    literals = [side for side in sides if isinstance(side, exp.Literal) and _TYPE not in side.meta]
+    if len(literals) == len(sides):
         return None
+    raw = [side for side in sides if _TYPE not in side.meta and not isinstance(side, exp.Literal | exp.Null)]
+    if not raw and len(types) == 1:
+        kind = types.pop()
+        canonical = [_canonical_literal(literal, kind) for literal in literals]
+        if None not in canonical:
+            for literal, text in zip(literals, canonical, strict=True):
+                literal.replace(exp.Literal.string(text))
+            return node
     for side in sides:
-        if not (isinstance(side, exp.Null)):
+        if not isinstance(side, exp.Null):
             side.replace(_sql("julianday(:x)", x=side))
+    return node
+
+
+def _canonical_literal(literal: exp.Literal, kind: str) -> str | None:
+    """The literal in the text form this module gives values of `kind`, or None if it is not such a value."""
+    if not literal.is_string:
+        return None
+    if kind == _DATE:
+        return literal.name if re.fullmatch(r"\d{4}-\d{2}-\d{2}", literal.name) and _valid_date(literal.name) else None
+    moment = _parse_timestamp(literal.name)
+    return None if moment is None else _timestamp_text(moment)
+
+
+def _date_argument(node: exp.Expression) -> exp.Expression:
+    """x for DATE(x) feeding another date function: SQLite's date functions read timestamps themselves."""
+    if isinstance(node, exp.Date) and node.meta.get(_TYPE) == _DATE and not node.expressions:
+        return node.this
     return node
 
 
