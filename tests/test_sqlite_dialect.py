@@ -161,6 +161,15 @@ SCALAR_CASES = [
     ("SELECT EXTRACT(ISOWEEK FROM DATE '2021-01-03')", 53),
     ("SELECT EXTRACT(DATE FROM TIMESTAMP '2025-10-16 23:59:59')", "2025-10-16"),
     ("SELECT EXTRACT(HOUR FROM TIMESTAMP '2025-10-16 13:45:12' AT TIME ZONE 'UTC')", 13),
+    # Time zones: wall clock in the zone (Python zoneinfo); UTC stays native.
+    ("SELECT TIMESTAMP_TRUNC(TIMESTAMP '2025-10-16 23:30:00', DAY, 'Europe/Berlin')", "2025-10-16 22:00:00"),
+    ("SELECT EXTRACT(HOUR FROM TIMESTAMP '2025-10-16 13:45:12' AT TIME ZONE 'America/New_York')", 9),
+    ("SELECT DATE(TIMESTAMP '2025-10-16 23:30:00', 'Europe/Berlin')", "2025-10-17"),
+    ("SELECT DATETIME(TIMESTAMP '2025-10-16 23:30:00', 'Asia/Kolkata')", "2025-10-17 05:00:00"),
+    ("SELECT TIMESTAMP('2025-01-01 00:00:00', 'America/Los_Angeles')", "2025-01-01 08:00:00"),
+    ("SELECT FORMAT_TIMESTAMP('%F %H:%M', TIMESTAMP '2025-10-16 23:30:00', '+05:30')", "2025-10-17 05:00"),
+    ("SELECT CURRENT_DATE('Pacific/Kiritimati')", "2025-10-17"),
+    ("SELECT CURRENT_DATETIME('America/New_York')", "2025-10-16 08:30:00"),
     # FORMAT_TIMESTAMP / FORMAT_DATE.
     ("SELECT FORMAT_TIMESTAMP('%Y-%m-%d %H:%M', TIMESTAMP '2025-10-16 13:45:12')", "2025-10-16 13:45"),
     ("SELECT FORMAT_TIMESTAMP('%F %T %Z', '2025-10-16T13:45:12Z')", "2025-10-16 13:45:12 UTC"),
@@ -312,6 +321,18 @@ TABLE_CASES = [
         [("2000-01-01", 0), ("2025-10-16", 3)],
     ),
     ("SELECT COUNT(*) FROM events LIMIT 1", [(5,)]),
+    # Spread (Python aggregates, also as window functions), string predicates.
+    (
+        "SELECT ROUND(STDDEV(amount), 6), VARIANCE(amount), STDDEV_POP(amount), VAR_POP(amount) FROM events",
+        [(15.811388, 250.0, 14.142135623730951, 200.0)],
+    ),
+    ("SELECT STDDEV(amount) FROM events WHERE id = 1", [(None,)]),
+    (
+        "SELECT id, VAR_SAMP(amount) OVER (ORDER BY id ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) FROM events LIMIT 3",
+        [(1, None), (2, 50.0), (3, 50.0)],
+    ),
+    ("SELECT APPROX_COUNT_DISTINCT(d) FROM events", [(4,)]),
+    ("SELECT id FROM events WHERE STARTS_WITH(s, 'de') OR ENDS_WITH(s, 'mma')", [(3,), (4,)]),
 ]
 
 
@@ -413,8 +434,10 @@ def test_missing_warehouse_file_is_a_clear_error_and_not_created(tmp_path: Path)
         ("SELECT FROM WHERE", "does not parse"),
         ("DELETE FROM events WHERE TRUE", "only a SELECT"),
         ("SELECT x FROM t, UNNEST(t.items) AS x", "UNNEST of anything but a literal array"),
-        ("SELECT TIMESTAMP_TRUNC(ts, DAY, 'Europe/Berlin') FROM t", "time zone 'Europe/Berlin'"),
-        ("SELECT EXTRACT(HOUR FROM ts AT TIME ZONE 'America/New_York') FROM t", "time zone"),
+        ("SELECT TIMESTAMP_TRUNC(ts, DAY, 'Mars/Olympus') FROM t", "unknown time zone 'Mars/Olympus'"),
+        ("SELECT FORMAT_TIMESTAMP('%H %Z', ts, 'Europe/Berlin') FROM t", "FORMAT_TIMESTAMP with a time zone"),
+        ("SELECT * EXCEPT (ts) FROM t", "SELECT \\* EXCEPT"),
+        ("SELECT DATETIME(DATE '2025-01-01', TIME '10:00:00')", "DATETIME\\(date, time\\)"),
         ("SELECT FORMAT_TIMESTAMP('%G-%V', ts) FROM t", "format element %G"),
     ],
 )
@@ -437,3 +460,8 @@ def test_dates_and_timestamps_become_native_sqlite_not_python_functions() -> Non
     ).lower()
     assert "bq_" not in sql
     assert "julianday" in sql and "strftime" in sql
+
+
+def test_unnamed_result_columns_are_named_like_bigquery(conn: sqlite3.Connection) -> None:
+    cursor = conn.execute(to_sqlite("SELECT COUNT(*), id AS x, MAX(amount) / 2, id FROM events GROUP BY id LIMIT 1"))
+    assert [c[0] for c in cursor.description] == ["f0_", "x", "f1_", "id"]

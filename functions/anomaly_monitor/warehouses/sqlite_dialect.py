@@ -8,6 +8,7 @@ import pathlib
 import re
 import sqlite3
 import urllib.request
+import zoneinfo
 from collections.abc import Callable
 
 import sqlglot
@@ -24,6 +25,7 @@ _TIMESTAMP, _DATE = "TIMESTAMP", "DATE"
 _DATE_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?$")
 _MS_PER_UNIT = {"MILLISECOND": 1, "SECOND": 1000, "MINUTE": 60_000, "HOUR": 3_600_000, "DAY": 86_400_000}
 _WEEKDAYS = ["SUNDAY", "MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY"]
+_UTC_NAMES = {"UTC", "ETC/UTC", "+00", "+00:00", "Z"}
 _MS_DIFF = "CAST(round((julianday(:a) - julianday(:b)) * 86400000) AS INTEGER)"
 
 
@@ -42,6 +44,11 @@ def to_sqlite(sql: str) -> str:
     if not isinstance(tree, exp.Query):
         raise QueryError(f"only a SELECT can run on SQLite, found {type(tree).__name__.upper()}")
     tree = _rewrite(tree)
+    result = tree
+    while isinstance(result, exp.SetOperation):
+        result = result.this  # a UNION's column names are its first SELECT's
+    if isinstance(result, exp.Select):
+        _name_anonymous_columns(result)
     try:
         return tree.sql(dialect="sqlite")
     except SqlglotError as err:
@@ -82,11 +89,61 @@ def _register_functions(conn: sqlite3.Connection, now_text: str) -> None:
         "bq_safe_int64": (1, _safe_int64),
         "bq_safe_float64": (1, _safe_float64),
         "bq_format": (2, _format_fallback),
+        "bq_to_local": (2, _to_local),
+        "bq_from_local": (2, _from_local),
         "bq_parse_date": (2, _parse_date),
         "bq_parse_timestamp": (2, _parse_timestamp_format),
     }
     for name, (arity, func) in functions.items():
         conn.create_function(name, arity, func, deterministic=True)
+    # SQLite has no standard deviation; a window-capable aggregate serves both STDDEV(x) and STDDEV(x) OVER (...).
+    for name, (sample, root) in _SPREAD_FUNCTIONS.items():
+        conn.create_window_function(name, 1, functools.partial(_Spread, sample, root))
+
+
+_SPREAD_FUNCTIONS = {
+    "bq_stddev_samp": (True, True),
+    "bq_stddev_pop": (False, True),
+    "bq_var_samp": (True, False),
+    "bq_var_pop": (False, False),
+}
+
+
+class _Spread:
+    """Variance or standard deviation by Welford's method (numerically stable, like BigQuery's)."""
+
+    def __init__(self, sample: bool, root: bool) -> None:
+        self.sample, self.root = sample, root
+        self.count, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def step(self, value: float | None) -> None:
+        if value is None:
+            return
+        self.count += 1
+        delta = value - self.mean
+        self.mean += delta / self.count
+        self.m2 += delta * (value - self.mean)
+
+    def inverse(self, value: float | None) -> None:
+        if value is None:
+            return
+        if self.count == 1:
+            self.count, self.mean, self.m2 = 0, 0.0, 0.0
+            return
+        delta = value - self.mean
+        self.count -= 1
+        self.mean -= delta / self.count
+        self.m2 -= delta * (value - self.mean)
+
+    def value(self) -> float | None:
+        dof = self.count - 1 if self.sample else self.count
+        if dof <= 0:
+            return None
+        variance = max(self.m2, 0.0) / dof
+        return variance**0.5 if self.root else variance
+
+    def finalize(self) -> float | None:
+        return self.value()
 
 
 @functools.lru_cache(maxsize=256)
@@ -136,6 +193,37 @@ def _format_fallback(fmt: str | None, value: str | None) -> str | None:
         return None
     moment = _parse_timestamp(value)
     return None if moment is None else moment.strftime(fmt.replace("%Z", "UTC"))
+
+
+@functools.lru_cache(maxsize=64)
+def _zone_info(name: str) -> datetime.tzinfo:
+    """An IANA zone, or a fixed offset such as '+05:30' or '-08', as BigQuery accepts."""
+    offset = re.fullmatch(r"(?:UTC)?([+-])(\d{1,2})(?::?(\d{2}))?", name.strip())
+    if offset:
+        sign = 1 if offset.group(1) == "+" else -1
+        delta = datetime.timedelta(hours=int(offset.group(2)), minutes=int(offset.group(3) or 0))
+        return datetime.timezone(sign * delta)
+    return zoneinfo.ZoneInfo(name)
+
+
+def _to_local(value: str | None, zone: str | None) -> str | None:
+    moment = _parse_timestamp(value) if value is not None and zone is not None else None
+    if moment is None:
+        return None
+    local = moment.replace(tzinfo=datetime.UTC).astimezone(_zone_info(zone))
+    return _timestamp_text(local.replace(tzinfo=None))
+
+
+def _from_local(value: str | None, zone: str | None) -> str | None:
+    if value is None or zone is None:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_zone_info(zone))
+    return _timestamp_text(moment)
 
 
 def _parse_date(fmt: str | None, value: str | None) -> str | None:
@@ -242,12 +330,22 @@ def _unit(node: exp.Expression) -> tuple[str, str]:
     return name, "SUNDAY"
 
 
-def _utc_only(node: exp.Expression, key: str = "zone") -> None:
+def _zone(node: exp.Expression, key: str = "zone") -> exp.Expression | None:
+    """The time zone argument, or None when it is absent or UTC (then native SQLite does everything)."""
     zone = node.args.get(key)
-    if zone is not None and not (isinstance(zone, exp.Literal) and zone.name.upper() in {"UTC", "ETC/UTC", "+00"}):
-        raise QueryError(
-            f"time zone {zone.sql('bigquery')} is not supported on SQLite (only UTC): {node.sql('bigquery')}"
-        )
+    if zone is None or (isinstance(zone, exp.Literal) and zone.name.upper() in _UTC_NAMES):
+        return None
+    if isinstance(zone, exp.Literal) and zone.is_string:
+        try:
+            _zone_info(zone.name)
+        except (ValueError, zoneinfo.ZoneInfoNotFoundError) as err:
+            raise QueryError(f"unknown time zone {zone.sql('bigquery')}: {node.sql('bigquery')}") from err
+    return zone
+
+
+def _local(value: exp.Expression, zone: exp.Expression | None) -> exp.Expression:
+    """A UTC timestamp as wall-clock text in `zone` (a Python call per row: SQLite knows no time zones)."""
+    return value if zone is None else _sql("bq_to_local(:x, :z)", x=value, z=zone)
 
 
 def _unsupported(node: exp.Expression, what: str) -> QueryError:
@@ -361,17 +459,25 @@ def _date_trunc(node: exp.Expression) -> exp.Expression:
 
 
 def _timestamp_trunc(node: exp.Expression) -> exp.Expression:
-    _utc_only(node)
+    zone = _zone(node)
+    truncated = _truncated_timestamp(node, _local(node.this, zone))
+    if zone is None:
+        return truncated
+    # Truncate on the local wall clock, then turn that local midnight (or hour...) back into a UTC instant.
+    return _sql("bq_from_local(:x, :z)", _TIMESTAMP, x=truncated, z=zone)
+
+
+def _truncated_timestamp(node: exp.Expression, value: exp.Expression) -> exp.Expression:
     unit, week_start = _unit(node)
     if unit in {"MICROSECOND", "MILLISECOND"}:
-        return _sql(TIMESTAMP_TEXT.format(mods=""), _TIMESTAMP, x=node.this)
+        return _sql(TIMESTAMP_TEXT.format(mods=""), _TIMESTAMP, x=value)
     patterns = {"SECOND": "%Y-%m-%d %H:%M:%S", "MINUTE": "%Y-%m-%d %H:%M:00", "HOUR": "%Y-%m-%d %H:00:00"}
     if unit in patterns:
-        return _sql(f"strftime('{patterns[unit]}', :x)", _TIMESTAMP, x=node.this)
+        return _sql(f"strftime('{patterns[unit]}', :x)", _TIMESTAMP, x=value)
     modifiers = _trunc_modifiers(node, unit, week_start)
     if modifiers is None:
         raise _unsupported(node, f"TIMESTAMP_TRUNC to {unit}")
-    return _sql(f"datetime(:x{modifiers})", _TIMESTAMP, x=node.this)
+    return _sql(f"datetime(:x{modifiers})", _TIMESTAMP, x=value)
 
 
 def _trunc_modifiers(node: exp.Expression, unit: str, week_start: str) -> str | None:
@@ -389,8 +495,7 @@ def _extract(node: exp.Extract) -> exp.Expression:
     part = node.name.upper()
     value = node.expression
     if isinstance(value, exp.AtTimeZone):
-        _utc_only(value)
-        value = value.this
+        value = _local(value.this, _zone(value))
     value = _date_argument(value)
     iso_thursday = "strftime('{code}', :x, 'start of day', '-6 days', 'weekday 1', '+3 days')"
     templates = {
@@ -484,22 +589,26 @@ def _format_template(fmt: str) -> str:
 
 
 def _format_timestamp(node: exp.TimeToStr) -> exp.Expression:
-    _utc_only(node)
+    zone = _zone(node)
     value = node.this
     if isinstance(value, exp.TsOrDsToTimestamp | exp.TsOrDsToDate | exp.TsOrDsToDatetime):
         value = value.this
     fmt = node.args.get("format")
+    if zone is not None and (not isinstance(fmt, exp.Literal) or re.search(r"%[Zz]", fmt.name)):
+        raise _unsupported(node, "FORMAT_TIMESTAMP with a time zone and %Z/%z or a computed format")
+    value = _local(value, zone)
     if isinstance(fmt, exp.Literal):
-        # sqlglot rewrites BigQuery's %E6S as %S.%f; our %f already carries the microseconds.
-        return _sql(_format_template(fmt.name.replace("%S.%f", "%S.%f")), x=value)
+        return _sql(_format_template(fmt.name), x=value)
     return _sql("bq_format(:f, :x)", f=fmt, x=value)
 
 
 def _timestamp(node: exp.Expression) -> exp.Expression | None:
     if isinstance(node.parent, exp.TimeToStr):
         return None  # FORMAT_TIMESTAMP reads the value itself
-    _utc_only(node)
     value = node.this
+    zone = _zone(node)
+    if zone is not None:  # TIMESTAMP('2025-01-01 00:00:00', 'Europe/Berlin'): local wall clock to UTC
+        return _sql("bq_from_local(:x, :z)", _TIMESTAMP, x=value, z=zone)
     if isinstance(value, exp.Literal) and value.is_string:
         moment = _parse_timestamp(value.name)
         if moment is None:
@@ -513,8 +622,10 @@ def _timestamp(node: exp.Expression) -> exp.Expression | None:
 def _date(node: exp.Expression) -> exp.Expression | None:
     if isinstance(node.parent, exp.TimeToStr):
         return None  # FORMAT_DATE reads the value itself
-    _utc_only(node)
     value = node.this
+    zone = _zone(node)
+    if zone is not None:
+        return _sql("date(:x)", _DATE, x=_local(value, zone))
     if value.meta.get(_TYPE) == _DATE:
         return value
     if isinstance(value, exp.Literal) and (text := _canonical_literal(value, _DATE)):
@@ -554,13 +665,22 @@ def _parse_datetime(node: exp.StrToDate | exp.StrToTime) -> exp.Expression:
 
 
 def _current_timestamp(node: exp.Expression) -> exp.Expression:
-    _utc_only(node, "this")
-    return _sql("bq_now()", _TIMESTAMP)
+    # CURRENT_DATETIME('Europe/Berlin') is the wall clock there; the function is deterministic, so it runs once.
+    zone = _zone(node, "this")
+    return _typed(_local(_sql("bq_now()"), zone), _TIMESTAMP)
 
 
 def _current_date(node: exp.Expression) -> exp.Expression:
-    _utc_only(node, "this")
-    return _sql("date(bq_now())", _DATE)
+    return _sql("date(:x)", _DATE, x=_local(_sql("bq_now()"), _zone(node, "this")))
+
+
+def _datetime_in_zone(node: exp.Datetime) -> exp.Expression:
+    """DATETIME(ts, 'Europe/Berlin'): the wall clock in that zone; DATETIME(date, time) is not supported."""
+    zone = node.expression
+    if not (isinstance(zone, exp.Literal) and zone.is_string):
+        raise _unsupported(node, "DATETIME(date, time)")
+    wrapper = exp.Datetime(this=node.this.copy(), zone=zone.copy())
+    return _typed(_local(_timestamp(exp.Timestamp(this=node.this.copy())), _zone(wrapper)), _TIMESTAMP)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -744,14 +864,11 @@ def _qualify(node: exp.Select) -> exp.Expression | None:
     inner = node.copy()
     for key in ("qualify", "order", "limit", "offset"):
         inner.set(key, None)
+    _name_anonymous_columns(inner)  # the outer query needs a name to select each column by
     inner.select(exp.alias_(condition, "_bq_qualify"), copy=False)
     outer_order = node.args.get("order")
     if any(isinstance(s, exp.Star) or (isinstance(s, exp.Column) and s.is_star) for s in node.selects):
         return _qualify_star(node, inner)
-    # BigQuery names unnamed expressions f0_, f1_, ...; the outer query needs a name to select them by.
-    for index, projection in enumerate(inner.selects[:-1]):
-        if not isinstance(projection, exp.Alias | exp.Column):
-            projection.replace(exp.alias_(projection.copy(), f"f{index}_"))
     names = [s.alias_or_name for s in inner.selects[:-1]]
     outer = exp.select(*[exp.column(n, quoted=True) for n in names]).from_(inner.subquery("_bq_q"))
     outer = outer.where(exp.column("_bq_qualify"))
@@ -791,6 +908,22 @@ def _ancestors_with(node: exp.Expression) -> list[exp.With]:
     return found
 
 
+def _star(node: exp.Star) -> exp.Expression | None:
+    if any(node.args.get(key) for key in ("except_", "replace", "rename")):
+        raise _unsupported(node, "SELECT * EXCEPT/REPLACE (list the columns instead)")
+    return None
+
+
+def _name_anonymous_columns(select: exp.Select) -> None:
+    """Name unnamed result columns f0_, f1_, ... as BigQuery does (SQLite would name them by their text)."""
+    counter = 0
+    for projection in select.selects:
+        if isinstance(projection, exp.Alias | exp.Column | exp.Star):
+            continue
+        projection.replace(exp.alias_(projection.copy(), f"f{counter}_"))
+        counter += 1
+
+
 def _refuse(what: str) -> Callable[[exp.Expression], exp.Expression]:
     def rule(node: exp.Expression) -> exp.Expression:
         raise _unsupported(node, what)
@@ -817,6 +950,7 @@ _RULES: dict[type, Callable[[exp.Expression], exp.Expression | None]] = {
     exp.TimeToStr: _format_timestamp,
     exp.Timestamp: _timestamp,
     exp.TsOrDsToDatetime: _timestamp,
+    exp.Datetime: _datetime_in_zone,
     exp.TsOrDsToTimestamp: _timestamp,
     exp.Date: _date,
     exp.TsOrDsToDate: _date,
@@ -843,6 +977,16 @@ _RULES: dict[type, Callable[[exp.Expression], exp.Expression | None]] = {
     exp.Add: _interval_arithmetic,
     exp.Sub: _interval_arithmetic,
     exp.CountIf: _count_if,
+    exp.Stddev: lambda n: _sql("bq_stddev_samp(:x)", x=n.this),
+    exp.StddevSamp: lambda n: _sql("bq_stddev_samp(:x)", x=n.this),
+    exp.StddevPop: lambda n: _sql("bq_stddev_pop(:x)", x=n.this),
+    exp.Variance: lambda n: _sql("bq_var_samp(:x)", x=n.this),
+    exp.VariancePop: lambda n: _sql("bq_var_pop(:x)", x=n.this),
+    exp.ApproxDistinct: lambda n: _sql("COUNT(DISTINCT :x)", x=n.this),
+    exp.StartsWith: lambda n: _sql("substr(:x, 1, length(:p)) = :p", x=n.this, p=n.expression),
+    exp.EndsWith: lambda n: _sql("(length(:p) = 0 OR substr(:x, -length(:p)) = :p)", x=n.this, p=n.expression),
+    exp.Contains: lambda n: _sql("instr(:x, :p) > 0", x=n.this, p=n.expression),
+    exp.Star: _star,
     exp.RegexpExtract: _regexp_extract,
     exp.RegexpReplace: _regexp_replace,
     exp.In: _in_unnest,
