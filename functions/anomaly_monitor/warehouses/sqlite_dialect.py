@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import SqlglotError
+from sqlglot.errors import ErrorLevel, SqlglotError
 
 from anomaly_monitor.errors import ConfigError, QueryError
 
@@ -50,7 +50,8 @@ def to_sqlite(sql: str) -> str:
     if isinstance(result, exp.Select):
         _name_anonymous_columns(result)
     try:
-        return tree.sql(dialect="sqlite")
+        # RAISE turns sqlglot's "not supported in SQLite" warnings into a clear error instead of broken SQL.
+        return tree.sql(dialect="sqlite", unsupported_level=ErrorLevel.RAISE)
     except SqlglotError as err:
         raise QueryError(f"cannot translate to SQLite: {_first_line(err)}") from err
 
@@ -781,6 +782,17 @@ def _count_if(node: exp.CountIf) -> exp.Expression:
     return _sql("COUNT(CASE WHEN :x THEN 1 END)", x=node.this)
 
 
+def _regexp_like(node: exp.RegexpLike) -> exp.Expression | None:
+    """Check a literal pattern now, so a typo is a clear error rather than a failing Python function per row."""
+    pattern = node.expression
+    if isinstance(pattern, exp.Literal | exp.RawString):
+        try:
+            re.compile(pattern.name)
+        except re.error as err:
+            raise QueryError(f"invalid regular expression {pattern.sql('bigquery')}: {err}") from err
+    return None
+
+
 def _regexp_extract(node: exp.RegexpExtract) -> exp.Expression:
     if node.args.get("position") or node.args.get("occurrence"):
         raise _unsupported(node, "REGEXP_EXTRACT with position or occurrence")
@@ -924,6 +936,18 @@ def _name_anonymous_columns(select: exp.Select) -> None:
         counter += 1
 
 
+def _array(node: exp.Array) -> exp.Expression | None:
+    if not isinstance(node.parent, exp.Unnest):  # literal arrays are fine as UNNEST's argument
+        raise _unsupported(node, "ARRAY values")
+    return None
+
+
+def _group(node: exp.Group) -> exp.Expression | None:
+    if node.args.get("all"):
+        raise _unsupported(node, "GROUP BY ALL (list the grouping columns)")
+    return None
+
+
 def _refuse(what: str) -> Callable[[exp.Expression], exp.Expression]:
     def rule(node: exp.Expression) -> exp.Expression:
         raise _unsupported(node, what)
@@ -987,6 +1011,7 @@ _RULES: dict[type, Callable[[exp.Expression], exp.Expression | None]] = {
     exp.EndsWith: lambda n: _sql("(length(:p) = 0 OR substr(:x, -length(:p)) = :p)", x=n.this, p=n.expression),
     exp.Contains: lambda n: _sql("instr(:x, :p) > 0", x=n.this, p=n.expression),
     exp.Star: _star,
+    exp.RegexpLike: _regexp_like,
     exp.RegexpExtract: _regexp_extract,
     exp.RegexpReplace: _regexp_replace,
     exp.In: _in_unnest,
@@ -994,4 +1019,9 @@ _RULES: dict[type, Callable[[exp.Expression], exp.Expression | None]] = {
     exp.GroupConcat: _group_concat,
     exp.Select: _qualify,
     exp.Explode: _refuse("UNNEST/EXPLODE"),
+    exp.Array: _array,
+    exp.ArrayAgg: _refuse("ARRAY_AGG"),
+    exp.Struct: _refuse("STRUCT values"),
+    exp.Bracket: _refuse("Array subscripts"),
+    exp.Group: _group,
 }
