@@ -174,16 +174,23 @@ def _py_regexp_replace(value: str | None, pattern: str | None, replacement: str 
 
 
 def _safe_int64(value: object) -> int | None:
+    """SAFE_CAST(text AS INT64): decimal or 0x hex digits, else NULL (Python alone would accept `1_000`)."""
+    text = str(value).strip()
+    if "_" in text:
+        return None
     try:
-        number = int(str(value).strip(), 0) if isinstance(value, str) else None
+        number = int(text, 16) if text.lower().lstrip("+-").startswith("0x") else int(text, 10)
     except ValueError:
         return None
-    return number if number is not None and -(2**63) <= number < 2**63 else None
+    return number if -(2**63) <= number < 2**63 else None
 
 
 def _safe_float64(value: object) -> float | None:
+    text = str(value).strip()
+    if "_" in text:
+        return None
     try:
-        return float(value) if isinstance(value, str) else None
+        return float(text)
     except ValueError:
         return None
 
@@ -452,6 +459,8 @@ def _add_interval(node: exp.Expression, sign: int, kind: str) -> exp.Expression:
 
 
 def _date_trunc(node: exp.Expression) -> exp.Expression:
+    if node.this.meta.get(_TYPE) == _TIMESTAMP:  # BigQuery's DATE_TRUNC keeps a TIMESTAMP a TIMESTAMP
+        return _truncated_timestamp(node, node.this)
     unit, week_start = _unit(node)
     modifiers = _trunc_modifiers(node, unit, week_start)
     if modifiers is None:
