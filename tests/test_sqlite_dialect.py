@@ -318,6 +318,10 @@ TABLE_CASES = [
         [EVENTS[1], EVENTS[3], EVENTS[4]],
     ),
     (
+        "SELECT DISTINCT flag FROM events QUALIFY COUNT(*) OVER (PARTITION BY flag) > 1 ORDER BY flag",
+        [(0,), (1,)],
+    ),
+    (
         "SELECT d, COUNT(*) FROM events GROUP BY d QUALIFY RANK() OVER (ORDER BY COUNT(*) DESC) = 1",
         [("2025-10-16", 2)],
     ),

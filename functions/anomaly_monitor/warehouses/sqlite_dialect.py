@@ -883,7 +883,8 @@ def _qualify(node: exp.Select) -> exp.Expression | None:
         if not column.table and column.name in aliases:
             column.replace(exp.Paren(this=aliases[column.name].this.copy()))
     inner = node.copy()
-    for key in ("qualify", "order", "limit", "offset"):
+    # BigQuery applies QUALIFY before DISTINCT, ORDER BY and LIMIT, so those move to the outer query.
+    for key in ("qualify", "distinct", "order", "limit", "offset"):
         inner.set(key, None)
     _name_anonymous_columns(inner)  # the outer query needs a name to select each column by
     inner.select(exp.alias_(condition, "_bq_qualify"), copy=False)
@@ -897,7 +898,7 @@ def _qualify(node: exp.Select) -> exp.Expression | None:
         for column in outer_order.find_all(exp.Column):
             column.set("table", None)
         outer.set("order", outer_order)
-    for key in ("limit", "offset"):
+    for key in ("distinct", "limit", "offset"):
         outer.set(key, node.args.get(key))
     return outer
 
