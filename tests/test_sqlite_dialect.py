@@ -442,7 +442,8 @@ def test_missing_warehouse_file_is_a_clear_error_and_not_created(tmp_path: Path)
     ("bigquery_sql", "message"),
     [
         ("SELECT FROM WHERE", "does not parse"),
-        ("DELETE FROM events WHERE TRUE", "only a SELECT"),
+        ("DELETE FROM events WHERE TRUE", "only SELECT is allowed, found DELETE"),
+        ("SELECT 1; DROP TABLE events", "only one statement is allowed, found 2"),
         ("SELECT x FROM t, UNNEST(t.items) AS x", "UNNEST of anything but a literal array"),
         ("SELECT TIMESTAMP_TRUNC(ts, DAY, 'Mars/Olympus') FROM t", "unknown time zone 'Mars/Olympus'"),
         ("SELECT FORMAT_TIMESTAMP('%H %Z', ts, 'Europe/Berlin') FROM t", "FORMAT_TIMESTAMP with a time zone"),

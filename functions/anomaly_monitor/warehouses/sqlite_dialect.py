@@ -16,6 +16,7 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
 from anomaly_monitor.errors import ConfigError, QueryError
+from anomaly_monitor.readonly import read_only_error
 
 # SQLite stores TIMESTAMP as UTC text; every timestamp we produce uses this form (milliseconds kept only when
 # non-zero), so it compares correctly with stored `YYYY-MM-DD HH:MM:SS` text.
@@ -37,6 +38,9 @@ _MS_DIFF = "CAST(round((julianday(:a) - julianday(:b)) * 86400000) AS INTEGER)"
 @functools.lru_cache(maxsize=1024)
 def to_sqlite(sql: str) -> str:
     """Translate one BigQuery SELECT into SQLite SQL; raises QueryError for what cannot be translated."""
+    refusal = read_only_error(sql)
+    if refusal:
+        raise QueryError(refusal)
     try:
         tree = sqlglot.parse_one(sql, read="bigquery")
     except SqlglotError as err:
