@@ -1,0 +1,270 @@
+"""Judges the newest point of a series against the points before it: robust, seasonal, level-adaptive."""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+MIN_COMPARABLE = 7  # comparable points needed before the check may alert (SPEC)
+MAX_COMPARABLE = {"none": 30, "day_of_week": 12, "hour_of_day": 12}  # trailing comparable points used
+LEVEL_WINDOW = {"none": 7, "day_of_week": 7, "hour_of_day": 24}  # one full season: a balanced local level
+SHIFT_RUN = 3  # this many consecutive points far off on one side mean the level moved: re-base on them
+RELATIVE_FLOOR = 0.005  # on the log scale: changes below ~0.5% per sd are never noise-distinguishable anomalies
+MAD_TO_SD = 1.4826
+MEAN_AD_TO_SD = 1.2533
+
+Points = Sequence[tuple[dt.datetime, float | None]]
+
+
+@dataclass(frozen=True)
+class Judgement:
+    anomalous: bool
+    expected: tuple[float | None, float | None]  # the band [low, high] the value was expected in (None = unbounded)
+    value: float | None
+    message: str
+    history_points: int  # comparable points used
+
+
+@dataclass(frozen=True)
+class _Scale:
+    """A monotone transform under which the series' noise is closer to additive and constant."""
+
+    forward: Callable[[float], float]
+    inverse: Callable[[float], float]
+    domain_low: float  # values below this cannot be transformed: they are below any band
+    offset: float  # c of log(x + c); 0 for the identity
+    counts: bool  # integer-valued: Poisson noise sets a floor on the scale
+
+    def floor(self, center: float) -> float:
+        """The smallest credible noise sd on the transformed scale around `center`."""
+        if not self.offset:
+            return 1e-9 * max(abs(center), 1.0)
+        floor = RELATIVE_FLOOR
+        if self.counts:
+            # Poisson: sd of a count is at least sqrt(its expectation); d log(x + 1) = dx / (x + 1)
+            expected = max(self.inverse(center), 0.0)
+            floor = max(floor, math.sqrt(max(expected, 0.5)) / (expected + self.offset))
+        return floor
+
+
+def _choose_scale(values: list[float]) -> _Scale:
+    if any(v < 0 for v in values):
+        return _Scale(lambda x: x, lambda y: y, -math.inf, 0.0, False)
+    counts = all(v == int(v) for v in values)
+    positive = sorted(v for v in values if v > 0)
+    # log(x + c): multiplicative seasonality and percentage noise become additive; c keeps zeros finite.
+    # Counts use c = 1 (zeros are ordinary); amounts and rates a small fraction of their typical size.
+    c = 1.0 if counts or not positive else 0.01 * positive[len(positive) // 2]
+    return _Scale(lambda x: math.log(x + c), lambda y: math.exp(y) - c, 0.0, c, counts)
+
+
+def _group_of(seasonality: str) -> Callable[[dt.datetime], int]:
+    if seasonality == "day_of_week":
+        return lambda t: t.weekday()
+    if seasonality == "hour_of_day":
+        return lambda t: t.hour
+    return lambda t: 0
+
+
+def _median(xs: list[float]) -> float:
+    s = sorted(xs)
+    n = len(s)
+    mid = n // 2
+    return s[mid] if n % 2 else (s[mid - 1] + s[mid]) / 2
+
+
+def _trailing_medians(xs: list[float], k: int, start: int) -> list[float]:
+    """medians of xs[max(j - k, 0) : j] for j = start .. len(xs), with one sorted window slid along."""
+    start = max(start, 1)
+    window = sorted(xs[max(start - k, 0) : start])
+    out = []
+    for j in range(start, len(xs) + 1):
+        n = len(window)
+        out.append(window[n // 2] if n % 2 else (window[n // 2 - 1] + window[n // 2]) / 2)
+        if j == len(xs):
+            break
+        bisect.insort(window, xs[j])
+        if j - k >= 0:
+            del window[bisect.bisect_left(window, xs[j - k])]
+    return out
+
+
+def _robust_sd(xs: list[float], center: float) -> float:
+    """MAD-based sd; when more than half the points tie (MAD 0), the mean absolute deviation instead."""
+    deviations = [abs(x - center) for x in xs]
+    mad = _median(deviations)
+    if mad > 0:
+        return MAD_TO_SD * mad
+    return MEAN_AD_TO_SD * sum(deviations) / len(deviations)
+
+
+@dataclass(frozen=True)
+class _Model:
+    center: float  # expected value on the transformed scale
+    sd: float  # robust noise sd on the transformed scale
+    comparable: int
+    rebased: bool  # the level was re-based on the latest points (a level shift)
+
+
+def _fit(ys: list[float], groups: list[int], now_group: int, seasonality: str, shift_z: float) -> _Model | None:
+    """Expected value for a point after ys: local level + the seasonal offset of its group.
+
+    The level is the median of the last full season of deseasonalised points, so a trend or a wandering level
+    moves the expectation while same-group points still define the seasonal offset and the noise.
+    """
+    k = LEVEL_WINDOW.get(seasonality, 7)
+    comp = [j for j in range(len(ys)) if groups[j] == now_group][-MAX_COMPARABLE.get(seasonality, 30) :]
+    if len(comp) < MIN_COMPARABLE:
+        return _Model(0.0, 0.0, len(comp), False) if comp else None
+    start = max(comp[0] - k, 0)
+    # First pass: offsets of each group vs the raw trailing-season median (balanced over all groups).
+    raw_level = dict(zip(range(start + 1, len(ys)), _trailing_medians(ys, k, start + 1)))
+    by_group: dict[int, list[float]] = {}
+    for j, lv in raw_level.items():
+        by_group.setdefault(groups[j], []).append(ys[j] - lv)
+    season = {g: _median(d) for g, d in by_group.items()}
+    deseason = [ys[j] - season.get(groups[j], 0.0) for j in range(len(ys))]
+
+    levels = _trailing_medians(deseason, k, start + 1)  # level before start + 1 .. len(ys)
+    adjusted = {j: ys[j] - lv for j, lv in zip(range(start + 1, len(ys)), levels)}
+    residuals = [adjusted[j] for j in comp if j in adjusted]
+    if len(residuals) < MIN_COMPARABLE:
+        return _Model(0.0, 0.0, len(residuals), False)
+    offset = _median(residuals)
+    sd = _robust_sd(residuals, offset)
+    # Some groups do not follow the level (a weekend that is always 0): when the plain comparable points are
+    # much tighter than the level-adjusted ones, the level explains nothing there and is not applied.
+    plain = [ys[j] for j in comp]
+    plain_center = _median(plain)
+    plain_sd = _robust_sd(plain, plain_center)
+    if plain_sd < sd / 2:  # clearly tighter, not by the luck of a small sample
+        return _Model(plain_center, plain_sd, len(plain), False)
+    centers: dict[int, list[float]] = {}
+    for j, e in adjusted.items():
+        centers.setdefault(groups[j], []).append(e)
+    group_center = {g: _median(es) for g, es in centers.items()}
+    pooled = _robust_sd([e - group_center[groups[j]] for j, e in adjusted.items()], 0.0)
+    mode = os.environ.get("SDMODE", "group")
+    if mode == "max":
+        sd = max(sd, pooled)
+    elif mode == "shrink":
+        n0 = float(os.environ.get("N0", "12"))
+        sd = math.sqrt((len(residuals) * sd**2 + n0 * pooled**2) / (len(residuals) + n0))
+    elif mode == "pooled":
+        sd = pooled
+    sd *= float(os.environ.get("INFL", "1"))
+    level = levels[-1]
+    recent = deseason[-SHIFT_RUN:]
+    far = [(d - level) / pooled if pooled > 0 else 0.0 for d in recent]
+    rebased = len(recent) == SHIFT_RUN and (all(f > shift_z for f in far) or all(f < -shift_z for f in far))
+    if rebased:
+        level = _median(recent)
+    return _Model(level + offset, sd, len(residuals), rebased)
+
+
+def judge(
+    points: Points,
+    *,
+    seasonality: str = "none",
+    direction: str = "both",
+    sensitivity: float = 3.0,
+    low: float | None = None,
+    high: float | None = None,
+) -> Judgement:
+    """The last point is judged against the ones before it (sorted by time).
+
+    low/high are hard bounds: breaching them alerts regardless of history. A NULL newest value is not judged
+    (a missing value is not a zero: a query that means zero should COALESCE); NULLs in the history are skipped.
+    """
+    if not points:
+        return Judgement(False, (low, high), None, "no points: not judged", 0)
+    ordered = sorted(points, key=lambda p: p[0])
+    when, value = ordered[-1]
+    history = [(t, float(v)) for t, v in ordered[:-1] if v is not None and math.isfinite(v)]
+    group_of = _group_of(seasonality)
+    if value is None or not math.isfinite(value):
+        return Judgement(False, (low, high), None, "the newest value is NULL: not judged", 0)
+    breach = _hard_breach(value, low, high)
+    scale = _choose_scale([v for _, v in history] + [value])
+    model = _fit([scale.forward(v) for _, v in history], [group_of(t) for t, _ in history], group_of(when),
+                 seasonality, sensitivity)  # fmt: skip
+    where = _where(when, seasonality)
+    if model is None or model.comparable < MIN_COMPARABLE:
+        n = model.comparable if model else 0
+        note = f"only {n} comparable points{where} in the history ({MIN_COMPARABLE} needed): not judged"
+        if breach:
+            return Judgement(True, (low, high), value, f"{breach}; {note}", n)
+        return Judgement(False, (low, high), value, note, n)
+    return _verdict(value, model, scale, direction, sensitivity, low, high, breach, where)
+
+
+def _hard_breach(value: float, low: float | None, high: float | None) -> str | None:
+    if low is not None and value < low:
+        return f"{_fmt(value)} is below the hard minimum {_fmt(low)}"
+    if high is not None and value > high:
+        return f"{_fmt(value)} is above the hard maximum {_fmt(high)}"
+    return None
+
+
+def _verdict(
+    value: float,
+    model: _Model,
+    scale: _Scale,
+    direction: str,
+    sensitivity: float,
+    low: float | None,
+    high: float | None,
+    breach: str | None,
+    where: str,
+) -> Judgement:
+    sd = max(model.sd, scale.floor(model.center))
+    y = scale.forward(value) if value >= scale.domain_low else -math.inf
+    z = (y - model.center) / sd
+    band_low = scale.inverse(model.center - sensitivity * sd) if direction != "up" else None
+    band_high = scale.inverse(model.center + sensitivity * sd) if direction != "down" else None
+    # hard bounds narrow the band: a value inside the statistical band can still breach them
+    if low is not None:
+        band_low = low if band_low is None else max(band_low, low)
+    if high is not None:
+        band_high = high if band_high is None else min(band_high, high)
+    expected = (band_low, band_high)
+    median = _fmt(scale.inverse(model.center))
+    anomalous = (z > sensitivity and direction != "down") or (z < -sensitivity and direction != "up")
+    side = "above" if z > 0 else "below"
+    shifted = "; the level moved recently, re-based on the latest points" if model.rebased else ""
+    detail = f"({_fmt_z(z)} robust sd {side} the median {median}{shifted})"
+    rng = f"{_fmt(band_low) if band_low is not None else '-∞'}–{_fmt(band_high) if band_high is not None else '∞'}"
+    if breach:
+        return Judgement(True, expected, value, f"{breach} {detail}", model.comparable)
+    if anomalous:
+        message = f"{_fmt(value)} is {side} the expected range {rng}{where} {detail}"
+    else:
+        message = f"{_fmt(value)} is within the expected range {rng}{where} {detail}"
+    return Judgement(anomalous, expected, value, message, model.comparable)
+
+
+def _where(when: dt.datetime, seasonality: str) -> str:
+    if seasonality == "day_of_week":
+        return f" for a {when.strftime('%A')}"
+    if seasonality == "hour_of_day":
+        return f" for {when.hour:02d}:00"
+    return ""
+
+
+def _fmt(x: float) -> str:
+    if x == 0 or not math.isfinite(x):
+        return str(x if math.isfinite(x) else "∞")
+    magnitude = abs(x)
+    if magnitude >= 100:
+        return f"{x:,.0f}"
+    if magnitude >= 1:
+        return f"{x:.3g}" if magnitude < 10 else f"{x:.1f}"
+    return f"{x:.3g}"
+
+
+def _fmt_z(z: float) -> str:
+    return "more than 100" if not math.isfinite(z) or abs(z) > 100 else f"{abs(z):.1f}"
