@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 MIN_COMPARABLE = 7  # comparable points needed before the check may alert (SPEC)
 MAX_COMPARABLE = {"none": 30, "day_of_week": 12, "hour_of_day": 12}  # trailing comparable points used
-LEVEL_WINDOW = {"none": 7, "day_of_week": 7, "hour_of_day": 24}  # one full season: a balanced local level
+LEVEL_WINDOW = {"none": 7, "day_of_week": 14, "hour_of_day": 48}  # two whole seasons: balanced, outage-proof
 SHIFT_RUN = 3  # this many consecutive points far off on one side mean the level moved: re-base on them
 RELATIVE_FLOOR = 0.005  # on the log scale: changes below ~0.5% per sd are never noise-distinguishable anomalies
 MAD_TO_SD = 1.4826
@@ -55,6 +55,9 @@ def _choose_scale(values: list[float]) -> _Scale:
     if any(v < 0 for v in values):
         return _Scale(lambda x: x, lambda y: y, -math.inf, 0.0, False)
     counts = all(v == int(v) for v in values)
+    if not counts and all(v <= 1 for v in values) and os.environ.get("RATIO", "1") == "1":
+        # a rate: arcsine-sqrt is the variance-stabilising transform of a binomial proportion, and takes 0 and 1
+        return _Scale(lambda x: math.asin(math.sqrt(min(x, 1.0))), lambda y: math.sin(max(0.0, min(y, math.pi / 2))) ** 2, 0.0, 0.0, False)
     positive = sorted(v for v in values if v > 0)
     # log(x + c): multiplicative seasonality and percentage noise become additive; c keeps zeros finite.
     # Counts use c = 1 (zeros are ordinary); amounts and rates a small fraction of their typical size.
@@ -107,63 +110,89 @@ class _Model:
     center: float  # expected value on the transformed scale
     sd: float  # robust noise sd on the transformed scale
     comparable: int
-    rebased: bool  # the level was re-based on the latest points (a level shift)
+    rebased: bool = False  # the level was re-based on the latest points (a level shift)
+    calendar_shift: float = 0.0  # month-end points have run this far from the center before: also expected
 
 
-def _fit(ys: list[float], groups: list[int], now_group: int, seasonality: str, shift_z: float) -> _Model | None:
+def _fit(times: list[dt.datetime], ys: list[float], groups: list[int], now: dt.datetime, now_group: int,
+         seasonality: str, shift_z: float) -> _Model:  # fmt: skip
     """Expected value for a point after ys: local level + the seasonal offset of its group.
 
-    The level is the median of the last full season of deseasonalised points, so a trend or a wandering level
+    The level is the median of the last two seasons of deseasonalised points, so a trend or a wandering level
     moves the expectation while same-group points still define the seasonal offset and the noise.
     """
     k = LEVEL_WINDOW.get(seasonality, 7)
     comp = [j for j in range(len(ys)) if groups[j] == now_group][-MAX_COMPARABLE.get(seasonality, 30) :]
-    if len(comp) < MIN_COMPARABLE:
-        return _Model(0.0, 0.0, len(comp), False) if comp else None
-    start = max(comp[0] - k, 0)
-    # First pass: offsets of each group vs the raw trailing-season median (balanced over all groups).
-    raw_level = dict(zip(range(start + 1, len(ys)), _trailing_medians(ys, k, start + 1)))
-    by_group: dict[int, list[float]] = {}
-    for j, lv in raw_level.items():
-        by_group.setdefault(groups[j], []).append(ys[j] - lv)
-    season = {g: _median(d) for g, d in by_group.items()}
+    start = max((comp[0] if comp else 0) - k, 0) + 1
+    if len(comp) < MIN_COMPARABLE or start >= len(ys):
+        return _Model(0.0, 0.0, len(comp))
+    # First pass: offsets of each group vs the raw trailing median (balanced: whole seasons).
+    raw_level = dict(zip(range(start, len(ys)), _trailing_medians(ys, k, start)))
+    season = {g: _median(d) for g, d in _by_group(groups, {j: ys[j] - lv for j, lv in raw_level.items()}).items()}
     deseason = [ys[j] - season.get(groups[j], 0.0) for j in range(len(ys))]
-
-    levels = _trailing_medians(deseason, k, start + 1)  # level before start + 1 .. len(ys)
-    adjusted = {j: ys[j] - lv for j, lv in zip(range(start + 1, len(ys)), levels)}
+    # Second pass: the level from deseasonalised points is not dragged around by which groups it covers.
+    levels = _trailing_medians(deseason, k, start)
+    adjusted = {j: ys[j] - lv for j, lv in zip(range(start, len(ys)), levels)}
     residuals = [adjusted[j] for j in comp if j in adjusted]
     if len(residuals) < MIN_COMPARABLE:
-        return _Model(0.0, 0.0, len(residuals), False)
+        return _Model(0.0, 0.0, len(residuals))
     offset = _median(residuals)
-    sd = _robust_sd(residuals, offset)
+    group_center = {g: _median(es) for g, es in _by_group(groups, adjusted).items()}
+    # A dozen points give a noisy sd; the sd over all groups is steadier. Take the larger: a group may be
+    # noisier than the rest (night hours), but rarely believably quieter.
+    pooled = _robust_sd([e - group_center[groups[j]] for j, e in adjusted.items()], 0.0)
+    group_sd = _robust_sd(residuals, offset)
+    sd = max(group_sd, pooled)
     # Some groups do not follow the level (a weekend that is always 0): when the plain comparable points are
     # much tighter than the level-adjusted ones, the level explains nothing there and is not applied.
     plain = [ys[j] for j in comp]
     plain_center = _median(plain)
     plain_sd = _robust_sd(plain, plain_center)
-    if plain_sd < sd / 2:  # clearly tighter, not by the luck of a small sample
-        return _Model(plain_center, plain_sd, len(plain), False)
-    centers: dict[int, list[float]] = {}
-    for j, e in adjusted.items():
-        centers.setdefault(groups[j], []).append(e)
-    group_center = {g: _median(es) for g, es in centers.items()}
-    pooled = _robust_sd([e - group_center[groups[j]] for j, e in adjusted.items()], 0.0)
-    mode = os.environ.get("SDMODE", "group")
-    if mode == "max":
-        sd = max(sd, pooled)
-    elif mode == "shrink":
-        n0 = float(os.environ.get("N0", "12"))
-        sd = math.sqrt((len(residuals) * sd**2 + n0 * pooled**2) / (len(residuals) + n0))
-    elif mode == "pooled":
-        sd = pooled
-    sd *= float(os.environ.get("INFL", "1"))
+    if plain_sd < group_sd / 2:
+        return _Model(plain_center, plain_sd, len(plain))
     level = levels[-1]
     recent = deseason[-SHIFT_RUN:]
     far = [(d - level) / pooled if pooled > 0 else 0.0 for d in recent]
     rebased = len(recent) == SHIFT_RUN and (all(f > shift_z for f in far) or all(f < -shift_z for f in far))
     if rebased:
         level = _median(recent)
-    return _Model(level + offset, sd, len(residuals), rebased)
+    month_end = _month_end_effect(times, adjusted, group_center, groups, now, sd)
+    return _Model(level + offset, sd, len(residuals), rebased, month_end)
+
+
+def _by_group(groups: list[int], values: dict[int, float]) -> dict[int, list[float]]:
+    out: dict[int, list[float]] = {}
+    for j, v in values.items():
+        out.setdefault(groups[j], []).append(v)
+    return out
+
+
+def _month_turn(day: dt.date) -> str | None:
+    """Where a day sits at the turn of a month, where business-month patterns (payroll, settlement) recur."""
+    next_day = day + dt.timedelta(days=1)
+    if day.weekday() < 5:
+        next_business = next_day + dt.timedelta(days=(7 - next_day.weekday()) % 7 if next_day.weekday() >= 5 else 0)
+        if next_business.month != day.month:
+            return "last_business_day"
+    if next_day.month != day.month:
+        return "last_day"
+    return "first_day" if day.day == 1 else None
+
+
+def _month_end_effect(times: list[dt.datetime], adjusted: dict[int, float], group_center: dict[int, float],
+                      groups: list[int], now: dt.datetime, sd: float) -> float:  # fmt: skip
+    """The typical departure of earlier points at the same turn of the month, when they departed consistently.
+
+    The registry can only say day_of_week, yet month-ends often differ (payouts, settlements): when the history
+    holds at least two such points and they all sat on one side, more than one sd off, the check expects it again.
+    """
+    turn = _month_turn(now.date())
+    if turn is None or sd <= 0:
+        return 0.0
+    same = [adjusted[j] - group_center[groups[j]] for j in adjusted if _month_turn(times[j].date()) == turn]
+    if len(same) < 2 or not (all(d > sd for d in same) or all(d < -sd for d in same)):
+        return 0.0
+    return _median(same)
 
 
 def judge(
@@ -190,11 +219,11 @@ def judge(
         return Judgement(False, (low, high), None, "the newest value is NULL: not judged", 0)
     breach = _hard_breach(value, low, high)
     scale = _choose_scale([v for _, v in history] + [value])
-    model = _fit([scale.forward(v) for _, v in history], [group_of(t) for t, _ in history], group_of(when),
-                 seasonality, sensitivity)  # fmt: skip
+    model = _fit([t for t, _ in history], [scale.forward(v) for _, v in history], [group_of(t) for t, _ in history],
+                 when, group_of(when), seasonality, sensitivity)  # fmt: skip
     where = _where(when, seasonality)
-    if model is None or model.comparable < MIN_COMPARABLE:
-        n = model.comparable if model else 0
+    if model.comparable < MIN_COMPARABLE:
+        n = model.comparable
         note = f"only {n} comparable points{where} in the history ({MIN_COMPARABLE} needed): not judged"
         if breach:
             return Judgement(True, (low, high), value, f"{breach}; {note}", n)
@@ -223,9 +252,12 @@ def _verdict(
 ) -> Judgement:
     sd = max(model.sd, scale.floor(model.center))
     y = scale.forward(value) if value >= scale.domain_low else -math.inf
-    z = (y - model.center) / sd
-    band_low = scale.inverse(model.center - sensitivity * sd) if direction != "up" else None
-    band_high = scale.inverse(model.center + sensitivity * sd) if direction != "down" else None
+    # a month-end effect seen before widens the band towards it (union of both bands: it may not recur)
+    low_center = model.center + min(model.calendar_shift, 0.0)
+    high_center = model.center + max(model.calendar_shift, 0.0)
+    z = (y - high_center) / sd if y > high_center else (y - low_center) / sd if y < low_center else 0.0
+    band_low = scale.inverse(low_center - sensitivity * sd) if direction != "up" else None
+    band_high = scale.inverse(high_center + sensitivity * sd) if direction != "down" else None
     # hard bounds narrow the band: a value inside the statistical band can still breach them
     if low is not None:
         band_low = low if band_low is None else max(band_low, low)
@@ -236,6 +268,8 @@ def _verdict(
     anomalous = (z > sensitivity and direction != "down") or (z < -sensitivity and direction != "up")
     side = "above" if z > 0 else "below"
     shifted = "; the level moved recently, re-based on the latest points" if model.rebased else ""
+    if model.calendar_shift:
+        shifted += "; allowing for the usual month-end departure"
     detail = f"({_fmt_z(z)} robust sd {side} the median {median}{shifted})"
     rng = f"{_fmt(band_low) if band_low is not None else '-∞'}–{_fmt(band_high) if band_high is not None else '∞'}"
     if breach:
