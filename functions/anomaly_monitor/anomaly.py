@@ -142,7 +142,9 @@ def _fit(times: list[dt.datetime], ys: list[float], groups: list[int], now: dt.d
     # noisier than the rest (night hours), but rarely believably quieter.
     pooled = _robust_sd([e - group_center[groups[j]] for j, e in adjusted.items()], 0.0)
     group_sd = _robust_sd(residuals, offset)
-    sd = max(group_sd, pooled)
+    # The offset is itself a median of n noisy points: a new point's prediction error also carries its
+    # sampling error (variance pi/2 * sd^2 / n), as in a prediction interval.
+    sd = max(group_sd, pooled) * math.sqrt(1 + math.pi / 2 / len(residuals))
     # Some groups do not follow the level (a weekend that is always 0): when the plain comparable points are
     # much tighter than the level-adjusted ones, the level explains nothing there and is not applied.
     plain = [ys[j] for j in comp]
