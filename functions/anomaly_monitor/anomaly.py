@@ -5,7 +5,6 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import math
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -14,6 +13,7 @@ MAX_COMPARABLE = {"none": 30, "day_of_week": 12, "hour_of_day": 12}  # trailing 
 LEVEL_WINDOW = {"none": 7, "day_of_week": 14, "hour_of_day": 48}  # two whole seasons: balanced, outage-proof
 SHIFT_RUN = 3  # this many consecutive points far off on one side mean the level moved: re-base on them
 RELATIVE_FLOOR = 0.005  # on the log scale: changes below ~0.5% per sd are never noise-distinguishable anomalies
+SMALL_COUNT = 100  # below this typical count Poisson noise (sd sqrt(x), 10% at 100) dominates percent-level noise
 MAD_TO_SD = 1.4826
 MEAN_AD_TO_SD = 1.2533
 
@@ -41,6 +41,8 @@ class _Scale:
 
     def floor(self, center: float) -> float:
         """The smallest credible noise sd on the transformed scale around `center`."""
+        if self.counts and not self.offset:
+            return 1.0  # Anscombe scale: Poisson sd
         if not self.offset:
             return 1e-9 * max(abs(center), 1.0)
         floor = RELATIVE_FLOOR
@@ -54,14 +56,20 @@ class _Scale:
 def _choose_scale(values: list[float]) -> _Scale:
     if any(v < 0 for v in values):
         return _Scale(lambda x: x, lambda y: y, -math.inf, 0.0, False)
-    counts = all(v == int(v) for v in values)
-    if not counts and all(v <= 1 for v in values) and os.environ.get("RATIO", "1") == "1":
-        # a rate: arcsine-sqrt is the variance-stabilising transform of a binomial proportion, and takes 0 and 1
-        return _Scale(lambda x: math.asin(math.sqrt(min(x, 1.0))), lambda y: math.sin(max(0.0, min(y, math.pi / 2))) ** 2, 0.0, 0.0, False)
+    # a constant integer series is not a Poisson count: any change to it is news
+    counts = all(v == int(v) for v in values) and len(set(values)) > 1
     positive = sorted(v for v in values if v > 0)
+    typical = positive[len(positive) // 2] if positive else 0.0
+    if counts and typical < SMALL_COUNT:
+        # Anscombe's 2 sqrt(x + 3/8): Poisson noise becomes sd 1 whatever the rate, so 1 is the noise floor
+        return _Scale(lambda x: 2 * math.sqrt(x + 0.375), lambda y: (max(y, 0.0) / 2) ** 2 - 0.375, 0.0, 0.0, True)
+    if not counts and all(v <= 1 for v in values):
+        # a rate: arcsine-sqrt is the variance-stabilising transform of a binomial proportion, and takes 0 and 1
+        return _Scale(lambda x: math.asin(math.sqrt(min(x, 1.0))), lambda y: math.sin(max(0.0, min(y, math.pi / 2))) ** 2,
+                      0.0, 0.0, False)  # fmt: skip
     # log(x + c): multiplicative seasonality and percentage noise become additive; c keeps zeros finite.
-    # Counts use c = 1 (zeros are ordinary); amounts and rates a small fraction of their typical size.
-    c = 1.0 if counts or not positive else 0.01 * positive[len(positive) // 2]
+    # Large counts use c = 1; amounts a small fraction of their typical size.
+    c = 1.0 if counts or not typical else 0.01 * typical
     return _Scale(lambda x: math.log(x + c), lambda y: math.exp(y) - c, 0.0, c, counts)
 
 
