@@ -29,7 +29,7 @@ def run_in_process(series: list[Series], detect: Callable[[list, str], bool]) ->
     """Judges every (series, t) with the points up to and including t, exactly as run_bench.py does."""
     alerts: Alerts = {}
     for s in series:
-        pts = list(zip(s.times, s.values))
+        pts = list(zip(s.times, s.values, strict=False))
         for i in s.eval_idx:
             alerts[(s.series_id, i)] = bool(detect(pts[: i + 1], s.seasonality))
     return alerts
@@ -43,7 +43,11 @@ def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(str(r[j])) for r in [header, *rows]) for j in range(len(header))]
     print(f"\n{title}")
     for r in [header, *rows]:
-        print("  ".join(str(c).ljust(w) if j == 0 else str(c).rjust(w) for j, (c, w) in enumerate(zip(r, widths))))
+        print(
+            "  ".join(
+                str(c).ljust(w) if j == 0 else str(c).rjust(w) for j, (c, w) in enumerate(zip(r, widths, strict=False))
+            )
+        )
 
 
 def main() -> int:
@@ -65,8 +69,17 @@ def main() -> int:
 
     def overall(m: str) -> list[str]:
         sc: Score = scores[m]["all"]
-        return [m, f"{sc.precision:.2f}", f"{sc.recall:.2f}", f"{sc.f1:.2f}", f"{sc.fa_per_1k:.1f}",
-                str(sc.false_alarms), f"{sc.windows_hit}/{sc.windows}", str(sc.ignored_alerts), f"{timings[m]:.1f}s"]  # fmt: skip
+        return [
+            m,
+            f"{sc.precision:.2f}",
+            f"{sc.recall:.2f}",
+            f"{sc.f1:.2f}",
+            f"{sc.fa_per_1k:.1f}",
+            str(sc.false_alarms),
+            f"{sc.windows_hit}/{sc.windows}",
+            str(sc.ignored_alerts),
+            f"{timings[m]:.1f}s",
+        ]
 
     print_table(
         "overall",
@@ -77,20 +90,34 @@ def main() -> int:
     print_table(
         "per family: F1 / false alarms per 1k normal points",
         ["family", *METHODS, "windows"],
-        [[g, *(f"{scores[m][g].f1:.2f}/{scores[m][g].fa_per_1k:.0f}" for m in METHODS), str(scores["product"][g].windows)]
-         for g in groups],  # fmt: skip
+        [
+            [
+                g,
+                *(f"{scores[m][g].f1:.2f}/{scores[m][g].fa_per_1k:.0f}" for m in METHODS),
+                str(scores["product"][g].windows),
+            ]
+            for g in groups
+        ],
     )
     for field_name in ("kind", "bucket"):
         per = {m: recall_by(series, results[m], field_name) for m in METHODS}
-        print_table(f"recall by {field_name}", [field_name, *METHODS],
-                    [[k, *(f"{per[m][k][0]}/{per[m][k][1]}" for m in METHODS)] for k in sorted(per["product"])])  # fmt: skip
+        print_table(
+            f"recall by {field_name}",
+            [field_name, *METHODS],
+            [[k, *(f"{per[m][k][0]}/{per[m][k][1]}" for m in METHODS)] for k in sorted(per["product"])],
+        )
     per = {m: false_alarms_by_context(series, results[m]) for m in METHODS}
-    print_table("false alarms by context", ["context", *METHODS],
-                [[k, *(f"{per[m][k][0]}/{per[m][k][1]}" for m in METHODS)] for k in sorted(per["product"])])  # fmt: skip
+    print_table(
+        "false alarms by context",
+        ["context", *METHODS],
+        [[k, *(f"{per[m][k][0]}/{per[m][k][1]}" for m in METHODS)] for k in sorted(per["product"])],
+    )
     print(
-        "\nanomaly F1: " + " | ".join(f"{m} {scores[m]['all'].f1:.2f}" for m in METHODS)
-        + "; false alarms/1k: " + " | ".join(f"{m} {scores[m]['all'].fa_per_1k:.1f}" for m in METHODS)
-    )  # fmt: skip
+        "\nanomaly F1: "
+        + " | ".join(f"{m} {scores[m]['all'].f1:.2f}" for m in METHODS)
+        + "; false alarms/1k: "
+        + " | ".join(f"{m} {scores[m]['all'].fa_per_1k:.1f}" for m in METHODS)
+    )
     return 0
 
 

@@ -65,12 +65,19 @@ def _choose_scale(values: list[float]) -> _Scale:
         return _Scale(lambda x: 2 * math.sqrt(x + 0.375), lambda y: (max(y, 0.0) / 2) ** 2 - 0.375, 0.0, 0.0, True)
     if not counts and all(v <= 1 for v in values):
         # a rate: arcsine-sqrt is the variance-stabilising transform of a binomial proportion, and takes 0 and 1
-        return _Scale(lambda x: math.asin(math.sqrt(min(x, 1.0))), lambda y: math.sin(max(0.0, min(y, math.pi / 2))) ** 2,
-                      0.0, 0.0, False)  # fmt: skip
+        return _Scale(_arcsine_sqrt, _inverse_arcsine_sqrt, 0.0, 0.0, False)
     # log(x + c): multiplicative seasonality and percentage noise become additive; c keeps zeros finite.
     # Large counts use c = 1; amounts a small fraction of their typical size.
     c = 1.0 if counts or not typical else 0.01 * typical
     return _Scale(lambda x: math.log(x + c), lambda y: math.exp(y) - c, 0.0, c, counts)
+
+
+def _arcsine_sqrt(x: float) -> float:
+    return math.asin(math.sqrt(min(x, 1.0)))
+
+
+def _inverse_arcsine_sqrt(y: float) -> float:
+    return math.sin(max(0.0, min(y, math.pi / 2))) ** 2
 
 
 def _group_of(seasonality: str) -> Callable[[dt.datetime], int]:
@@ -135,12 +142,12 @@ def _fit(times: list[dt.datetime], ys: list[float], groups: list[int], now: dt.d
     if len(comp) < MIN_COMPARABLE or start >= len(ys):
         return _Model(0.0, 0.0, len(comp))
     # First pass: offsets of each group vs the raw trailing median (balanced: whole seasons).
-    raw_level = dict(zip(range(start, len(ys)), _trailing_medians(ys, k, start)))
+    raw_level = dict(zip(range(start, len(ys)), _trailing_medians(ys, k, start), strict=False))
     season = {g: _median(d) for g, d in _by_group(groups, {j: ys[j] - lv for j, lv in raw_level.items()}).items()}
     deseason = [ys[j] - season.get(groups[j], 0.0) for j in range(len(ys))]
     # Second pass: the level from deseasonalised points is not dragged around by which groups it covers.
     levels = _trailing_medians(deseason, k, start)
-    adjusted = {j: ys[j] - lv for j, lv in zip(range(start, len(ys)), levels)}
+    adjusted = {j: ys[j] - lv for j, lv in zip(range(start, len(ys)), levels, strict=False)}
     residuals = [adjusted[j] for j in comp if j in adjusted]
     if len(residuals) < MIN_COMPARABLE:
         return _Model(0.0, 0.0, len(residuals))
@@ -228,7 +235,7 @@ def judge(
     if value is None or not math.isfinite(value):
         return Judgement(False, (low, high), None, "the newest value is NULL: not judged", 0)
     breach = _hard_breach(value, low, high)
-    scale = _choose_scale([v for _, v in history] + [value])
+    scale = _choose_scale([v for _, v in history] or [value])
     model = _fit([t for t, _ in history], [scale.forward(v) for _, v in history], [group_of(t) for t, _ in history],
                  when, group_of(when), seasonality, sensitivity)  # fmt: skip
     where = _where(when, seasonality)

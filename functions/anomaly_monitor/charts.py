@@ -18,6 +18,7 @@ def render_chart(points: Sequence[tuple[dt.datetime, float | None]], judgement: 
     import matplotlib
 
     matplotlib.use("Agg")  # no display in a Cloud Function
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
     from matplotlib.figure import Figure
 
     recent = sorted(points, key=lambda p: p[0])[-RECENT_POINTS:]
@@ -34,8 +35,10 @@ def render_chart(points: Sequence[tuple[dt.datetime, float | None]], judgement: 
     ax.set_title(title, fontsize=10, loc="left")
     ax.tick_params(labelsize=8)
     ax.grid(alpha=0.25)
-    fig.autofmt_xdate()
-    fig.tight_layout()
+    locator = AutoDateLocator(maxticks=6)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    fig.subplots_adjust(left=0.1, right=0.98, top=0.88, bottom=0.2)  # fixed margins: tight_layout is slow
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     return buf.getvalue()
