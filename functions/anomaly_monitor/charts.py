@@ -7,6 +7,7 @@ import io
 from collections.abc import Sequence
 
 from anomaly_monitor.anomaly import Judgement
+from anomaly_monitor.models import CheckResult, Status
 
 RECENT_POINTS = 60
 WIDTH_PX, HEIGHT_PX, DPI = 600, 250, 100
@@ -55,3 +56,11 @@ def _draw_band(ax: object, times: list[dt.datetime], judgement: Judgement) -> No
     ax.axhspan(low if low is not None else bottom, high if high is not None else top,  # type: ignore[attr-defined]
                color="#9ecae1", alpha=0.35, label="expected")  # fmt: skip
     ax.set_ylim(bottom, top)  # type: ignore[attr-defined]
+
+
+def chart_for(result: CheckResult) -> bytes | None:
+    """The chart of an alert's series and expected band; None for results without a series (rows checks)."""
+    if not result.series or result.status is not Status.ALERT:
+        return None
+    judgement = Judgement(True, result.expected or (None, None), result.value, result.message, len(result.series))
+    return render_chart(result.series, judgement, result.name)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from http.client import HTTPException
 
 from slack_sdk import WebClient
@@ -22,6 +21,7 @@ from slack_sdk.http_retry import (
 )
 from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 
+from anomaly_monitor.charts import chart_for  # imports matplotlib only when a chart is drawn
 from anomaly_monitor.errors import ConfigError, DeliveryError
 from anomaly_monitor.models import CheckResult, Status
 from anomaly_monitor.notifiers import MessageRef, Notice, NoticeKind
@@ -102,31 +102,6 @@ def web_client(token: str, base_url: str | None = None, interval: RetryIntervalC
     return WebClient(token=token, base_url=base_url, timeout=HTTP_TIMEOUT_S, retry_handlers=retry_handlers(interval))
 
 
-@dataclass(frozen=True)
-class ChartJudgement:
-    """What the chart needs to know about the judged point (duck-typed like anomaly.Judgement)."""
-
-    anomalous: bool
-    expected: tuple[float | None, float | None]
-    value: float | None
-    message: str
-
-
-def render_chart(result: CheckResult) -> bytes | None:
-    """A PNG of the check's series with the expected band; None when there is nothing to draw."""
-    if not result.series:
-        return None
-    from anomaly_monitor import charts  # matplotlib is heavy: only runs that post a chart pay for it
-
-    judgement = ChartJudgement(
-        anomalous=result.status is Status.ALERT,
-        expected=result.expected or (None, None),
-        value=result.value,
-        message=result.message,
-    )
-    return charts.render_chart(result.series, judgement, result.name)
-
-
 def read_token(settings: Settings) -> str:
     if settings.slack_bot_token:
         return settings.slack_bot_token
@@ -152,7 +127,7 @@ class SlackNotifier:
     @classmethod
     def from_settings(cls, settings: Settings) -> SlackNotifier:
         client = web_client(read_token(settings), settings.slack_api_url)
-        return cls(client, settings.slack_default_channel, chart=render_chart)
+        return cls(client, settings.slack_default_channel, chart=chart_for)
 
     # ------------------------------------------------------------ delivery
 
