@@ -38,8 +38,8 @@ SETTLE_FAIL_RATE = 0.005
 # Planted incidents, all continuing up to "now" whatever the hour at which init_db.py runs.
 CHECKOUT_OUTAGE_MERCHANT = 5  # Pixelforge Games: no orders since 18:00 yesterday
 CHECKOUT_OUTAGE_START = MIDNIGHT - dt.timedelta(hours=6)
-ISSUER_OUTAGE_START = MIDNIGHT - dt.timedelta(hours=4)  # card declines jump from 5% to 55% at 20:00 yesterday
-ISSUER_OUTAGE_CARD_FAIL = 0.55
+ACQUIRER_OUTAGE_START = MIDNIGHT - dt.timedelta(hours=4)  # declines jump from 2-5% to 65% at 20:00 yesterday
+ACQUIRER_OUTAGE_FAIL = 0.65
 CAPTURE_STALL_MERCHANT = 3  # Bramble & Birch Home: its capture job stopped settling four days ago
 CAPTURE_STALL_START = MIDNIGHT - dt.timedelta(days=4)
 BAD_AMOUNT_MERCHANT = 7  # Solstice Fashion: a release at 16:00 yesterday sends NULL and negative amounts
@@ -104,14 +104,14 @@ class Merchant:
 
 
 MERCHANTS = (
-    Merchant(1, "Harbour Coffee Roasters", "GB", "GBP", "food_and_drink", dt.date(2021, 3, 8), 0.08, 1.15, 28.0),
-    Merchant(2, "Kestrel Outdoor Gear", "DE", "EUR", "sporting_goods", dt.date(2020, 9, 14), 0.12, 1.10, 95.0),
-    Merchant(3, "Bramble & Birch Home", "FR", "EUR", "home_and_garden", dt.date(2022, 1, 10), 0.07, 1.00, 140.0),
+    Merchant(1, "Harbour Coffee Roasters", "GB", "GBP", "food_and_drink", dt.date(2021, 3, 8), 0.09, 1.15, 28.0),
+    Merchant(2, "Kestrel Outdoor Gear", "DE", "EUR", "sporting_goods", dt.date(2020, 9, 14), 0.10, 1.10, 95.0),
+    Merchant(3, "Bramble & Birch Home", "FR", "EUR", "home_and_garden", dt.date(2022, 1, 10), 0.08, 1.00, 140.0),
     Merchant(4, "Nimbus Travel", "NL", "EUR", "travel", dt.date(2019, 6, 3), 0.10, 0.60, 420.0),
-    Merchant(5, "Pixelforge Games", "GB", "GBP", "digital_goods", dt.date(2021, 11, 22), 0.25, 1.30, 18.0),
-    Merchant(6, "Tideway Grocers", "GB", "GBP", "grocery", dt.date(2022, 6, 1), 0.18, 0.80, 65.0),
-    Merchant(7, "Solstice Fashion", "ES", "EUR", "apparel", dt.date(2022, 9, 19), 0.14, 0.90, 75.0),
-    Merchant(8, "Quayside Tickets", "IE", "EUR", "events", LAST_DAY - dt.timedelta(days=42), 0.06, 1.20, 55.0),
+    Merchant(5, "Pixelforge Games", "GB", "GBP", "digital_goods", dt.date(2021, 11, 22), 0.14, 1.30, 18.0),
+    Merchant(6, "Tideway Grocers", "GB", "GBP", "grocery", dt.date(2022, 6, 1), 0.22, 0.80, 65.0),
+    Merchant(7, "Solstice Fashion", "ES", "EUR", "apparel", dt.date(2022, 9, 19), 0.20, 0.90, 75.0),
+    Merchant(8, "Quayside Tickets", "IE", "EUR", "events", LAST_DAY - dt.timedelta(days=42), 0.07, 1.20, 55.0),
 )
 
 
@@ -180,9 +180,7 @@ def add_lifecycle(rng: random.Random, order: Order, method: str, planted: str | 
     at = order.created + dt.timedelta(seconds=rng.randint(2, 90))
     authorised = None
     for attempt in range(3):
-        fail = AUTH_FAIL[method]
-        if at >= ISSUER_OUTAGE_START and method == "card":
-            fail = ISSUER_OUTAGE_CARD_FAIL
+        fail = ACQUIRER_OUTAGE_FAIL if at >= ACQUIRER_OUTAGE_START else AUTH_FAIL[method]
         if planted is None and rng.random() < fail:
             order.events.append((at, "auth", "fail"))
             if attempt == 2 or rng.random() > AUTH_RETRY:
