@@ -18,14 +18,15 @@ $(STAMP): functions/requirements.txt requirements-dev.txt
 
 install: $(STAMP) ## create .venv and install pinned dependencies
 
-data/warehouse.db: init_db.py $(wildcard data/*.csv) | $(STAMP)
+data/warehouse.db: init_db.py $(filter-out data/checks.csv,$(wildcard data/*.csv)) | $(STAMP)
 	$(PY) init_db.py
 
 init-db: $(STAMP) ## (re)build data/warehouse.db from data/*.csv
 	$(PY) init_db.py --force
 
-run: $(STAMP) data/warehouse.db ## run every demo check once against the local warehouse
-	$(PY) -m anomaly_monitor run --force; status=$$?; [ $$status -le 2 ] || exit $$status
+run: $(STAMP) ## run every demo check once against the local warehouse (rebuilt when over an hour old)
+	@$(PY) init_db.py --max-age-hours 1
+	@$(PY) -m anomaly_monitor run --force; status=$$?; [ $$status -le 2 ] || exit $$status
 
 test: $(STAMP) ## run the whole test suite
 	$(PY) -m pytest -q

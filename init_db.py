@@ -22,6 +22,7 @@ import csv
 import datetime as dt
 import sqlite3
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,6 +175,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--db", type=Path, default=DEFAULT_DB, help="SQLite file to build (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="rebuild the file if it exists")
     parser.add_argument(
+        "--max-age-hours",
+        type=float,
+        metavar="H",
+        help="also rebuild an existing file older than H hours, so the demo data keeps ending near now",
+    )
+    parser.add_argument(
         "--now",
         type=dt.datetime.fromisoformat,
         help="build as if it were this time (ISO-8601, default: the current time; without offset: UTC)",
@@ -184,7 +191,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     db: Path = args.db
-    if db.exists() and not args.force:
+    stale = (
+        args.max_age_hours is not None and db.exists() and time.time() - db.stat().st_mtime > args.max_age_hours * 3600
+    )
+    if db.exists() and not (args.force or stale):
         print(f"{db} exists; use --force to rebuild it")
         return 0
     partial = db.with_name(db.name + "-building")  # replaced atomically when complete

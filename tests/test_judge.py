@@ -33,7 +33,7 @@ def test_rows_check_alerts_on_any_row_and_reports_the_total():
     [
         ({"max": 10}, 11, Status.ALERT, "11 is above the maximum 10"),
         ({"min": 5}, 4.5, Status.ALERT, "4.50 is below the minimum 5"),
-        ({"min": 5, "max": 10}, 10, Status.OK, "10 is within 5 to 10"),
+        ({"min": 5, "max": 10}, 10, Status.OK, "10 is within the expected range (5 to 10)"),
     ],
 )
 def test_threshold_compares_the_value_with_its_bounds(bounds, value, status, message):

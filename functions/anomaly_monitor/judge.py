@@ -91,6 +91,18 @@ def fmt(value: float | None) -> str:
     return f"{value:,.4g}" if abs(value) < 1 else f"{value:,.2f}"
 
 
+def expected_range(expected: tuple[float | None, float | None] | None) -> str:
+    """A band in words: "5 to 10", "at most 10", "at least 5"."""
+    if expected is None:
+        return ""
+    low, high = expected
+    if low is None:
+        return f"at most {fmt(high)}"
+    if high is None:
+        return f"at least {fmt(low)}"
+    return f"{fmt(low)} to {fmt(high)}"
+
+
 def judge_rows(result: QueryResult) -> Verdict:
     if result.row_count == 0:
         return Verdict(Status.OK, "no rows returned", value=0.0)
@@ -105,7 +117,9 @@ def judge_threshold(check: Check, result: QueryResult) -> Verdict:
         return Verdict(Status.ALERT, f"{fmt(value)} is below the minimum {fmt(check.min)}", value, expected)
     if check.max is not None and value > check.max:
         return Verdict(Status.ALERT, f"{fmt(value)} is above the maximum {fmt(check.max)}", value, expected)
-    return Verdict(Status.OK, f"{fmt(value)} is within {fmt(check.min)} to {fmt(check.max)}", value, expected)
+    return Verdict(
+        Status.OK, f"{fmt(value)} is within the expected range ({expected_range(expected)})", value, expected
+    )
 
 
 def judge_points(check: Check, points: Sequence[tuple[dt.datetime, float | None]]) -> Verdict:

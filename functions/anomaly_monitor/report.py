@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from anomaly_monitor.judge import fmt
+from anomaly_monitor.judge import expected_range, fmt
 from anomaly_monitor.models import CheckResult, RunReport, Status
 
 MARKS = {Status.OK: "ok", Status.ALERT: "ALERT", Status.ERROR: "ERROR", Status.INVALID: "INVALID"}
@@ -34,7 +34,7 @@ def text_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None 
 
 def measure(result: CheckResult) -> str:
     if result.type == "rows" and result.row_count is not None:
-        return f"{result.row_count:,} rows"
+        return f"{result.row_count:,} row{'' if result.row_count == 1 else 's'}"
     return fmt(result.value) if result.value is not None else ""
 
 
@@ -52,17 +52,6 @@ def summary_table(report: RunReport) -> str:
     ]
     counts = ", ".join(f"{n} {s}" for s, n in report.summary().items() if n)
     return f"{text_table(rows, width=70)}\n\nrun {report.run_id}: {counts}"
-
-
-def expected_range(expected: tuple[float | None, float | None] | None) -> str:
-    if expected is None:
-        return ""
-    low, high = expected
-    if low is None:
-        return f"at most {fmt(high)}"
-    if high is None:
-        return f"at least {fmt(low)}"
-    return f"{fmt(low)} to {fmt(high)}"
 
 
 def render_alert(result: CheckResult) -> str:

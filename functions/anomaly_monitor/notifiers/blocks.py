@@ -7,10 +7,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from anomaly_monitor.judge import fmt
+from anomaly_monitor.judge import expected_range, fmt
 from anomaly_monitor.models import CheckResult, Severity, Status
 from anomaly_monitor.notifiers import Notice, NoticeKind
-from anomaly_monitor.report import expected_range, text_table
+from anomaly_monitor.report import text_table
 
 # Slack's documented limits, and the margins we keep under them.
 MAX_BLOCKS = 50
