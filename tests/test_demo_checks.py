@@ -9,11 +9,11 @@ import shutil
 import sqlite3
 from collections import defaultdict
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 import init_db
+from anomaly_monitor.warehouses.sqlite_dialect import connect_readonly, to_sqlite
 
 CHECKS_CSV = init_db.DATA_DIR / "checks.csv"
 SPEC_COLUMNS = [
@@ -104,12 +104,6 @@ def test_seed_rows_encode_the_spec_verdicts() -> None:
 
 
 @pytest.fixture(scope="module")
-def sqlite_dialect() -> ModuleType:
-    """The BigQuery-to-SQLite translator; these tests are skipped until it is merged."""
-    return pytest.importorskip("anomaly_monitor.warehouses.sqlite_dialect")
-
-
-@pytest.fixture(scope="module")
 def seed_only_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The seed rows alone (and the merchants), loaded by init_db.populate."""
     data = tmp_path_factory.mktemp("seed-data")
@@ -124,22 +118,22 @@ def seed_only_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def run_check(sqlite_dialect, db: Path, name: str) -> tuple[list[str], list[tuple]]:
-    conn = sqlite_dialect.connect_readonly(db, NOW)
+def run_check(db: Path, name: str) -> tuple[list[str], list[tuple]]:
+    conn = connect_readonly(db, NOW)
     try:
-        cursor = conn.execute(sqlite_dialect.to_sqlite(check(name)["sql"]))
+        cursor = conn.execute(to_sqlite(check(name)["sql"]))
         return [column[0] for column in cursor.description], cursor.fetchall()
     finally:
         conn.close()
 
 
-def test_seed_check_flags_exactly_the_seed_anomalies(sqlite_dialect: ModuleType, seed_only_db: Path) -> None:
-    columns, rows = run_check(sqlite_dialect, seed_only_db, SEED_CHECK)
+def test_seed_check_flags_exactly_the_seed_anomalies(seed_only_db: Path) -> None:
+    columns, rows = run_check(seed_only_db, SEED_CHECK)
     assert sorted(row[columns.index("order_id")] for row in rows) == SEED_FLAGGED
 
 
-def test_seed_check_by_merchant_counts(sqlite_dialect: ModuleType, seed_only_db: Path) -> None:
-    columns, rows = run_check(sqlite_dialect, seed_only_db, "auth_not_settled_7d_by_merchant")
+def test_seed_check_by_merchant_counts(seed_only_db: Path) -> None:
+    columns, rows = run_check(seed_only_db, "auth_not_settled_7d_by_merchant")
     counts = {row[columns.index("merchant_id")]: row[columns.index("orders_not_settled")] for row in rows}
     assert counts == SEED_FLAGGED_BY_MERCHANT
 
@@ -154,9 +148,9 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_ON_DEMO_DATA))
-def test_rows_and_threshold_checks_on_the_demo_data(sqlite_dialect: ModuleType, demo_db: Path, name: str) -> None:
+def test_rows_and_threshold_checks_on_the_demo_data(demo_db: Path, name: str) -> None:
     row = check(name)
-    columns, rows = run_check(sqlite_dialect, demo_db, name)
+    columns, rows = run_check(demo_db, name)
     if row["type"] == "rows":
         status = "alert" if rows else "ok"
     else:

@@ -7,45 +7,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from seed_rows import SEED_ORDERS, SEED_TRANSACTIONS
 
 import init_db
 
 NOW = dt.datetime(2025, 6, 11, 9, 30, 0)
-
-# The seed rows as /work/shared/seed-data holds them, before any shift.
-SEED_ORDERS = [
-    (1, "2023-05-15 17:48:00", 1),
-    (2, "2023-05-16 01:06:00", 2),
-    (3, "2023-05-16 12:46:00", 2),
-    (4, "2023-05-16 22:44:00", 3),
-    (5, "2023-05-15 10:02:00", 1),
-    (6, "2023-05-16 10:02:00", 1),
-    (7, "2023-05-17 19:36:00", 2),
-    (8, "2023-05-17 19:36:00", 4),
-    (9, "2023-05-17 19:36:00", 4),
-    (10, "2023-05-17 19:36:00", 4),
-]
-SEED_TRANSACTIONS = [
-    (1, "2023-05-15 17:48:00", "auth", 1, "success"),
-    (2, "2023-05-16 01:06:00", "auth", 2, "success"),
-    (3, "2023-05-16 12:46:00", "auth", 3, "success"),
-    (4, "2023-05-16 22:44:00", "auth", 4, "success"),
-    (5, "2023-05-19 18:57:00", "settle", 1, "fail"),
-    (6, "2023-05-20 03:50:00", "void", 2, "success"),
-    (7, "2023-05-21 07:21:00", "settle", 3, "success"),
-    (8, "2023-05-15 10:02:00", "auth", 5, "success"),
-    (9, "2023-05-22 10:01:59", "settle", 5, "success"),
-    (10, "2023-05-16 10:02:00", "auth", 6, "success"),
-    (11, "2023-05-23 10:02:01", "settle", 6, "success"),
-    (12, "2023-05-17 19:36:00", "auth", 7, "success"),
-    (13, "2023-05-17 19:36:00", "auth", 8, "success"),
-    (14, "2023-06-16 19:36:00", "void", 8, "success"),
-    (15, "2023-05-17 19:36:00", "auth", 9, "success"),
-    (16, "2023-05-22 19:36:00", "settle", 9, "fail"),
-    (17, "2023-05-17 19:36:00", "auth", 10, "success"),
-    (18, "2023-05-22 19:36:00", "settle", 10, "fail"),
-    (19, "2023-05-25 19:36:00", "settle", 10, "success"),
-]
 
 
 def parse(text: str) -> dt.datetime:
