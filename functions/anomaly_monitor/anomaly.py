@@ -16,6 +16,7 @@ RELATIVE_FLOOR = 0.005  # on the log scale: changes below ~0.5% per sd are never
 SMALL_COUNT = 100  # below this typical count Poisson noise (sd sqrt(x), 10% at 100) dominates percent-level noise
 MAD_TO_SD = 1.4826
 MEAN_AD_TO_SD = 1.2533
+MAD_LOG_VARIANCE = 1.36  # n * Var(MAD sd estimate) / sd^2 for Gaussian data: the MAD's sampling variance
 
 Points = Sequence[tuple[dt.datetime, float | None]]
 
@@ -162,11 +163,13 @@ def _fit(times: list[dt.datetime], ys: list[float], groups: list[int], now: dt.d
     sd = max(group_sd, pooled) * math.sqrt(1 + math.pi / 2 / len(residuals))
     # Some groups do not follow the level (a weekend that is always 0): when the plain comparable points are
     # much tighter than the level-adjusted ones, the level explains nothing there and is not applied.
+    # Two MAD-based sds of n points each differ by chance: their log ratio has sd about sqrt(2 * 1.36 / n), so
+    # only a ratio beyond 3 such sds says the group does not follow the level (a noisy 2x is chance).
     plain = [ys[j] for j in comp]
     plain_center = _median(plain)
     plain_sd = _robust_sd(plain, plain_center)
-    if plain_sd < group_sd / 2:
-        return _Model(plain_center, plain_sd, len(plain))
+    if plain_sd < group_sd * math.exp(-3 * math.sqrt(2 * MAD_LOG_VARIANCE / len(plain))):
+        return _Model(plain_center, plain_sd * math.sqrt(1 + math.pi / 2 / len(plain)), len(plain))
     level = levels[-1]
     recent = deseason[-SHIFT_RUN:]
     far = [(d - level) / pooled if pooled > 0 else 0.0 for d in recent]
