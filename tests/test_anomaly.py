@@ -158,3 +158,10 @@ def test_irregular_timestamps_and_unsorted_input_are_judged_in_time_order() -> N
 def test_an_outage_to_zero_in_a_positive_series_alerts(zero: float) -> None:
     j = judge(daily([*noisy(60), zero]), seasonality="day_of_week")
     assert j.anomalous and "below the expected range" in j.message
+
+
+def test_the_first_point_after_a_three_day_outage_is_a_return_not_an_alarm() -> None:
+    values: list[float | None] = [*noisy(60), 0.0, 0.0, 0.0]
+    assert judge(daily(values)).anomalous  # the third zero still alerts
+    assert not judge(daily([*values, 1005.0])).anomalous  # the old level is back: no alarm
+    assert judge(daily([*values, 2500.0])).anomalous  # a jump past the old level still alerts

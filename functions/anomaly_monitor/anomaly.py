@@ -128,6 +128,7 @@ class _Model:
     comparable: int
     rebased: bool = False  # the level was re-based on the latest points (a level shift)
     calendar_shift: float = 0.0  # month-end points have run this far from the center before: also expected
+    prior_shift: float = 0.0  # after a re-base: the old level, relative to the center, is still credible
 
 
 def _fit(times: list[dt.datetime], ys: list[float], groups: list[int], now: dt.datetime, now_group: int,
@@ -174,10 +175,14 @@ def _fit(times: list[dt.datetime], ys: list[float], groups: list[int], now: dt.d
     recent = deseason[-SHIFT_RUN:]
     far = [(d - level) / pooled if pooled > 0 else 0.0 for d in recent]
     rebased = len(recent) == SHIFT_RUN and (all(f > shift_z for f in far) or all(f < -shift_z for f in far))
+    prior = 0.0
     if rebased:
+        # Three points cannot tell a lasting shift from a transient one (an outage or a double load that ends):
+        # the new level is expected, and a return to the old one is too.
+        prior = level - _median(recent)
         level = _median(recent)
     month_end = _month_end_effect(times, adjusted, group_center, groups, now, sd)
-    return _Model(level + offset, sd, len(residuals), rebased, month_end)
+    return _Model(level + offset, sd, len(residuals), rebased, month_end, prior)
 
 
 def _by_group(groups: list[int], values: dict[int, float]) -> dict[int, list[float]]:
@@ -273,8 +278,10 @@ def _verdict(
     sd = max(model.sd, scale.floor(model.center))
     y = scale.forward(value) if value >= scale.domain_low else -math.inf
     # a month-end effect seen before widens the band towards it (union of both bands: it may not recur)
-    low_center = model.center + min(model.calendar_shift, 0.0)
-    high_center = model.center + max(model.calendar_shift, 0.0)
+    # so does a re-based level towards the level it left (a transient shift may end)
+    shifts = (0.0, model.calendar_shift, model.prior_shift)
+    low_center = model.center + min(shifts)
+    high_center = model.center + max(shifts)
     z = (y - high_center) / sd if y > high_center else (y - low_center) / sd if y < low_center else 0.0
     band_low = scale.inverse(low_center - sensitivity * sd) if direction != "up" else None
     band_high = scale.inverse(high_center + sensitivity * sd) if direction != "down" else None
