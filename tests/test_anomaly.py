@@ -158,3 +158,35 @@ def test_irregular_timestamps_and_unsorted_input_are_judged_in_time_order() -> N
 def test_an_outage_to_zero_in_a_positive_series_alerts(zero: float) -> None:
     j = judge(daily([*noisy(60), zero]), seasonality="day_of_week")
     assert j.anomalous and "below the expected range" in j.message
+
+
+def test_the_first_point_after_a_three_day_outage_is_a_return_not_an_alarm() -> None:
+    values: list[float | None] = [*noisy(60), 0.0, 0.0, 0.0]
+    assert judge(daily(values)).anomalous  # the third zero still alerts
+    assert not judge(daily([*values, 1005.0])).anomalous  # the old level is back: no alarm
+    assert judge(daily([*values, 2500.0])).anomalous  # a jump past the old level still alerts
+
+
+def test_a_heavy_tailed_series_does_not_alarm_on_its_usual_tail() -> None:
+    rng = random.Random(12)
+    # 3% noise, but one point in seven is four times noisier: a scale mixture, heavy-tailed like latency
+    core = [rng.gauss(0, 0.03) for _ in range(120)]
+    heavy = [1000.0 * (1 + e * (4 if rng.random() < 0.15 else 1)) for e in core]
+    usual_tail = sorted(heavy)[-3]  # the 3rd largest of 120: how high this series usually goes
+    assert not judge(daily([*heavy, usual_tail]), seasonality="day_of_week").anomalous
+    alarms = sum(judge(daily(heavy[: i + 1]), seasonality="day_of_week").anomalous for i in range(60, 120))
+    assert alarms <= 1
+    assert judge(daily([*heavy, 2000.0]), seasonality="day_of_week").anomalous
+
+
+def test_a_weekday_that_was_quieter_by_chance_keeps_the_series_noise() -> None:
+    # a failure rate with no weekly pattern, where the last dozen Saturdays happen to sit close together (seed
+    # chosen for that): a 12-point MAD that small is chance, so the Saturday band keeps the series' noise
+    rng = random.Random(156)
+    values: list[float | None] = [0.042 + rng.gauss(0, 0.0045) for _ in range(89)]
+    saturday = START + dt.timedelta(days=89)
+    assert saturday.weekday() == 5
+    low, high = judge([*daily(values), (saturday, 0.042)], seasonality="day_of_week").expected
+    assert low is not None and high is not None and high - low > 0.02  # about +-3 sd of 0.0045
+    assert not judge([*daily(values), (saturday, 0.036)], seasonality="day_of_week").anomalous
+    assert judge([*daily(values), (saturday, 0.012)], seasonality="day_of_week").anomalous

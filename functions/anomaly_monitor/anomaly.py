@@ -16,6 +16,8 @@ RELATIVE_FLOOR = 0.005  # on the log scale: changes below ~0.5% per sd are never
 SMALL_COUNT = 100  # below this typical count Poisson noise (sd sqrt(x), 10% at 100) dominates percent-level noise
 MAD_TO_SD = 1.4826
 MEAN_AD_TO_SD = 1.2533
+TAIL_QUANTILE, TAIL_GAUSSIAN_Z = 0.8, 1.2816  # P(|Z| < 1.2816) = 0.8 for a standard normal Z
+MAD_LOG_VARIANCE = 1.36  # n * Var(MAD sd estimate) / sd^2 for Gaussian data: the MAD's sampling variance
 
 Points = Sequence[tuple[dt.datetime, float | None]]
 
@@ -127,6 +129,7 @@ class _Model:
     comparable: int
     rebased: bool = False  # the level was re-based on the latest points (a level shift)
     calendar_shift: float = 0.0  # month-end points have run this far from the center before: also expected
+    prior_shift: float = 0.0  # after a re-base: the old level, relative to the center, is still credible
 
 
 def _fit(times: list[dt.datetime], ys: list[float], groups: list[int], now: dt.datetime, now_group: int,
@@ -155,26 +158,51 @@ def _fit(times: list[dt.datetime], ys: list[float], groups: list[int], now: dt.d
     group_center = {g: _median(es) for g, es in _by_group(groups, adjusted).items()}
     # A dozen points give a noisy sd; the sd over all groups is steadier. Take the larger: a group may be
     # noisier than the rest (night hours), but rarely believably quieter.
-    pooled = _robust_sd([e - group_center[groups[j]] for j, e in adjusted.items()], 0.0)
+    spread = [e - group_center[groups[j]] for j, e in adjusted.items()]
+    pooled = _robust_sd(spread, 0.0)
     group_sd = _robust_sd(residuals, offset)
     # The offset is itself a median of n noisy points: a new point's prediction error also carries its
-    # sampling error (variance pi/2 * sd^2 / n), as in a prediction interval.
-    sd = max(group_sd, pooled) * math.sqrt(1 + math.pi / 2 / len(residuals))
+    # sampling error (variance pi/2 * sd^2 / n), as in a prediction interval. Residuals with heavier than
+    # Gaussian tails (noise whose size changes over time is a scale mixture) widen it further.
+    sd = max(group_sd, pooled) * math.sqrt(1 + math.pi / 2 / len(residuals)) * _tail_factor(spread, pooled)
     # Some groups do not follow the level (a weekend that is always 0): when the plain comparable points are
     # much tighter than the level-adjusted ones, the level explains nothing there and is not applied.
+    # Two MAD-based sds of n points each differ by chance: their log ratio has sd about sqrt(2 * 1.36 / n), so
+    # only a ratio beyond 3 such sds says the group does not follow the level (a noisy 2x is chance).
     plain = [ys[j] for j in comp]
     plain_center = _median(plain)
     plain_sd = _robust_sd(plain, plain_center)
-    if plain_sd < group_sd / 2:
-        return _Model(plain_center, plain_sd, len(plain))
+    if plain_sd < group_sd * math.exp(-3 * math.sqrt(2 * MAD_LOG_VARIANCE / len(plain))):
+        return _Model(plain_center, plain_sd * math.sqrt(1 + math.pi / 2 / len(plain)), len(plain))
     level = levels[-1]
     recent = deseason[-SHIFT_RUN:]
     far = [(d - level) / pooled if pooled > 0 else 0.0 for d in recent]
     rebased = len(recent) == SHIFT_RUN and (all(f > shift_z for f in far) or all(f < -shift_z for f in far))
+    prior = 0.0
     if rebased:
+        # Three points cannot tell a lasting shift from a transient one (an outage or a double load that ends):
+        # the new level is expected, and a return to the old one is too.
+        prior = level - _median(recent)
         level = _median(recent)
     month_end = _month_end_effect(times, adjusted, group_center, groups, now, sd)
-    return _Model(level + offset, sd, len(residuals), rebased, month_end)
+    return _Model(level + offset, sd, len(residuals), rebased, month_end, prior)
+
+
+def _tail_factor(spread: list[float], sd: float) -> float:
+    """How much wider than Gaussian the residuals' shoulders are: q80 of |residual| over its Gaussian value.
+
+    A MAD-based sd fits the middle of the distribution; the band sits in its tail. Business noise is rarely
+    Gaussian there: its size drifts and clusters over time (a scale mixture), and some metrics (latency) are
+    heavy-tailed outright. The 80th percentile of |residual| is the furthest-out quantile a hundred points
+    still estimate well and that a few outliers in the history cannot move; when it sits further out than a
+    Gaussian with the MAD's sd would put it (1.2816 sd), the band widens in proportion. Light-tailed series
+    get about 1.
+    """
+    if sd <= 0 or not spread:
+        return 1.0
+    deviations = sorted(abs(e) for e in spread)
+    q = deviations[min(int(TAIL_QUANTILE * len(deviations)), len(deviations) - 1)]
+    return max(1.0, q / (TAIL_GAUSSIAN_Z * sd))
 
 
 def _by_group(groups: list[int], values: dict[int, float]) -> dict[int, list[float]]:
@@ -270,8 +298,10 @@ def _verdict(
     sd = max(model.sd, scale.floor(model.center))
     y = scale.forward(value) if value >= scale.domain_low else -math.inf
     # a month-end effect seen before widens the band towards it (union of both bands: it may not recur)
-    low_center = model.center + min(model.calendar_shift, 0.0)
-    high_center = model.center + max(model.calendar_shift, 0.0)
+    # so does a re-based level towards the level it left (a transient shift may end)
+    shifts = (0.0, model.calendar_shift, model.prior_shift)
+    low_center = model.center + min(shifts)
+    high_center = model.center + max(shifts)
     z = (y - high_center) / sd if y > high_center else (y - low_center) / sd if y < low_center else 0.0
     band_low = scale.inverse(low_center - sensitivity * sd) if direction != "up" else None
     band_high = scale.inverse(high_center + sensitivity * sd) if direction != "down" else None
