@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 TABLE = "check_results"
 HISTORY_DAYS = 90  # partition filter: alert state, schedules and anomaly history never look further back
 QUERY_TIMEOUT_S = 60
+REQUEST_DEADLINE_S = 60  # retries of one API call stop here (the client's default is 10 minutes)
 
 # One run at a time per process. Across processes the platform serialises runs: the function is deployed with
 # max_instance_count = 1 and max_instance_request_concurrency = 1, so Cloud Run hands one request at a time to
@@ -89,20 +90,22 @@ class BigQueryStateStore:
         from google.api_core.exceptions import NotFound
         from google.cloud import bigquery
 
+        retry = bigquery.DEFAULT_RETRY.with_deadline(REQUEST_DEADLINE_S)
         try:
-            client.get_table(self.table_id)
+            client.get_table(self.table_id, retry=retry)
             return
         except NotFound:
             pass
-        table = bigquery.Table(self.table_id, schema=bigquery_schema())
-        table.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY, field="checked_at")
-        table.clustering_fields = ["check_name"]
         try:
-            client.create_table(table, exists_ok=True)
+            client.get_dataset(f"{self.project}.{self.dataset}", retry=retry)
         except NotFound:
             raise StateError(
                 f"dataset {self.project}.{self.dataset} does not exist: create it (terraform apply) or fix STATE_URL"
             ) from None
+        table = bigquery.Table(self.table_id, schema=bigquery_schema())
+        table.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY, field="checked_at")
+        table.clustering_fields = ["check_name"]
+        client.create_table(table, exists_ok=True, retry=retry)
 
     def append(self, records: Sequence[HistoryRecord]) -> None:
         """Streaming inserts, chosen over the Storage Write API: rows are queryable at once (the next run's
@@ -110,11 +113,14 @@ class BigQueryStateStore:
         per run the cost is negligible. insertId (run id + check) lets BigQuery drop a retried duplicate."""
         if not records:
             return
+        from google.cloud import bigquery
+
         try:
             errors = self._client().insert_rows_json(
                 self.table_id,
                 [to_row(r) for r in records],
                 row_ids=[f"{r.run_id}:{r.check_name}" for r in records],
+                retry=bigquery.DEFAULT_RETRY.with_deadline(REQUEST_DEADLINE_S),
             )
         except StateError:
             raise
