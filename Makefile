@@ -27,7 +27,10 @@ init-db: $(STAMP) ## (re)build data/warehouse.db from data/*.csv
 run: $(STAMP) data/warehouse.db ## run every demo check once against the local warehouse
 	$(PY) -m anomaly_monitor run --force; status=$$?; [ $$status -le 2 ] || exit $$status
 
-test: $(STAMP) ## run the whole test suite
+serve: $(STAMP) data/warehouse.db ## serve the function locally on :8080 (curl -X POST localhost:8080 -d '{}')
+	$(VENV)/bin/functions-framework --target run_checks --source functions/main.py --host 127.0.0.1 --port 8080
+
+test: $(STAMP) ## run the whole test suite (first run also builds .venv-bqemu for the BigQuery emulator)
 	$(PY) -m pytest -q
 
 lint: $(STAMP) ## ruff lint and format check
