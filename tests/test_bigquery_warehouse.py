@@ -8,6 +8,7 @@ import uuid
 from urllib.parse import urlsplit
 
 import pytest
+import responses
 from google.api_core import exceptions as api
 
 from anomaly_monitor import gcp
@@ -161,3 +162,20 @@ def test_json_safe_keeps_numbers_and_stringifies_times() -> None:
     assert json_safe(decimal.Decimal("3")) == 3
     assert json_safe(dt.date(2026, 1, 2)) == "2026-01-02"
     assert json_safe({"a": [b"\x00"]}) == {"a": ["AA=="]}
+
+
+def test_a_query_past_its_timeout_is_cancelled() -> None:
+    """BigQuery's REST answers for a job that keeps running (the emulator finishes every job inside jobs.insert)."""
+    endpoint, project = "http://bigquery.test", "slow-project"
+    job = {"jobReference": {"projectId": project, "jobId": "job1", "location": "EU"}, "status": {"state": "RUNNING"}}
+    job["configuration"] = {"query": {"query": "SELECT 1"}}
+    base = f"{endpoint}/bigquery/v2/projects/{project}"
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as api:
+        api.post(f"{base}/jobs", json=job)
+        api.get(f"{base}/queries/job1", json={"jobReference": job["jobReference"], "jobComplete": False})
+        api.get(f"{base}/jobs/job1", json=job)
+        api.post(f"{base}/jobs/job1/cancel", json={"job": {**job, "status": {"state": "DONE"}}})
+        warehouse = BigQueryWarehouse(project, "d", endpoint)
+        with pytest.raises(QueryError, match=r"timed out after 0\.5 s \(QUERY_TIMEOUT_S\) and was cancelled"):
+            warehouse.query("SELECT 1", check_name="slow", limit=20, timeout_s=0.5, max_bytes=GB)
+        assert [c.request.method for c in api.calls if c.request.url.split("?")[0].endswith("/cancel")] == ["POST"]

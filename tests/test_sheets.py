@@ -16,6 +16,7 @@ from google.oauth2.credentials import Credentials
 from anomaly_monitor.errors import RegistryError
 from anomaly_monitor.models import Check, CheckResult, RunReport, Status
 from anomaly_monitor.registry import parse_registry
+from anomaly_monitor.settings import Settings
 from anomaly_monitor.sources.sheets import SheetsSource
 
 RECORDINGS = Path(__file__).with_name("fixtures") / "sheets-api"
@@ -222,3 +223,23 @@ def test_a_sheets_outage_while_publishing_does_not_fail_the_run(api, caplog) -> 
     with caplog.at_level(logging.ERROR):
         source().publish(report(CheckResult("a", "rows", Status.OK, "", row_count=0)))
     assert "statuses could not be written" in caplog.text
+
+
+def test_from_url_uses_application_default_credentials(api, tmp_path, monkeypatch) -> None:
+    adc = tmp_path / "adc.json"
+    adc.write_text(
+        json.dumps({"type": "authorized_user", "client_id": "c", "client_secret": "s", "refresh_token": "r"})
+    )
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
+    api.post("https://oauth2.googleapis.com/token", json={"access_token": "ya29.adc", "expires_in": 3600})
+    _, body = recorded("WorksheetTest.test_get_all_values.json", "GET", "/values/%27Sheet1%27")
+    body["values"] = [["name", "sql"], ["a", "SELECT 1"]]
+    api.get(values_url("registry"), json=body)
+    sheet = SheetsSource.from_url(f"sheets://{KEY}", Settings(checks_worksheet="registry", status_worksheet="st"))
+    assert sheet.read_rows() == [{"name": "a", "sql": "SELECT 1"}]
+    assert api.calls[-1].request.headers["Authorization"] == "Bearer ya29.adc"
+
+
+def test_a_sheets_url_without_a_key_is_a_registry_error() -> None:
+    with pytest.raises(RegistryError, match="names no spreadsheet"):
+        SheetsSource.from_url("sheets://", Settings())
