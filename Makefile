@@ -28,7 +28,10 @@ run: $(STAMP) ## run every demo check once against the local warehouse (rebuilt 
 	@$(PY) init_db.py --max-age-hours 1
 	@$(PY) -m anomaly_monitor run --force; status=$$?; [ $$status -le 2 ] || exit $$status
 
-test: $(STAMP) ## run the whole test suite
+serve: $(STAMP) data/warehouse.db ## serve the function locally on :8080 (curl -X POST localhost:8080 -d '{}')
+	$(VENV)/bin/functions-framework --target run_checks --source functions/main.py --host 127.0.0.1 --port 8080
+
+test: $(STAMP) ## run the whole test suite (first run also builds .venv-bqemu for the BigQuery emulator)
 	$(PY) -m pytest -q
 
 lint: $(STAMP) ## ruff (lint and format) and the offline Terraform checks

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import sys
 
-# Cloud Logging reads `severity` and `message`; the rest lands in jsonPayload.
-EXTRA_FIELDS = ("run_id", "check", "duration_ms", "summary")
+# Cloud Logging reads `severity`, `message` and `time`; the rest lands in jsonPayload, where filters find it
+# (jsonPayload.run_id="..." shows one run, jsonPayload.check="..." one check's history).
+EXTRA_FIELDS = ("run_id", "check", "status", "duration_ms", "summary", "delivery_failures")
 
 
 class CloudLoggingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {"severity": record.levelname, "message": record.getMessage(), "logger": record.name}
+        entry = {
+            "severity": record.levelname,
+            "message": record.getMessage(),
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(),
+            "logger": record.name,
+        }
         entry.update({k: getattr(record, k) for k in EXTRA_FIELDS if hasattr(record, k)})
         if record.exc_info:
             entry["message"] += "\n" + self.formatException(record.exc_info)

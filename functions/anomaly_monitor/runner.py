@@ -151,7 +151,14 @@ def run(backends: Backends, options: RunOptions) -> RunReport:
     names = [c.name for c in checks] + [i.name for i in invalid]
     history = backends.state.history(names, limit=HISTORY_LIMIT)
     due, skips = plan(checks, history, options, now)
-    log.info("run %s: %d checks due, %d skipped, %d invalid", run_id, len(due), len(skips), len(invalid))
+    log.info(
+        "run %s: %d checks due, %d skipped, %d invalid",
+        run_id,
+        len(due),
+        len(skips),
+        len(invalid),
+        extra={"run_id": run_id},
+    )
 
     with ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="check") as pool:
         futures = {
@@ -162,9 +169,8 @@ def run(backends: Backends, options: RunOptions) -> RunReport:
     rows += [(i.row_number, invalid_result(i)) for i in invalid]
     results = [result for _, result in sorted(rows, key=lambda pair: pair[0])]
     for r in results:
-        log.info(
-            "check %s: %s (%s)", r.name, r.status, r.message, extra={"check": r.name, "duration_ms": r.duration_ms}
-        )
+        fields = {"run_id": run_id, "check": r.name, "status": str(r.status), "duration_ms": r.duration_ms}
+        log.info("check %s: %s (%s)", r.name, r.status, r.message, extra=fields)
 
     failures = 0
     if not options.dry_run:
@@ -178,4 +184,14 @@ def run(backends: Backends, options: RunOptions) -> RunReport:
     report = RunReport(run_id, started_at, finished_at, results, failures)
     if not options.dry_run:
         backends.source.publish(report)
+    summary = report.summary()
+    duration_ms = round((time.monotonic() - clock) * 1000)
+    counts = ", ".join(f"{n} {status}" for status, n in summary.items() if n)
+    log.info(
+        "run %s finished in %d ms: %s",
+        run_id,
+        duration_ms,
+        counts or "no checks",
+        extra={"run_id": run_id, "summary": summary, "duration_ms": duration_ms, "delivery_failures": failures},
+    )
     return report

@@ -26,6 +26,7 @@ from anomaly_monitor.errors import ConfigError, DeliveryError
 from anomaly_monitor.models import CheckResult, Status
 from anomaly_monitor.notifiers import MessageRef, Notice, NoticeKind
 from anomaly_monitor.notifiers.blocks import render, render_resolved
+from anomaly_monitor.secrets import slack_bot_token
 from anomaly_monitor.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -102,16 +103,6 @@ def web_client(token: str, base_url: str | None = None, interval: RetryIntervalC
     return WebClient(token=token, base_url=base_url, timeout=HTTP_TIMEOUT_S, retry_handlers=retry_handlers(interval))
 
 
-def read_token(settings: Settings) -> str:
-    if settings.slack_bot_token:
-        return settings.slack_bot_token
-    if settings.slack_bot_token_secret:
-        from anomaly_monitor.secrets import read_secret  # google-cloud-secret-manager only when configured
-
-        return read_secret(settings.slack_bot_token_secret)
-    raise ConfigError("no Slack token: set SLACK_BOT_TOKEN or SLACK_BOT_TOKEN_SECRET")
-
-
 class SlackNotifier:
     """One per run: it caches the e-mail -> user id lookups of that run."""
 
@@ -126,7 +117,10 @@ class SlackNotifier:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SlackNotifier:
-        client = web_client(read_token(settings), settings.slack_api_url)
+        token = slack_bot_token(settings)  # SLACK_BOT_TOKEN wins; else Secret Manager, read once per instance
+        if token is None:
+            raise ConfigError("no Slack token: set SLACK_BOT_TOKEN or SLACK_BOT_TOKEN_SECRET")
+        client = web_client(token, settings.slack_api_url)
         return cls(client, settings.slack_default_channel, chart=chart_for)
 
     # ------------------------------------------------------------ delivery

@@ -1,0 +1,52 @@
+"""Secret Manager: the Slack bot token read once per instance, never logged, never in an error message."""
+
+from __future__ import annotations
+
+import functools
+import threading
+
+from anomaly_monitor import gcp
+from anomaly_monitor.errors import ConfigError
+from anomaly_monitor.settings import Settings
+
+_lock = threading.Lock()
+
+
+def secret_client():  # -> secretmanager.SecretManagerServiceClient
+    """REST transport: lighter to import and start than gRPC, and one call per instance needs no stream."""
+
+    def build():
+        from google.cloud import secretmanager
+
+        return secretmanager.SecretManagerServiceClient(transport="rest")
+
+    return gcp.cached(("secretmanager",), build)
+
+
+@functools.cache
+def _read(version_name: str) -> str:
+    try:
+        response = secret_client().access_secret_version(name=version_name)
+    except Exception as exc:
+        # the exception text names the version and the cause; it cannot hold the payload, which never arrived
+        raise ConfigError(
+            f"secret {version_name} could not be read ({type(exc).__name__}: {exc}); check SLACK_BOT_TOKEN_SECRET "
+            "(projects/P/secrets/NAME/versions/latest) and that the function's service account has "
+            "Secret Manager Secret Accessor on it"
+        ) from None
+    return response.payload.data.decode("utf-8").strip()
+
+
+def read_secret(version_name: str) -> str:
+    """The secret version's payload as text, fetched on first use and cached for the life of the instance."""
+    with _lock:
+        return _read(version_name)
+
+
+def slack_bot_token(settings: Settings) -> str | None:
+    """SLACK_BOT_TOKEN when set (it wins), else the secret SLACK_BOT_TOKEN_SECRET names, else None."""
+    if settings.slack_bot_token:
+        return settings.slack_bot_token
+    if settings.slack_bot_token_secret:
+        return read_secret(settings.slack_bot_token_secret)
+    return None

@@ -1,0 +1,129 @@
+"""The cloud warehouse: each check is one labelled, byte-capped, time-limited BigQuery query job."""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import datetime as dt
+import decimal
+import re
+from typing import TYPE_CHECKING, Any
+
+from anomaly_monitor import gcp
+from anomaly_monitor.errors import QueryError
+from anomaly_monitor.models import QueryResult
+from anomaly_monitor.settings import Settings
+from anomaly_monitor.urls import bigquery_dataset
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery
+
+APP_LABEL = "anomaly-monitor"
+GB = 1024**3
+
+
+def label_value(text: str) -> str:
+    """BigQuery label values: at most 63 lowercase letters, digits, underscores or dashes."""
+    return re.sub(r"[^a-z0-9_-]", "_", text.lower())[:63]
+
+
+def json_safe(value: Any) -> Any:
+    """A BigQuery cell as JSON-ready Python: numbers stay numbers, times become ISO-8601 text."""
+    if isinstance(value, decimal.Decimal):  # NUMERIC / BIGNUMERIC
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, dict):  # STRUCT
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):  # ARRAY
+        return [json_safe(v) for v in value]
+    return value
+
+
+class BigQueryWarehouse:
+    def __init__(self, project: str, dataset: str, api_endpoint: str | None = None) -> None:
+        self.project = project
+        self.dataset = dataset
+        self.api_endpoint = api_endpoint
+
+    @classmethod
+    def from_url(cls, url: str, settings: Settings) -> BigQueryWarehouse:
+        project, dataset = bigquery_dataset(url)
+        return cls(project, dataset, settings.bigquery_api_endpoint)
+
+    @property
+    def client(self) -> bigquery.Client:
+        try:
+            return gcp.bigquery_client(self.project, self.api_endpoint)
+        except Exception as exc:  # google.auth.exceptions.DefaultCredentialsError and the like
+            raise QueryError(f"no BigQuery client: {exc} (set up Application Default Credentials)") from exc
+
+    def _config(self, check_name: str, **options: Any) -> bigquery.QueryJobConfig:
+        from google.cloud import bigquery
+
+        return bigquery.QueryJobConfig(
+            default_dataset=f"{self.project}.{self.dataset}",  # unqualified tables resolve here
+            labels={"app": APP_LABEL, "check": label_value(check_name)},  # find the cost of each check in billing
+            use_legacy_sql=False,
+            **options,
+        )
+
+    def query(
+        self, sql: str, *, check_name: str, limit: int | None, timeout_s: float, max_bytes: int | None
+    ) -> QueryResult:
+        """Submits the job, waits at most timeout_s (then cancels it), and fetches only the rows needed."""
+        config = self._config(check_name, maximum_bytes_billed=max_bytes)
+        client = self.client
+        try:
+            job = client.query(sql, job_config=config)
+            try:
+                # max_results: only the first `limit` rows travel; total_rows still counts the whole result
+                rows = job.result(timeout=timeout_s, max_results=limit)
+            except concurrent.futures.TimeoutError:
+                job.cancel()  # a job left running keeps scanning (and billing) after we stopped waiting
+                raise QueryError(f"timed out after {timeout_s:g} s (QUERY_TIMEOUT_S) and was cancelled") from None
+            columns = [field.name for field in rows.schema]
+            kept = [{k: json_safe(v) for k, v in row.items()} for row in rows]
+        except QueryError:
+            raise
+        except Exception as exc:
+            raise self._query_error(exc, max_bytes) from None
+        total = rows.total_rows if rows.total_rows is not None else len(kept)
+        return QueryResult(columns, kept, total, job.total_bytes_processed)
+
+    def dry_run(self, sql: str, *, check_name: str) -> int | None:
+        """A dry-run job: BigQuery parses and plans the query and says how many bytes it would scan."""
+        config = self._config(check_name, dry_run=True, use_query_cache=False)
+        try:
+            job = self.client.query(sql, job_config=config)
+        except Exception as exc:
+            raise self._query_error(exc, None) from None
+        return job.total_bytes_processed
+
+    def _query_error(self, exc: Exception, max_bytes: int | None) -> QueryError:
+        """Turns what BigQuery answered into a message the check's owner can act on."""
+        from google.api_core import exceptions as api
+
+        if not isinstance(exc, api.GoogleAPICallError):
+            return QueryError(f"BigQuery could not be reached: {type(exc).__name__}: {exc}")
+        errors = exc.errors or [{}]
+        reason = errors[0].get("reason", "")
+        detail = errors[0].get("message") or exc.message
+        if reason == "bytesBilledLimitExceeded":
+            cap = f"max_gb_billed={max_bytes / GB:g} GB" if max_bytes else "its byte cap"
+            fix = "raise the column max_gb_billed or filter on the partition column"
+            return QueryError(f"would scan more than {cap}: {fix} ({detail})")
+        if isinstance(exc, api.NotFound) or reason == "notFound":
+            return QueryError(
+                f"not found: {detail} (unqualified tables are looked up in {self.project}.{self.dataset})"
+            )
+        if isinstance(exc, api.Forbidden) and reason in ("accessDenied", ""):
+            return QueryError(
+                f"permission denied: {detail}: grant the function's service account BigQuery Data Viewer "
+                f"on that dataset (and Job User on project {self.project})"
+            )
+        if reason == "invalidQuery" or isinstance(exc, api.BadRequest):
+            return QueryError(f"BigQuery rejected the SQL: {detail}")
+        return QueryError(f"BigQuery error {exc.code} {reason}: {detail}")

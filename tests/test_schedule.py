@@ -1,0 +1,90 @@
+"""Schedules: a check is due when a cron tick passed since its last recorded run, whenever the invocation comes."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from anomaly_monitor.models import Check, Status
+from anomaly_monitor.runner import RunOptions, run
+from anomaly_monitor.schedule import is_due, next_tick
+from tests.cloud_fixtures import local_backends
+
+UTC = dt.UTC
+
+
+def at(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+HOURLY = Check(name="hourly", sql="SELECT 1", schedule="0 * * * *")
+LONDON_9AM = Check(name="morning", sql="SELECT 1", schedule="0 9 * * *", timezone="Europe/London")
+
+
+def test_first_run_is_always_due() -> None:
+    assert is_due(HOURLY, None, at("2026-11-23 09:17"))
+
+
+def test_no_schedule_means_every_invocation() -> None:
+    check = Check(name="always", sql="SELECT 1")
+    assert is_due(check, at("2026-11-23 09:17"), at("2026-11-23 09:18"))
+
+
+def test_a_delayed_invocation_still_runs_the_missed_tick_once() -> None:
+    # ran at 08:00; the 09:00 invocation came 40 minutes late
+    assert is_due(HOURLY, at("2026-11-23 08:00"), at("2026-11-23 09:40"))
+    # and the regular invocation ten minutes later does not run it again for the same tick
+    assert not is_due(HOURLY, at("2026-11-23 09:40"), at("2026-11-23 09:50"))
+
+
+def test_a_retried_invocation_does_not_run_twice_for_one_tick() -> None:
+    assert not is_due(HOURLY, at("2026-11-23 09:00:03"), at("2026-11-23 09:02"))
+    assert is_due(HOURLY, at("2026-11-23 09:00:03"), at("2026-11-23 10:00"))
+
+
+def test_a_run_exactly_on_the_tick_counts_for_that_tick() -> None:
+    assert is_due(HOURLY, at("2026-11-23 08:00"), at("2026-11-23 09:00"))
+    assert not is_due(HOURLY, at("2026-11-23 09:00"), at("2026-11-23 09:00:30"))
+
+
+def test_local_time_follows_the_clock_change_in_london() -> None:
+    # 29 March 2026: clocks go forward; 09:00 in London is 09:00 UTC the day before, 08:00 UTC that day
+    assert next_tick(LONDON_9AM, at("2026-03-28 10:00")) == at("2026-03-29 08:00")
+    ran = at("2026-03-28 09:00")
+    assert not is_due(LONDON_9AM, ran, at("2026-03-29 07:59"))
+    assert is_due(LONDON_9AM, ran, at("2026-03-29 08:00"))
+    # 25 October 2026: clocks go back; 09:00 in London is 09:00 UTC again
+    assert not is_due(LONDON_9AM, at("2026-10-24 08:00"), at("2026-10-25 08:30"))
+    assert is_due(LONDON_9AM, at("2026-10-24 08:00"), at("2026-10-25 09:00"))
+
+
+def statuses(report) -> dict[str, Status]:
+    return {r.name: r.status for r in report.results}
+
+
+CHECKS = (
+    "hourly,rows,SELECT id FROM orders WHERE amount > 100,,,0 * * * *,,ops\n"
+    "morning,rows,SELECT id FROM orders WHERE amount > 100,,,0 9 * * *,Europe/London,finance\n"
+    "always,rows,SELECT id FROM orders WHERE amount > 100,,,,,ops\n"
+)
+
+
+def test_the_runner_skips_what_is_not_due_and_runs_it_after_the_next_tick(tmp_path) -> None:
+    first = run(local_backends(tmp_path, CHECKS, at("2026-03-29 08:05")), RunOptions(now=at("2026-03-29 08:05")))
+    assert statuses(first) == {"hourly": Status.OK, "morning": Status.OK, "always": Status.OK}
+
+    retried = run(local_backends(tmp_path, CHECKS, at("2026-03-29 08:07")), RunOptions(now=at("2026-03-29 08:07")))
+    assert statuses(retried) == {"hourly": Status.SKIPPED, "morning": Status.SKIPPED, "always": Status.OK}
+    skipped = {r.name: r.message for r in retried.results}
+    assert skipped["hourly"].startswith("not due: next run 2026-03-29T09:00")
+    assert "2026-03-30T09:00+01:00" in skipped["morning"]  # shown in the check's own time zone
+
+    late = run(local_backends(tmp_path, CHECKS, at("2026-03-29 09:45")), RunOptions(now=at("2026-03-29 09:45")))
+    assert statuses(late) == {"hourly": Status.OK, "morning": Status.SKIPPED, "always": Status.OK}
+
+
+def test_force_ignores_schedules_and_tags_select_checks(tmp_path) -> None:
+    now = at("2026-03-29 08:05")
+    run(local_backends(tmp_path, CHECKS, now), RunOptions(now=now))
+    later = now + dt.timedelta(minutes=2)
+    forced = run(local_backends(tmp_path, CHECKS, later), RunOptions(force=True, tags=("ops",), now=later))
+    assert statuses(forced) == {"hourly": Status.OK, "always": Status.OK}
