@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import init_db
-from anomaly_monitor.warehouses.sqlite_dialect import connect_readonly, to_sqlite
+from anomaly_monitor.warehouses.sqlite_dialect import to_sqlite
+from anomaly_monitor.warehouses.sqlite_functions import connect_readonly
 
 CHECKS_CSV = init_db.DATA_DIR / "checks.csv"
 SPEC_COLUMNS = [

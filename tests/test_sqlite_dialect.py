@@ -10,7 +10,8 @@ from seed_rows import SEED_ORDERS as ORDERS
 from seed_rows import SEED_TRANSACTIONS as TRANSACTIONS
 
 from anomaly_monitor.errors import ConfigError, QueryError
-from anomaly_monitor.warehouses.sqlite_dialect import connect_readonly, to_sqlite
+from anomaly_monitor.warehouses.sqlite_dialect import to_sqlite
+from anomaly_monitor.warehouses.sqlite_functions import connect_readonly
 
 NOW = datetime.datetime(2025, 10, 16, 12, 30, 0, tzinfo=datetime.UTC)
 

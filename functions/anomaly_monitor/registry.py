@@ -14,29 +14,6 @@ from anomaly_monitor.errors import RegistryError
 from anomaly_monitor.models import Check, CheckType, Direction, InvalidCheck, Seasonality, Severity
 from anomaly_monitor.readonly import read_only_error
 
-COLUMNS = [
-    "name",
-    "enabled",
-    "type",
-    "sql",
-    "min",
-    "max",
-    "sensitivity",
-    "seasonality",
-    "direction",
-    "schedule",
-    "timezone",
-    "severity",
-    "channel",
-    "owners",
-    "alert_after",
-    "renotify_hours",
-    "tags",
-    "export_sheet",
-    "max_gb_billed",
-    "runbook",
-    "description",
-]
 REQUIRED_COLUMNS = ("name", "sql")
 FIRST_DATA_ROW = 2  # row 1 is the header, as a spreadsheet numbers them
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from anomaly_monitor.errors import ConfigError, QueryError
 from anomaly_monitor.models import QueryResult
 from anomaly_monitor.urls import sqlite_path
-from anomaly_monitor.warehouses.sqlite_dialect import connect_readonly, to_sqlite
+from anomaly_monitor.warehouses.sqlite_dialect import to_sqlite
+from anomaly_monitor.warehouses.sqlite_functions import connect_readonly
 
 PROGRESS_STEPS = 10_000  # SQLite VM instructions between deadline checks
 
