@@ -36,6 +36,19 @@ def warehouse(tmp_path: Path) -> Callable[[str], Path]:
     return build
 
 
+def build_demo_warehouse(folder: Path, now: dt.datetime) -> Path:
+    """The demo warehouse as `make run` builds it, as if it were `now`."""
+    import init_db
+
+    path = folder / "warehouse.db"
+    conn = sqlite3.connect(path)
+    try:
+        init_db.populate(conn, now)
+    finally:
+        conn.close()
+    return path
+
+
 @pytest.fixture
 def registry(tmp_path: Path) -> Callable[[Sequence[dict[str, str]]], Path]:
     return lambda rows: write_registry(tmp_path / "checks.csv", rows)

@@ -11,6 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from conftest import build_demo_warehouse
 
 import init_db
 from anomaly_monitor.warehouses.sqlite_dialect import to_sqlite
@@ -141,11 +142,7 @@ def test_seed_check_by_merchant_counts(seed_only_db: Path) -> None:
 
 @pytest.fixture(scope="module")
 def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("demo") / "warehouse.db"
-    conn = sqlite3.connect(path)
-    init_db.populate(conn, NOW)
-    conn.close()
-    return path
+    return build_demo_warehouse(tmp_path_factory.mktemp("demo"), NOW)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_ON_DEMO_DATA))

@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from conftest import build_demo_warehouse
 from seed_rows import SEED_ORDERS, SEED_TRANSACTIONS
 
 import init_db
@@ -20,11 +21,7 @@ def parse(text: str) -> dt.datetime:
 
 @pytest.fixture(scope="module")
 def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("demo") / "warehouse.db"
-    conn = sqlite3.connect(path)
-    init_db.populate(conn, NOW)
-    conn.close()
-    return path
+    return build_demo_warehouse(tmp_path_factory.mktemp("demo"), NOW)
 
 
 @pytest.fixture

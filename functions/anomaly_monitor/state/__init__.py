@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -23,6 +23,14 @@ class StateStore(Protocol):
     def run_lock(self, run_id: str) -> AbstractContextManager[None]:
         """Held while a run decides and sends notifications, so overlapping runs cannot post one incident twice."""
         ...
+
+
+def by_check(records: Iterable[HistoryRecord]) -> dict[str, list[HistoryRecord]]:
+    """History records grouped per check, keeping their order."""
+    out: dict[str, list[HistoryRecord]] = {}
+    for record in records:
+        out.setdefault(record.check_name, []).append(record)
+    return out
 
 
 def open_state(url: str, settings: Settings) -> StateStore:

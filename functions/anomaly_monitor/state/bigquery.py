@@ -12,6 +12,7 @@ from anomaly_monitor import gcp
 from anomaly_monitor.errors import StateError
 from anomaly_monitor.models import HistoryRecord, Status
 from anomaly_monitor.settings import Settings
+from anomaly_monitor.state import by_check
 from anomaly_monitor.state.schema import CHECK_RESULTS_SCHEMA, COLUMNS
 from anomaly_monitor.urls import bigquery_dataset
 
@@ -149,11 +150,7 @@ class BigQueryStateStore:
             raise
         except Exception as exc:
             raise StateError(f"history could not be read from {self.table_id}: {exc}") from exc
-        out: dict[str, list[HistoryRecord]] = {}
-        for row in rows:
-            record = from_row(row)
-            out.setdefault(record.check_name, []).append(record)
-        return out
+        return by_check(from_row(row) for row in rows)
 
     @contextmanager
     def run_lock(self, run_id: str) -> Iterator[None]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from anomaly_monitor.errors import StateError
 from anomaly_monitor.models import HistoryRecord, Status
+from anomaly_monitor.state import by_check
 from anomaly_monitor.state.schema import CHECK_RESULTS_SCHEMA, COLUMNS, SQLITE_TYPES
 from anomaly_monitor.urls import sqlite_path
 
@@ -81,11 +82,7 @@ class SqliteStateStore:
                 rows = conn.execute(sql, [*names, limit]).fetchall()
         except sqlite3.Error as exc:
             raise StateError(f"state store {self.path}: history could not be read: {exc}") from exc
-        out: dict[str, list[HistoryRecord]] = {}
-        for row in rows:
-            record = _record(row)
-            out.setdefault(record.check_name, []).append(record)
-        return out
+        return by_check(_record(row) for row in rows)
 
     @contextmanager
     def run_lock(self, run_id: str) -> Iterator[None]:
