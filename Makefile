@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := functions
 
 .DEFAULT_GOAL := help
-.PHONY: help install run serve test lint lint-infra bench bench-anomaly init-db plan deploy
+.PHONY: help install run serve test test-system lint lint-infra bench bench-anomaly init-db plan deploy
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -33,6 +33,9 @@ serve: $(STAMP) data/warehouse.db ## serve the function locally on :8080 (curl -
 
 test: $(STAMP) ## run the whole test suite (first run also builds .venv-bqemu for the BigQuery emulator)
 	$(PY) -m pytest -q
+
+test-system: $(STAMP) ## call the deployed function (SYSTEM_FUNCTION_URL, SYSTEM_ID_TOKEN): dry runs only
+	$(PY) -m pytest -q -m system tests/test_system.py -rs
 
 lint: $(STAMP) ## ruff (lint and format) and the offline Terraform checks
 	$(VENV)/bin/ruff check .
