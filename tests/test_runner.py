@@ -171,3 +171,13 @@ def test_validate_lists_each_check_and_exits_1_on_invalid(setup):
     doc = json.loads(done.stdout)
     assert [(c["name"], c["valid"]) for c in doc["checks"]] == [("no_huge_orders", True), ("Bad", False)]
     assert set(doc["checks"][0]) == {"name", "valid", "message", "bytes"}
+
+
+def test_validate_reports_a_disabled_check_whose_query_fails_without_failing(setup):
+    waiting = {"name": "refunds_later", "enabled": "FALSE", "sql": "SELECT id FROM refunds"}
+    settings = setup([FINE, waiting])
+    done = cli("validate", "--json", "--checks", settings.checks_source, "--warehouse", settings.warehouse_url)
+    assert done.returncode == 0, done.stdout
+    [_, doc] = json.loads(done.stdout)["checks"]
+    assert doc["valid"] is True
+    assert doc["message"].startswith("disabled; its query would fail:") and "refunds" in doc["message"]
