@@ -181,3 +181,11 @@ def test_validate_reports_a_disabled_check_whose_query_fails_without_failing(set
     [_, doc] = json.loads(done.stdout)["checks"]
     assert doc["valid"] is True
     assert doc["message"].startswith("disabled; its query would fail:") and "refunds" in doc["message"]
+
+
+def test_rows_check_keeps_20_rows_for_alerts_and_more_for_its_export_sheet(setup):
+    many = "WITH RECURSIVE n AS (SELECT 1 AS x UNION ALL SELECT x + 1 FROM n WHERE x < 30) SELECT x FROM n"
+    report = execute(setup([{"name": "many", "sql": many, "export_sheet": "late orders"}]), RunOptions(now=NOW))
+    [result] = report.results
+    assert (result.row_count, len(result.rows), len(result.export_rows)) == (30, 20, 30)
+    assert len(report.to_json()["checks"][0]["rows"]) == 20

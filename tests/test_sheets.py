@@ -120,7 +120,7 @@ def report(*results: CheckResult) -> RunReport:
 def exported(name: str, sheet: str | None) -> CheckResult:
     check = Check(name=name, sql="SELECT 1", export_sheet=sheet)
     rows = [{"order_id": 1, "note": '=HYPERLINK("http://evil")'}, {"order_id": 4, "note": "+1 cancelled"}]
-    return CheckResult(name, "rows", Status.ALERT, "2 rows", row_count=2, rows=rows, check=check)
+    return CheckResult(name, "rows", Status.ALERT, "2 rows", row_count=2, rows=rows, export_rows=rows, check=check)
 
 
 def serve_metadata(api, extra_sheets: list[dict] = ()) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from anomaly_monitor import anomaly
-from anomaly_monitor.models import SAMPLE_ROWS, Check, CheckType, QueryResult, Status
+from anomaly_monitor.models import EXPORT_ROWS, SAMPLE_ROWS, Check, CheckType, QueryResult, Status
 
 
 @dataclass
@@ -27,8 +27,11 @@ class ShapeError(ValueError):
 
 
 def row_limit(check: Check) -> int | None:
-    """How many rows to fetch: a sample for rows checks, two to notice a multi-row threshold, all for a series."""
-    return {CheckType.ROWS: SAMPLE_ROWS, CheckType.THRESHOLD: 2, CheckType.ANOMALY: None}[check.type]
+    """How many rows to fetch: a sample for rows checks (more to export), two to notice a multi-row threshold,
+    all for a series."""
+    if check.type is CheckType.ROWS:
+        return EXPORT_ROWS if check.export_sheet else SAMPLE_ROWS
+    return {CheckType.THRESHOLD: 2, CheckType.ANOMALY: None}[check.type]
 
 
 def is_number(value: Any) -> bool:

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 SAMPLE_ROWS = 20  # rows kept in a result, shown in alerts and the JSON document
+EXPORT_ROWS = 1000  # rows a failing rows check appends to its export_sheet
 
 
 class Status(StrEnum):
@@ -109,6 +110,7 @@ class CheckResult:
     # Not in the document: what the notifier and the chart need.
     check: Check | None = None
     series: list[tuple[dt.datetime, float]] = field(default_factory=list)
+    export_rows: list[dict[str, Any]] = field(default_factory=list)  # for export_sheet: up to EXPORT_ROWS
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 from anomaly_monitor import incidents
 from anomaly_monitor.errors import QueryError, UnknownCheckError
 from anomaly_monitor.judge import ShapeError, judge, row_limit
-from anomaly_monitor.models import Check, CheckResult, CheckType, HistoryRecord, InvalidCheck, RunReport, Status
+from anomaly_monitor.models import (
+    SAMPLE_ROWS,
+    Check,
+    CheckResult,
+    CheckType,
+    HistoryRecord,
+    InvalidCheck,
+    RunReport,
+    Status,
+)
 from anomaly_monitor.notifiers import Notifier
 from anomaly_monitor.registry import Registry, parse_registry
 from anomaly_monitor.schedule import is_due, next_tick
@@ -80,7 +89,8 @@ def evaluate(
         result.bytes_processed = data.bytes_processed
         result.row_count = data.row_count
         if check.type is CheckType.ROWS:
-            result.rows = data.rows
+            result.rows = data.rows[:SAMPLE_ROWS]
+            result.export_rows = data.rows if check.export_sheet else []
         past_values = [(r.checked_at, r.value) for r in past if r.value is not None and r.status in _JUDGED]
         verdict = judge(check, data, now, past_values)
         result.status, result.message, result.value = verdict.status, verdict.message, verdict.value

@@ -126,7 +126,7 @@ class SheetsSource:
             and r.type == str(CheckType.ROWS)
             and r.check
             and r.check.export_sheet
-            and r.rows
+            and r.export_rows
         ]
         sheets = self._sheets()
         status_rows_ = status_rows(report)
@@ -187,10 +187,10 @@ class SheetsSource:
     def _export(self, result: Any, report: RunReport, *, is_new: bool) -> None:
         """Appends the check's rows with the run time; RAW, so data is never evaluated as a formula."""
         title = result.check.export_sheet
-        columns = list(result.rows[0])
+        columns = list(result.export_rows[0])
         values = [
             [report.started_at.isoformat(timespec="seconds"), *(plain(row.get(c)) for c in columns)]
-            for row in result.rows
+            for row in result.export_rows
         ]
         if is_new:
             values.insert(0, [EXPORT_RUN_COLUMN, *columns])
