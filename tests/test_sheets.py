@@ -164,16 +164,57 @@ def test_statuses_are_rewritten_in_one_batch_creating_the_worksheet(api) -> None
     assert rows[2][3] == {"numberValue": 2}  # a rows check shows its row count
 
 
+def serve_statuses(api, rows: list[list[Any]]) -> None:
+    """The status worksheet as earlier runs left it (header first), as values.get answers."""
+    _, body = recorded("WorksheetTest.test_get_all_values.json", "GET", "/values/%27Sheet1%27")
+    body.update(range="'status'!A1:F1000", values=[["name", "last run", "status", "value or row count"], *rows])
+    api.get(values_url("status"), json=body)
+
+
 def test_an_existing_status_worksheet_is_not_added_again(api) -> None:
     serve_metadata(
         api, [{"properties": {"sheetId": 7, "title": "status", "gridProperties": {"rowCount": 2, "columnCount": 6}}}]
     )
+    serve_statuses(api, [])
     api.post(f"{API}/{KEY}:batchUpdate", json={"spreadsheetId": KEY, "replies": [{}]})
     ok = [CheckResult(f"c{i}", "rows", Status.OK, "", row_count=0) for i in range(3)]
     source().publish(report(*ok))
     requests = json.loads(api.calls[-1].request.body)["requests"]
     assert [next(iter(r)) for r in requests] == ["appendDimension", "updateCells"]
     assert requests[0]["appendDimension"] == {"sheetId": 7, "dimension": "ROWS", "length": 2}  # 4 rows into 2
+
+
+def test_statuses_of_checks_this_run_skipped_or_did_not_select_are_kept(api) -> None:
+    serve_metadata(
+        api, [{"properties": {"sheetId": 7, "title": "status", "gridProperties": {"rowCount": 50, "columnCount": 6}}}]
+    )
+    earlier = "2026-11-23T07:00:00+00:00"
+    serve_statuses(
+        api,
+        [
+            ["daily_total", earlier, "alert", 12, "12 is above the maximum 10", 1024],
+            ["hourly_rows", earlier, "ok", 0, "no rows returned"],
+            ["removed_check", earlier, "ok", 0, "no rows returned", ""],
+        ],
+    )
+    api.post(f"{API}/{KEY}:batchUpdate", json={"spreadsheetId": KEY, "replies": [{}]})
+    sheet = source()
+    sheet.registry_names = ["daily_total", "hourly_rows", "new_check"]  # as read_rows found them
+    skipped = CheckResult("daily_total", "threshold", Status.SKIPPED, "not due")
+    hourly = CheckResult("hourly_rows", "rows", Status.ALERT, "3 rows returned", row_count=3)
+    new = CheckResult("new_check", "rows", Status.SKIPPED, "disabled in the registry")
+    sheet.publish(report(skipped, hourly, new))
+
+    update = json.loads(api.calls[-1].request.body)["requests"][-1]["updateCells"]
+    rows = [
+        [next(iter(c["userEnteredValue"].values()), None) if c else None for c in r["values"]] for r in update["rows"]
+    ]
+    assert rows[1:] == [
+        ["daily_total", earlier, "alert", 12, "12 is above the maximum 10", 1024],  # skipped now: the last real one
+        ["hourly_rows", "2026-11-23T09:00:00+00:00", "alert", 3, "3 rows returned", None],
+        ["new_check", "2026-11-23T09:00:00+00:00", "skipped", None, "disabled in the registry", None],
+    ]  # and removed_check, no longer in the registry, is gone
+    assert "valueRenderOption=UNFORMATTED_VALUE" in api.calls[1].request.url
 
 
 def test_failing_rows_are_appended_raw_with_a_header_on_a_new_worksheet(api) -> None:
@@ -206,6 +247,7 @@ def test_rows_are_appended_without_a_header_to_an_existing_worksheet(api) -> Non
             {"properties": {"sheetId": 2, "title": "late", "gridProperties": {"rowCount": 1000, "columnCount": 26}}},
         ],
     )
+    serve_statuses(api, [])
     api.post(f"{API}/{KEY}:batchUpdate", json={"spreadsheetId": KEY, "replies": [{}]})
     api.post(f"{API}/{KEY}/values/%27late%27%21A1:append", json={"spreadsheetId": KEY, "updates": {}})
     source().publish(report(exported("late_settle", "late")))

@@ -8,7 +8,7 @@ import zlib
 from typing import TYPE_CHECKING, Any
 
 from anomaly_monitor.errors import RegistryError
-from anomaly_monitor.models import CheckType, RunReport, Status
+from anomaly_monitor.models import CheckResult, CheckType, RunReport, Status
 from anomaly_monitor.registry import normalize_rows
 from anomaly_monitor.settings import Settings
 
@@ -39,21 +39,23 @@ def cell(value: Any) -> dict[str, Any]:
     return {"userEnteredValue": {"stringValue": str(value)}}
 
 
-def status_rows(report: RunReport) -> list[list[Any]]:
-    rows: list[list[Any]] = [STATUS_HEADER]
-    for r in report.results:
-        shown = r.value if r.value is not None else r.row_count
-        rows.append(
-            [
-                r.name,
-                report.started_at.isoformat(timespec="seconds"),
-                str(r.status),
-                shown,
-                r.message,
-                r.bytes_processed,
-            ]
-        )
-    return rows
+def status_row(report: RunReport, result: CheckResult) -> list[Any]:
+    shown = result.value if result.value is not None else result.row_count
+    when = report.started_at.isoformat(timespec="seconds")
+    return [result.name, when, str(result.status), shown, result.message, result.bytes_processed]
+
+
+def status_rows(report: RunReport, previous: dict[str, list[Any]], registry: list[str] | None) -> list[list[Any]]:
+    """One row per check: this run's result, or the row an earlier run wrote when this run skipped the check.
+
+    Runs select checks by tag and schedule, so each one only knows part of the registry; merging keeps every
+    check's latest real status in the sheet. Rows follow the registry's order; checks no longer in it go."""
+    rows = dict(previous)
+    for result in report.results:
+        if result.status is not Status.SKIPPED or result.name not in rows:
+            rows[result.name] = status_row(report, result)
+    names = registry if registry is not None else list(rows)
+    return [STATUS_HEADER, *(rows[name] for name in names if name in rows)]
 
 
 class SheetsSource:
@@ -62,6 +64,7 @@ class SheetsSource:
         self.key = key
         self.worksheet = worksheet
         self.status_worksheet = status_worksheet
+        self.registry_names: list[str] | None = None  # known once read_rows has run
 
     @classmethod
     def from_url(cls, url: str, settings: Settings) -> SheetsSource:
@@ -93,7 +96,9 @@ class SheetsSource:
             raise RegistryError(
                 f"worksheet {self.worksheet!r} of spreadsheet {self.key} is empty: it needs a header row"
             )
-        return normalize_rows(values[0], values[1:])
+        rows = normalize_rows(values[0], values[1:])
+        self.registry_names = [name for row in rows if (name := row.get("name", "").strip())]
+        return rows
 
     def _read_error(self, exc: Exception) -> str:
         where = f"spreadsheet {self.key}"
@@ -129,7 +134,8 @@ class SheetsSource:
             and r.export_rows
         ]
         sheets = self._sheets()
-        status_rows_ = status_rows(report)
+        previous = self._previous_statuses() if self.status_worksheet in sheets else {}
+        status_rows_ = status_rows(report, previous, self.registry_names)
         requests, new = self._add_missing([self.status_worksheet, *(r.check.export_sheet for r in exports)], sheets)
         sheets |= new
         requests += self._fit(sheets[self.status_worksheet], len(status_rows_), len(STATUS_HEADER))
@@ -146,6 +152,15 @@ class SheetsSource:
         self.client.http_client.batch_update(self.key, {"requests": requests})
         for result in exports:
             self._export(result, report, is_new=result.check.export_sheet in new)
+
+    def _previous_statuses(self) -> dict[str, list[Any]]:
+        """The status rows earlier runs wrote, by check name (unformatted, so numbers stay numbers)."""
+        answer = self.client.http_client.values_get(
+            self.key, quoted(self.status_worksheet), params={"valueRenderOption": "UNFORMATTED_VALUE"}
+        )
+        width = len(STATUS_HEADER)
+        rows = answer.get("values", [])[1:]
+        return {str(row[0]): (row + [None] * width)[:width] for row in rows if row and row[0] != ""}
 
     def _sheets(self) -> dict[str, dict[str, Any]]:
         """Title -> properties of every worksheet (one metadata request, no cell data)."""
