@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         args.max_age_hours is not None and db.exists() and time.time() - db.stat().st_mtime > args.max_age_hours * 3600
     )
     if db.exists() and not (args.force or stale):
-        print(f"{db} exists; use --force to rebuild it")
+        print(f"{db} is up to date (use --force, or make init-db, to rebuild it)")
         return 0
     partial = db.with_name(db.name + "-building")  # replaced atomically when complete
     db.parent.mkdir(parents=True, exist_ok=True)

@@ -26,12 +26,18 @@ class CloudLoggingFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+def per_check_line(record: logging.LogRecord) -> bool:
+    """A check's own result line: Cloud Logging wants one per check; a terminal shows them in the summary table."""
+    return hasattr(record, "check") and hasattr(record, "status") and record.levelno <= logging.INFO
+
+
 def configure(log_format: str, level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(CloudLoggingFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        handler.addFilter(lambda record: not per_check_line(record))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
