@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -144,7 +146,7 @@ def test_cli_builds_then_refuses_to_overwrite_without_force(tmp_path: Path, caps
     db_bytes = db.read_bytes()
 
     assert init_db.main(["--db", str(db), "--now", "2025-07-01T00:00:00"]) == 0
-    assert "exists" in capsys.readouterr().out
+    assert "is up to date" in capsys.readouterr().out
     assert db.read_bytes() == db_bytes
 
     assert init_db.main(["--db", str(db), "--force", "--now", "2025-07-01T12:00:00"]) == 0
@@ -153,3 +155,16 @@ def test_cli_builds_then_refuses_to_overwrite_without_force(tmp_path: Path, caps
     conn.close()
     assert newest.startswith("2025-07-01 11:")
     assert not list(tmp_path.glob("sub/*-building"))
+
+
+def test_max_age_rebuilds_a_stale_file_only(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    db = tmp_path / "warehouse.db"
+    assert init_db.main(["--db", str(db), "--now", "2025-06-11T09:30:00Z"]) == 0
+    assert init_db.main(["--db", str(db), "--max-age-hours", "1"]) == 0
+    assert "is up to date" in capsys.readouterr().out.splitlines()[-1]
+    two_hours_ago = time.time() - 2 * 3600
+    os.utime(db, (two_hours_ago, two_hours_ago))
+    assert init_db.main(["--db", str(db), "--max-age-hours", "1", "--now", "2025-07-01T12:00:00Z"]) == 0
+    assert "built" in capsys.readouterr().out.splitlines()[-1]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT MAX(created_date) FROM orders").fetchone()[0].startswith("2025-07-01 11:")
