@@ -8,6 +8,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,15 @@ def test_rows_check_keeps_20_rows_for_alerts_and_more_for_its_export_sheet(setup
     [result] = report.results
     assert (result.row_count, len(result.rows), len(result.export_rows)) == (30, 20, 30)
     assert len(report.to_json()["checks"][0]["rows"]) == 20
+
+
+def test_overlapping_runs_take_turns_and_a_check_runs_once_per_tick(setup):
+    slowish = (
+        "WITH RECURSIVE n AS (SELECT 1 AS x UNION ALL SELECT x + 1 FROM n WHERE x < 300000) SELECT x FROM n LIMIT 1"
+    )
+    settings = setup([{"name": "hourly", "sql": slowish, "schedule": "0 * * * *"}])
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        reports = list(pool.map(lambda _: execute(settings, RunOptions(now=NOW)), range(2)))
+    statuses = sorted(str(r.results[0].status) for r in reports)
+    assert statuses == ["alert", "skipped"], [r.results[0].message for r in reports]
+    assert [row["check_name"] for row in history(settings)] == ["hourly"]

@@ -7,6 +7,7 @@ import logging
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from anomaly_monitor import incidents
@@ -151,11 +152,19 @@ def plan(
 
 
 def run(backends: Backends, options: RunOptions) -> RunReport:
-    """The whole run; raises MonitorError only when the run itself cannot happen."""
-    settings = backends.settings
+    """The whole run; raises MonitorError only when the run itself cannot happen.
+
+    A run holds the state store's run lock from reading the history to recording its results, so an
+    overlapping or retried invocation waits, then sees what the other one ran and notified: no check runs
+    twice for one schedule tick and no notice goes out twice. A dry run records nothing and takes no lock."""
     run_id = uuid.uuid4().hex[:12]
-    now = options.now or dt.datetime.now(dt.UTC)
-    started_at = now
+    with nullcontext() if options.dry_run else backends.state.run_lock(run_id):
+        return _run(backends, options, run_id)
+
+
+def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
+    settings = backends.settings
+    now = options.now or dt.datetime.now(dt.UTC)  # taken once the lock is held
     clock = time.monotonic()
     checks, invalid = select(parse_registry(backends.source.read_rows()), options)
     names = [c.name for c in checks] + [i.name for i in invalid]
@@ -184,14 +193,10 @@ def run(backends: Backends, options: RunOptions) -> RunReport:
 
     failures = 0
     if not options.dry_run:
-        with backends.state.run_lock(run_id):
-            # read again under the lock: an overlapping run may have notified meanwhile
-            history = backends.state.history(names, limit=HISTORY_LIMIT)
-            failures = incidents.deliver(results, history, backends.notifier, now)
-            recorded = [record(run_id, now, r) for r in results if r.status is not Status.SKIPPED]
-            backends.state.append(recorded)
+        failures = incidents.deliver(results, history, backends.notifier, now)
+        backends.state.append([record(run_id, now, r) for r in results if r.status is not Status.SKIPPED])
     finished_at = now + dt.timedelta(seconds=time.monotonic() - clock)
-    report = RunReport(run_id, started_at, finished_at, results, failures)
+    report = RunReport(run_id, now, finished_at, results, failures)
     if not options.dry_run:
         backends.source.publish(report)
     summary = report.summary()
