@@ -28,8 +28,8 @@ REQUEST_DEADLINE_S = 60  # retries of one API call stop here (the client's defau
 # max_instance_count = 1 and max_instance_request_concurrency = 1, so Cloud Run hands one request at a time to
 # one instance (retries and overlapping Scheduler jobs queue). A BigQuery-side lock was weighed and rejected:
 # BigQuery has no row locks, multi-statement transactions only abort the loser of a conflicting DML race
-# (a lock table would need DML on every run and cleanup of stale leases), and the history is re-read under
-# this lock, so a retried invocation sees what the first one notified.
+# (a lock table would need DML on every run and cleanup of stale leases), and a run holds this lock from
+# reading the history to recording its results, so a retried invocation sees what the first one notified.
 _run_lock = threading.Lock()
 
 
