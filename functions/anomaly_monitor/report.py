@@ -17,6 +17,12 @@ def cell(value: Any, width: int = 40) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def numeric_column(values: Sequence[Any]) -> bool:
+    """Numbers, perhaps with NULLs: right-aligned."""
+    present = [v for v in values if v is not None]
+    return bool(present) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present)
+
+
 def text_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None, width: int = 40) -> str:
     """Rows as an aligned plain-text table (numbers right-aligned), each cell cut to `width`."""
     if not rows:
@@ -24,7 +30,7 @@ def text_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None 
     columns = list(columns or rows[0].keys())
     cells = [[cell(row.get(c), width) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    numeric = [all(isinstance(row.get(c), int | float) for row in rows) for c in columns]
+    numeric = [numeric_column([row.get(c) for row in rows]) for c in columns]
 
     def line(values: Sequence[str]) -> str:
         return "  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric)).rstrip()
