@@ -73,7 +73,7 @@ def run_checks(request: flask.Request) -> flask.typing.ResponseReturnValue:
 
     options = RunOptions(
         checks=tuple(body.get("checks") or ()),
-        tags=tuple(t.lower() for t in body.get("tags") or ()),
+        tags=tuple(body.get("tags") or ()),
         force=bool(body.get("force")),
         dry_run=bool(body.get("dry_run")),
     )

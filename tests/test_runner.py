@@ -116,6 +116,7 @@ def test_selection_by_name_and_tag(setup):
     tagged = dict(FINE, name="tagged", tags="hourly, finance")
     settings = setup([NEGATIVE, tagged])
     assert [r.name for r in execute(settings, RunOptions(tags=("hourly",), now=NOW)).results] == ["tagged"]
+    assert [r.name for r in execute(settings, RunOptions(tags=(" Hourly",), now=NOW)).results] == ["tagged"]
     assert [r.name for r in execute(settings, RunOptions(checks=("negative_amounts",), now=NOW)).results] == [
         "negative_amounts"
     ]

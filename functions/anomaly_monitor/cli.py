@@ -65,7 +65,7 @@ def do_run(args: argparse.Namespace, settings: Settings) -> int:
     from anomaly_monitor.runner import RunOptions
     from anomaly_monitor.service import execute
 
-    options = RunOptions(tuple(args.check), tuple(t.lower() for t in args.tag), args.force, args.dry_run, args.now)
+    options = RunOptions(tuple(args.check), tuple(args.tag), args.force, args.dry_run, args.now)
     report = execute(settings, options)
     if args.json:
         json.dump(report.to_json(), sys.stdout, indent=2, default=str)

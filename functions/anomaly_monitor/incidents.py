@@ -32,7 +32,6 @@ class Incident:
     opened: bool  # its opening message was delivered
     ref: MessageRef | None
     last_notified_at: dt.datetime | None
-    pending_resolve: bool  # the check was ok again, but the resolved notice is not delivered yet
 
     @property
     def failing(self) -> list[HistoryRecord]:
@@ -56,7 +55,6 @@ def current_incident(history: Sequence[HistoryRecord]) -> Incident:
         opened=bool(notified or refs),  # a long incident's first message may lie beyond the history read
         ref=MessageRef(refs[-1].slack_channel, refs[-1].slack_ts) if refs else None,  # type: ignore[arg-type]
         last_notified_at=max(notified) if notified else None,
-        pending_resolve=bool(records) and records[-1].status is Status.OK,
     )
 
 

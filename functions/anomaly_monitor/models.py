@@ -9,6 +9,7 @@ from typing import Any
 
 SAMPLE_ROWS = 20  # rows kept in a result, shown in alerts and the JSON document
 EXPORT_ROWS = 1000  # rows a failing rows check appends to its export_sheet
+GB = 1024**3
 
 
 class Status(StrEnum):
@@ -69,6 +70,10 @@ class Check:
     runbook: str | None = None
     description: str | None = None
     row_number: int = 0  # where it came from, for messages ("checks row 7")
+
+    def byte_cap_gb(self, default_gb: float) -> float:
+        """The check's own max_gb_billed, else the default (MAX_GB_BILLED)."""
+        return self.max_gb_billed if self.max_gb_billed is not None else default_gb
 
 
 @dataclass(frozen=True)

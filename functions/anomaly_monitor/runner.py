@@ -14,6 +14,7 @@ from anomaly_monitor import incidents
 from anomaly_monitor.errors import QueryError, UnknownCheckError
 from anomaly_monitor.judge import ShapeError, judge, row_limit
 from anomaly_monitor.models import (
+    GB,
     SAMPLE_ROWS,
     Check,
     CheckResult,
@@ -33,8 +34,8 @@ from anomaly_monitor.warehouses import Warehouse
 
 log = logging.getLogger(__name__)
 
+JUDGED = (Status.OK, Status.ALERT)  # results whose value is a measurement (single-value anomaly history)
 HISTORY_LIMIT = 1000  # records per check read back: incidents, schedules and single-value anomaly history
-GB = 1024**3
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ def select(registry: Registry, options: RunOptions) -> tuple[list[Check], list[I
         checks = [c for c in checks if c.name in options.checks]
         invalid = [i for i in invalid if i.name in options.checks]
     if options.tags:
-        checks = [c for c in checks if set(c.tags) & set(options.tags)]
+        wanted = {tag.strip().lower() for tag in options.tags}  # registry tags are stored lower-case
+        checks = [c for c in checks if wanted & set(c.tags)]
     return checks, invalid
 
 
@@ -78,21 +80,20 @@ def evaluate(
     """Runs and judges one check; whatever goes wrong becomes this check's `error`, never the run's."""
     started = time.monotonic()
     result = CheckResult(check.name, str(check.type), Status.ERROR, check=check)
-    max_gb = check.max_gb_billed if check.max_gb_billed is not None else settings.max_gb_billed
     try:
         data = warehouse.query(
             check.sql,
             check_name=check.name,
             limit=row_limit(check),
             timeout_s=settings.query_timeout_s,
-            max_bytes=int(max_gb * GB),
+            max_bytes=int(check.byte_cap_gb(settings.max_gb_billed) * GB),
         )
         result.bytes_processed = data.bytes_processed
         result.row_count = data.row_count
         if check.type is CheckType.ROWS:
             result.rows = data.rows[:SAMPLE_ROWS]
             result.export_rows = data.rows if check.export_sheet else []
-        past_values = [(r.checked_at, r.value) for r in past if r.value is not None and r.status in _JUDGED]
+        past_values = [(r.checked_at, r.value) for r in past if r.value is not None and r.status in JUDGED]
         verdict = judge(check, data, now, past_values)
         result.status, result.message, result.value = verdict.status, verdict.message, verdict.value
         result.expected, result.series = verdict.expected, verdict.series or []
@@ -103,9 +104,6 @@ def evaluate(
         result.message = f"unexpected {type(exc).__name__}: {exc}"
     result.duration_ms = round((time.monotonic() - started) * 1000)
     return result
-
-
-_JUDGED = (Status.OK, Status.ALERT)
 
 
 def skipped(check: Check, reason: str) -> CheckResult:

@@ -6,14 +6,14 @@ import datetime as dt
 from dataclasses import dataclass
 
 from anomaly_monitor.errors import QueryError
-from anomaly_monitor.models import InvalidCheck, RunReport
+from anomaly_monitor.models import GB, Check, RunReport
 from anomaly_monitor.notifiers import Notifier
 from anomaly_monitor.registry import parse_registry
-from anomaly_monitor.runner import GB, Backends, RunOptions, run
+from anomaly_monitor.runner import Backends, RunOptions, run
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.sources import open_source
 from anomaly_monitor.state import open_state
-from anomaly_monitor.warehouses import open_warehouse
+from anomaly_monitor.warehouses import Warehouse, open_warehouse
 
 
 def open_notifier(settings: Settings) -> Notifier:
@@ -61,29 +61,23 @@ def validate(settings: Settings, now: dt.datetime) -> list[Validation]:
     source = open_source(settings.checks_source, settings)
     warehouse = open_warehouse(settings.warehouse_url, settings, now)
     registry = parse_registry(source.read_rows())
-    out: list[Validation] = []
-    for check in registry.checks:
-        cap_gb = check.max_gb_billed if check.max_gb_billed is not None else settings.max_gb_billed
-        try:
-            scanned = warehouse.dry_run(check.sql, check_name=check.name)
-        except QueryError as exc:
-            if not check.enabled:  # e.g. waiting for its table to land: worth a word, not a failed validation
-                out.append(Validation(check.name, True, f"disabled; its query would fail: {exc}"))
-            else:
-                out.append(Validation(check.name, False, f"checks row {check.row_number}: {exc}"))
-            continue
-        if scanned is not None and scanned > cap_gb * GB:
-            message = f"would scan {scanned / GB:.2f} GB, above its cap of {cap_gb:g} GB (max_gb_billed)"
-            out.append(Validation(check.name, False, message, scanned))
-        else:
-            out.append(Validation(check.name, True, "ok", scanned))
-    out += [Validation(i.name, False, i.message) for i in registry.invalid]
-    out.sort(key=lambda v: _row(v, registry.checks, registry.invalid))
-    return out
+    rows: list[tuple[int, Validation]] = [
+        (check.row_number, prepare(check, warehouse, settings)) for check in registry.checks
+    ]
+    rows += [(row.row_number, Validation(row.name, False, row.message)) for row in registry.invalid]
+    return [validation for _, validation in sorted(rows, key=lambda pair: pair[0])]
 
 
-def _row(v: Validation, checks: list, invalid: list[InvalidCheck]) -> int:
-    for item in (*checks, *invalid):
-        if item.name == v.name:
-            return item.row_number
-    return 0
+def prepare(check: Check, warehouse: Warehouse, settings: Settings) -> Validation:
+    """One check's query prepared but not run, against its byte cap."""
+    cap_gb = check.byte_cap_gb(settings.max_gb_billed)
+    try:
+        scanned = warehouse.dry_run(check.sql, check_name=check.name)
+    except QueryError as exc:
+        if not check.enabled:  # e.g. waiting for its table to land: worth a word, not a failed validation
+            return Validation(check.name, True, f"disabled; its query would fail: {exc}")
+        return Validation(check.name, False, f"checks row {check.row_number}: {exc}")
+    if scanned is not None and scanned > cap_gb * GB:
+        message = f"would scan {scanned / GB:.2f} GB, above its cap of {cap_gb:g} GB (max_gb_billed)"
+        return Validation(check.name, False, message, scanned)
+    return Validation(check.name, True, "ok", scanned)

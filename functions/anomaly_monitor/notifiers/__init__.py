@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -35,6 +36,9 @@ class Notice:
     failing_runs: int  # failing runs so far (for RESOLVED: how many it lasted)
     problem: str  # the latest failing message (for RESOLVED: what it was)
     at: dt.datetime | None = None  # this run's time (--now), for durations; formatters never read the clock
+
+
+ChartRenderer = Callable[[CheckResult], bytes | None]  # a PNG of a result's series, None when it has none
 
 
 class Notifier(Protocol):

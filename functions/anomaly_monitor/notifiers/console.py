@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
-from anomaly_monitor.models import CheckResult
-from anomaly_monitor.notifiers import MessageRef, Notice, NoticeKind
+from anomaly_monitor.notifiers import ChartRenderer, MessageRef, Notice, NoticeKind
 
 log = logging.getLogger(__name__)
-
-ChartRenderer = Callable[[CheckResult], bytes | None]
 
 
 class ConsoleNotifier:

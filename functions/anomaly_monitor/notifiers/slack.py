@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from http.client import HTTPException
 
 from slack_sdk import WebClient
@@ -23,8 +22,8 @@ from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 
 from anomaly_monitor.charts import chart_for  # imports matplotlib only when a chart is drawn
 from anomaly_monitor.errors import ConfigError, DeliveryError
-from anomaly_monitor.models import CheckResult, Status
-from anomaly_monitor.notifiers import MessageRef, Notice, NoticeKind
+from anomaly_monitor.models import Status
+from anomaly_monitor.notifiers import ChartRenderer, MessageRef, Notice, NoticeKind
 from anomaly_monitor.notifiers.blocks import render, render_resolved
 from anomaly_monitor.secrets import slack_bot_token
 from anomaly_monitor.settings import Settings
@@ -37,7 +36,6 @@ MAX_RETRIES = 2  # per request and per kind of failure: a run is never held up f
 MAX_RETRY_AFTER_S = 10  # a longer Retry-After is not waited for: the notice goes out on the next run
 HTTP_TIMEOUT_S = 15
 
-ChartRenderer = Callable[[CheckResult], bytes | None]
 
 # Slack error codes that no retry fixes, and what the reader should do about each.
 HINTS = {

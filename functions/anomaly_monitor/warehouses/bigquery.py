@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from anomaly_monitor import gcp
 from anomaly_monitor.errors import QueryError
-from anomaly_monitor.models import QueryResult
+from anomaly_monitor.models import GB, QueryResult
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.urls import bigquery_dataset
 
@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from google.cloud import bigquery
 
 APP_LABEL = "anomaly-monitor"
-GB = 1024**3
 
 
 def label_value(text: str) -> str:
