@@ -66,6 +66,8 @@ def is_due(check: Check, last_run: dt.datetime | None, now: dt.datetime) -> bool
     neither skips a tick nor runs a check twice for the same tick."""
     if check.schedule is None or last_run is None:
         return True
+    if last_run >= now:  # a run recorded later than `now` (a backfill's --now): nothing is due before it
+        return False
     return tick_after(check, last_run).astimezone(dt.UTC) <= now  # in UTC: a repeated hour's fold counts
 
 
