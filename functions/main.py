@@ -1,21 +1,26 @@
 """The Cloud Function: `run_checks(request)`, a thin HTTP door onto the monitor's core.
 
 Importing this module stays cheap (every cold start pays for it): the core and its clients are imported
-and built on the first request, then reused by the instance.
+and built on the first request, then reused by the instance. Every answer but a run's 200 is a JSON error,
+including the ones Flask gives itself (404, 405, 413) and a crash (500).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 
 import flask
+import functions_framework
+from werkzeug.exceptions import HTTPException
 
 if TYPE_CHECKING:
     from anomaly_monitor.settings import Settings
 
 FIELDS = {"checks": list, "tags": list, "force": bool, "dry_run": bool}
+BODY_LIMIT = 64 * 1024  # bytes: a body names checks and tags, so this is generous
 log = logging.getLogger("anomaly_monitor")
 
 
@@ -33,27 +38,61 @@ def settings() -> Settings:
     return loaded
 
 
-def parse_body(request: flask.Request) -> dict[str, Any]:
-    if not request.get_data():
+def read_json(request: flask.Request) -> Any:
+    """The body as JSON; BadRequest for anything else (too large, not UTF-8, malformed, nested too deep)."""
+    if (request.content_length or 0) > BODY_LIMIT:
+        raise BadRequest(f"the body is {request.content_length:,} bytes; the API takes at most {BODY_LIMIT:,}")
+    raw = request.get_data()
+    if len(raw) > BODY_LIMIT:
+        raise BadRequest(f"the body is {len(raw):,} bytes; the API takes at most {BODY_LIMIT:,}")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"the body is not UTF-8 text: byte {exc.start} cannot be decoded") from None
+    if not text.strip():
         return {}
-    body = request.get_json(silent=True)
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:  # RecursionError: arrays or objects nested thousands deep
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+        raise BadRequest(
+            f'the body must be a JSON object such as {{"tags": ["hourly"]}}; it is not JSON: {reason}'
+        ) from None
+
+
+def parse_body(request: flask.Request) -> dict[str, Any]:
+    body = read_json(request)
     if not isinstance(body, dict):
         raise BadRequest('the body must be a JSON object such as {"tags": ["hourly"]}')
     unknown = sorted(set(body) - set(FIELDS))
     if unknown:
-        raise BadRequest(f"unknown field {', '.join(unknown)}; the body takes {', '.join(FIELDS)}")
+        raise BadRequest(f"unknown field {', '.join(unknown)[:200]}; the body takes {', '.join(FIELDS)}")
     for name, kind in FIELDS.items():
         value = body.get(name)
         if value is None:
             continue
         if not isinstance(value, kind) or (kind is list and not all(isinstance(v, str) for v in value)):
             wanted = "a list of strings" if kind is list else "true or false"
-            raise BadRequest(f"field {name!r} must be {wanted}, got {value!r}")
+            raise BadRequest(f"field {name!r} must be {wanted}, got {json.dumps(value)[:100]}")
     return body
 
 
 def error(status: int, message: str) -> tuple[flask.Response, int]:
     return flask.jsonify({"error": message}), status
+
+
+def http_error(exc: HTTPException) -> tuple[flask.Response, int]:
+    """Flask's own answers (404 for /favicon.ico, 405, 413, ...) as JSON errors too."""
+    return error(exc.code or 500, exc.description or exc.name)
+
+
+def crash(exc: Exception) -> tuple[flask.Response, int]:
+    log.error("the function failed", exc_info=exc)
+    return error(500, f"the function failed ({type(exc).__name__}); its logs have the details")
+
+
+functions_framework.errorhandler(HTTPException)(http_error)
+functions_framework.errorhandler(Exception)(crash)
 
 
 def run_checks(request: flask.Request) -> flask.typing.ResponseReturnValue:

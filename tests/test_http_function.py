@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import datetime as dt
+import http.client
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,11 +37,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("function")
-    (tmp / "checks.csv").write_text(CHECKS_HEADER + CHECKS)
-    make_warehouse(tmp / "warehouse.db")
+@contextlib.contextmanager
+def function_server(tmp: Path, checks: str) -> Iterator[str]:
+    """functions-framework serving main.run_checks on a free port, over checks.csv and warehouse.db in `tmp`."""
+    (tmp / "checks.csv").write_text(CHECKS_HEADER + checks)
+    if not (tmp / "warehouse.db").exists():
+        make_warehouse(tmp / "warehouse.db")
     port = free_port()
     env = {
         **os.environ,
@@ -61,19 +68,37 @@ def server(tmp_path_factory):
                 process.kill()
                 pytest.fail(f"functions-framework did not start:\n{(tmp / 'server.log').read_text()}")
             time.sleep(0.2)
-    yield url, tmp
-    process.terminate()
-    process.wait(timeout=10)
-    log.close()
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("function")
+    with function_server(tmp, CHECKS) as url:
+        yield url, tmp
+
+
+def strict_json(text: bytes | str) -> Any:
+    """JSON as the RFC defines it: NaN and Infinity are not JSON, so they fail here."""
+
+    def refuse(token: str) -> None:
+        raise ValueError(f"{token} is not valid JSON")
+
+    return json.loads(text, parse_constant=refuse)
 
 
 def call(url: str, method: str = "POST", body: bytes | None = None) -> tuple[int, dict, dict]:
     request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=60) as answer:
-            return answer.status, json.loads(answer.read()), dict(answer.headers)
+            return answer.status, strict_json(answer.read()), dict(answer.headers)
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read()), dict(error.headers)
+        return error.code, strict_json(error.read()), dict(error.headers)
 
 
 def post(url: str, body: object = None) -> tuple[int, dict]:
@@ -121,6 +146,18 @@ def test_a_dry_run_records_nothing(server) -> None:
         (b'{"force": "yes"}', "field 'force' must be true or false"),
         (b'{"tags": "daily"}', "field 'tags' must be a list of strings"),
         (b'{"checks": ["no_such_check"]}', "no check named 'no_such_check'"),
+        (b"[" * 100_000, "the API takes at most 65,536"),
+        (b"[" * 60_000, "nested too deeply"),
+        (b'{"tags": ' + b"[" * 30_000 + b"]" * 30_000 + b"}", "nested too deeply"),
+        (b'{"tags": ["caf\xe9"]}', "not UTF-8 text: byte 14"),
+        (b"null", "must be a JSON object"),
+        (b'"tags"', "must be a JSON object"),
+        (b'{"checks": [1]}', "field 'checks' must be a list of strings"),
+        (b'{"checks": {"total": true}}', "field 'checks' must be a list of strings"),
+        (b'{"force": 1}', "field 'force' must be true or false"),
+        (b'{"dry_run": NaN}', "field 'dry_run' must be true or false"),
+        (b'{"force": ' + b"9" * 5000 + b"}", "it is not JSON"),
+        (b'{"tags": [' + b'"hourly", ' * 10_000 + b'"daily"]}', "the API takes at most 65,536"),
     ],
 )
 def test_a_bad_body_is_a_400_with_a_json_error(server, body: bytes, message: str) -> None:
@@ -164,3 +201,93 @@ def test_importing_main_stays_cheap() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "functions")}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_huge_body_sent_in_chunks_is_a_400(server) -> None:
+    host, port = server[0].removeprefix("http://").rstrip("/").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    body = iter([b'{"tags": [', *(b'"hourly", ' for _ in range(20_000)), b'"daily"]}'])
+    connection.request("POST", "/", body=body, headers={"Content-Type": "application/json"}, encode_chunked=True)
+    answer = connection.getresponse()
+    assert answer.status == 400
+    assert "at most 65,536" in strict_json(answer.read())["error"]
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "favicon.ico"), ("POST", "robots.txt")])
+def test_flasks_own_not_found_is_json_too(server, method: str, path: str) -> None:
+    status, doc, headers = call(server[0] + path, method)
+    assert status == 404 and headers["Content-Type"] == "application/json"
+    assert doc["error"] == "Not Found"
+
+
+def test_a_crash_inside_the_function_is_a_json_500() -> None:
+    """The handlers main.py registers on functions-framework's own app; a view that raises stands in for a bug."""
+    import functions_framework
+
+    app = functions_framework.create_app("run_checks", str(ROOT / "functions" / "main.py"))
+
+    def broken(path: str) -> None:
+        raise RuntimeError("a bug")
+
+    app.view_functions["run"] = broken
+    answer = app.test_client().post("/", json={})
+    assert answer.status_code == 500 and answer.content_type == "application/json"
+    assert "RuntimeError" in strict_json(answer.data)["error"]
+
+
+ODDITIES = """
+CREATE TABLE oddities (b BLOB, pos REAL, neg REAL, big INTEGER, huge TEXT, day TEXT, ratio REAL);
+INSERT INTO oddities VALUES (x'00ff10', 1e999, -1e999, 9223372036854775807, printf('%.*c', 200000, 'x'),
+                             '2026-11-23', 0.5);
+"""
+ODD_CHECKS = (
+    "oddities,rows,SELECT * FROM oddities,,,,,\n"
+    "blob,rows,SELECT randomblob(4) AS b,,,,,\n"
+    "infinite,threshold,SELECT pos AS value FROM oddities,,100,,,\n"
+)
+ODD_ROW = {
+    "b": "AP8Q",  # base64 of the bytes 00 ff 10
+    "pos": "Infinity",
+    "neg": "-Infinity",
+    "big": 9223372036854775807,
+    "huge": "x" * 9_999 + "…",  # cut at JSON_TEXT_LIMIT characters
+    "day": "2026-11-23",
+    "ratio": 0.5,
+}
+
+
+@pytest.fixture(scope="module")
+def odd_server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("oddities")
+    with sqlite3.connect(make_warehouse(tmp / "warehouse.db")) as conn:
+        conn.executescript(ODDITIES)
+    with function_server(tmp, ODD_CHECKS) as url:
+        yield url, tmp
+
+
+def test_any_value_the_data_holds_is_answered_200_with_valid_json(odd_server) -> None:
+    status, doc = post(odd_server[0], {"force": True})  # call() parses strictly: NaN or Infinity would fail
+    assert status == 200
+    by_name = {c["name"]: c for c in doc["checks"]}
+    assert by_name["oddities"]["rows"] == [ODD_ROW]
+    assert by_name["blob"]["status"] == "alert"
+    assert len(base64.b64decode(by_name["blob"]["rows"][0]["b"])) == 4
+    assert by_name["infinite"]["status"] == "error"  # an infinite metric is not a measurement
+    assert by_name["infinite"]["message"] == "the metric is inf, not a finite number"
+
+
+def test_the_cli_json_encodes_values_exactly_as_the_http_answer(odd_server) -> None:
+    url, tmp = odd_server
+    _, answer = post(url, {"checks": ["oddities"], "force": True, "dry_run": True})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")} | {"PYTHONPATH": str(ROOT / "functions")}
+    warehouse, state = f"sqlite:///{tmp / 'warehouse.db'}", f"sqlite:///{tmp / 'state.db'}"
+    done = subprocess.run(
+        [sys.executable, "-m", "anomaly_monitor", "run", "--json", "--force", "--dry-run", "--check", "oddities"]
+        + ["--checks", str(tmp / "checks.csv"), "--warehouse", warehouse, "--state", state],
+        capture_output=True,
+        env=env,
+        cwd=ROOT,
+    )
+    assert done.returncode == 1, done.stderr
+    printed = strict_json(done.stdout)
+    assert printed["checks"][0]["rows"] == answer["checks"][0]["rows"] == [ODD_ROW]

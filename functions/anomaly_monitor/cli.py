@@ -75,7 +75,7 @@ def do_run(args: argparse.Namespace, settings: Settings) -> int:
     options = RunOptions(tuple(args.check), tuple(args.tag), args.force, args.dry_run, args.now)
     report = execute(settings, options)
     if args.json:
-        json.dump(report.to_json(), sys.stdout, indent=2, default=str)
+        json.dump(report.to_json(), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(render_report(report))

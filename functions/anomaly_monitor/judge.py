@@ -58,7 +58,13 @@ def metric(result: QueryResult) -> float:
         raise ShapeError("no data: the metric is NULL")
     if not is_number(raw):
         raise ShapeError(f"the metric is not a number: {raw!r}")
-    return float(raw)
+    try:
+        value = float(raw)
+    except OverflowError:  # an integer beyond any float
+        value = math.inf
+    if not math.isfinite(value):  # NaN would pass every bound unnoticed
+        raise ShapeError(f"the metric is {raw}, not a finite number")
+    return value
 
 
 def parse_ts(raw: Any) -> dt.datetime:

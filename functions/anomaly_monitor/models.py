@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import decimal
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -10,6 +14,38 @@ from typing import Any
 SAMPLE_ROWS = 20  # rows kept in a result, shown in alerts and the JSON document
 EXPORT_ROWS = 1000  # rows a failing rows check appends to its export_sheet
 GB = 1024**3
+JSON_TEXT_LIMIT = 10_000  # characters of one text value in the JSON document; longer text is cut and ends in "…"
+NOT_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}  # as BigQuery's REST API writes them
+
+
+def json_value(value: Any) -> Any:
+    """Any value a query returned, as JSON: the one encoding of the run document (CLI `--json` and HTTP alike).
+
+    Numbers stay numbers (NUMERIC too); NaN and infinities become the strings "NaN", "Infinity" and
+    "-Infinity"; bytes become base64 text; dates and times ISO-8601 text; STRUCTs objects and ARRAYs lists;
+    text longer than JSON_TEXT_LIMIT characters is cut and ends in "…"; anything else becomes its text."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else NOT_FINITE[str(value)]
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            return NOT_FINITE["nan" if value.is_nan() else str(float(value))]
+        exact = value == value.to_integral_value() and abs(value) < 10**38
+        return int(value) if exact else json_value(float(value))
+    if isinstance(value, bytes | bytearray | memoryview):
+        # cut on a multiple of 3 bytes, so the text before "…" still decodes
+        data = bytes(value)
+        kept = data[: JSON_TEXT_LIMIT // 4 * 3]
+        return base64.b64encode(kept).decode() + ("…" if len(kept) < len(data) else "")
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_value(v) for v in value]
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= JSON_TEXT_LIMIT else text[: JSON_TEXT_LIMIT - 1] + "…"
 
 
 class Status(StrEnum):
@@ -122,11 +158,11 @@ class CheckResult:
             "name": self.name,
             "type": self.type,
             "status": str(self.status),
-            "value": self.value,
+            "value": json_value(self.value),
             "row_count": self.row_count,
-            "rows": self.rows,
-            "expected": list(self.expected) if self.expected is not None else None,
-            "message": self.message,
+            "rows": json_value(self.rows),
+            "expected": json_value(self.expected),
+            "message": json_value(self.message),
             "duration_ms": self.duration_ms,
             "bytes_processed": self.bytes_processed,
             "notified": self.notified,
