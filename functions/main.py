@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from anomaly_monitor.settings import Settings
 
 FIELDS = {"checks": list, "tags": list, "force": bool, "dry_run": bool}
+EXAMPLE = '{"tags": ["hourly"]}'
 BODY_LIMIT = 64 * 1024  # bytes: a body names checks and tags, so this is generous
 log = logging.getLogger("anomaly_monitor")
 
@@ -63,7 +64,7 @@ def read_json(request: flask.Request) -> Any:
 def parse_body(request: flask.Request) -> dict[str, Any]:
     body = read_json(request)
     if not isinstance(body, dict):
-        raise BadRequest('the body must be a JSON object such as {"tags": ["hourly"]}')
+        raise BadRequest(f"the body must be a JSON object such as {EXAMPLE}")
     unknown = sorted(set(body) - set(FIELDS))
     if unknown:
         raise BadRequest(f"unknown field {', '.join(unknown)[:200]}; the body takes {', '.join(FIELDS)}")
