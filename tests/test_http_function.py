@@ -281,9 +281,9 @@ def test_the_cli_json_encodes_values_exactly_as_the_http_answer(odd_server) -> N
     _, answer = post(url, {"checks": ["oddities"], "force": True, "dry_run": True})
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")} | {"PYTHONPATH": str(ROOT / "functions")}
     warehouse, state = f"sqlite:///{tmp / 'warehouse.db'}", f"sqlite:///{tmp / 'state.db'}"
-    options = ["--checks", str(tmp / "checks.csv"), "--warehouse", warehouse, "--state", state]
+    options = ["--json", "--force", "--dry-run", "--check", "oddities", "--checks", str(tmp / "checks.csv")]
     done = subprocess.run(
-        [sys.executable, "-m", "anomaly_monitor", "run", "--json", "--force", "--dry-run", "--check", "oddities", *options],
+        [sys.executable, "-m", "anomaly_monitor", "run", *options, "--warehouse", warehouse, "--state", state],
         capture_output=True,
         env=env,
         cwd=ROOT,
