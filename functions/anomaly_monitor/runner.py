@@ -6,11 +6,12 @@ import datetime as dt
 import logging
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 
 from anomaly_monitor import incidents
+from anomaly_monitor.deadline import run_all
 from anomaly_monitor.errors import QueryError, UnknownCheckError
 from anomaly_monitor.judge import ShapeError, judge, row_limit
 from anomaly_monitor.models import (
@@ -106,6 +107,14 @@ def evaluate(
     return result
 
 
+def timed_out(check: Check, timeout_s: float) -> CheckResult:
+    """A check the run stopped waiting for: its query, fetch and judgement took longer than QUERY_TIMEOUT_S."""
+    message = f"timed out after {timeout_s:g} s (QUERY_TIMEOUT_S covers the query, fetching its rows and judging them)"
+    return CheckResult(
+        check.name, str(check.type), Status.ERROR, message, duration_ms=round(timeout_s * 1000), check=check
+    )
+
+
 def skipped(check: Check, reason: str) -> CheckResult:
     return CheckResult(check.name, str(check.type), Status.SKIPPED, reason, check=check)
 
@@ -178,11 +187,9 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
         extra={"run_id": run_id},
     )
 
-    with ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="check") as pool:
-        futures = {
-            c.name: pool.submit(evaluate, c, backends.warehouse, settings, now, history.get(c.name, [])) for c in due
-        }
-        evaluated = {name: f.result() for name, f in futures.items()}
+    tasks = {c.name: partial(evaluate, c, backends.warehouse, settings, now, history.get(c.name, [])) for c in due}
+    finished = run_all(tasks, max_workers=settings.max_workers, timeout_s=settings.query_timeout_s)
+    evaluated = {c.name: finished[c.name] or timed_out(c, settings.query_timeout_s) for c in due}
     rows = [(c.row_number, evaluated.get(c.name) or skips[c.name]) for c in checks]
     rows += [(i.row_number, invalid_result(i)) for i in invalid]
     results = [result for _, result in sorted(rows, key=lambda pair: pair[0])]
