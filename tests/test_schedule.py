@@ -73,24 +73,24 @@ CHECKS = (
 
 
 def test_the_runner_skips_what_is_not_due_and_runs_it_after_the_next_tick(tmp_path) -> None:
-    first = run(local_backends(tmp_path, CHECKS, at("2026-03-29 08:05")), RunOptions(now=at("2026-03-29 08:05")))
+    first = run(local_backends(tmp_path, CHECKS), RunOptions(now=at("2026-03-29 08:05")))
     assert statuses(first) == {"hourly": Status.OK, "morning": Status.OK, "always": Status.OK}
 
-    retried = run(local_backends(tmp_path, CHECKS, at("2026-03-29 08:07")), RunOptions(now=at("2026-03-29 08:07")))
+    retried = run(local_backends(tmp_path, CHECKS), RunOptions(now=at("2026-03-29 08:07")))
     assert statuses(retried) == {"hourly": Status.SKIPPED, "morning": Status.SKIPPED, "always": Status.OK}
     skipped = {r.name: r.message for r in retried.results}
     assert skipped["hourly"].startswith("not due: next run 2026-03-29T09:00")
     assert "2026-03-30T09:00+01:00" in skipped["morning"]  # shown in the check's own time zone
 
-    late = run(local_backends(tmp_path, CHECKS, at("2026-03-29 09:45")), RunOptions(now=at("2026-03-29 09:45")))
+    late = run(local_backends(tmp_path, CHECKS), RunOptions(now=at("2026-03-29 09:45")))
     assert statuses(late) == {"hourly": Status.OK, "morning": Status.SKIPPED, "always": Status.OK}
 
 
 def test_force_ignores_schedules_and_tags_select_checks(tmp_path) -> None:
     now = at("2026-03-29 08:05")
-    run(local_backends(tmp_path, CHECKS, now), RunOptions(now=now))
+    run(local_backends(tmp_path, CHECKS), RunOptions(now=now))
     later = now + dt.timedelta(minutes=2)
-    forced = run(local_backends(tmp_path, CHECKS, later), RunOptions(force=True, tags=("ops",), now=later))
+    forced = run(local_backends(tmp_path, CHECKS), RunOptions(force=True, tags=("ops",), now=later))
     assert statuses(forced) == {"hourly": Status.OK, "always": Status.OK}
 
 

@@ -88,6 +88,7 @@ def evaluate(
             limit=row_limit(check),
             timeout_s=settings.query_timeout_s,
             max_bytes=int(check.byte_cap_gb(settings.max_gb_billed) * GB),
+            now=now,
         )
         result.bytes_processed = data.bytes_processed
         result.row_count = data.row_count
