@@ -139,3 +139,152 @@ def test_csv_without_required_columns_is_a_registry_error(tmp_path: Path):
 def test_missing_csv_is_a_registry_error(tmp_path: Path):
     with pytest.raises(RegistryError, match="does not exist"):
         CsvSource(tmp_path / "nope.csv").read_rows()
+
+
+# --- The registry reads like a careful person would --------------------------------------------------------------
+
+
+def write_csv(tmp_path: Path, text: str | bytes) -> CsvSource:
+    path = tmp_path / "checks.csv"
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    return CsvSource(path)
+
+
+def by_name(registry) -> dict[str, str]:
+    """name -> "ok" or the invalid message."""
+    return {c.name: "ok" for c in registry.checks} | {i.name: i.message for i in registry.invalid}
+
+
+@pytest.mark.parametrize("size", [50_001, 131_073, 2_000_000])
+def test_an_oversized_cell_makes_only_its_row_invalid(tmp_path: Path, size: int):
+    huge = "SELECT 1 AS x -- " + "x" * size
+    source = write_csv(tmp_path, f"name,sql\nbefore,SELECT 1\nhuge,{huge}\nafter,SELECT 2\n")
+    result = by_name(parse_registry(source.read_rows()))
+    assert result["before"] == result["after"] == "ok"
+    assert result["huge"] == (
+        f'checks row 3 (name "huge"): column "sql" holds {len(huge):,} characters, more than the 50,000 a cell '
+        "may hold (Google Sheets' limit): shorten it"
+    )
+
+
+def test_a_cell_of_exactly_50000_characters_is_fine():
+    [check] = parse(dict(VALID, description="d" * 50_000)).checks
+    assert len(check.description) == 50_000
+
+
+def test_a_header_naming_a_column_twice_is_a_registry_error_naming_it(tmp_path: Path):
+    source = write_csv(tmp_path, "name,type,SQL,notes, sql ,notes\nx,rows,SELECT 1,a,SELECT 2,b\n")
+    with pytest.raises(RegistryError, match=r'names column "sql" 2 times \(columns C, E\): rename or delete'):
+        source.read_rows()
+
+
+def test_unknown_columns_may_repeat(tmp_path: Path):
+    source = write_csv(tmp_path, "name,sql,notes,notes\nx,SELECT 1,a,b\n")
+    assert by_name(parse_registry(source.read_rows())) == {"x": "ok"}
+
+
+STRAY_QUOTE = (
+    "name,sql,description\n"
+    "first,SELECT 1,fine\n"
+    'broken,"SELECT 2,a stray quote\n'
+    "swallowed_one,SELECT 3,would vanish into the quote\n"
+    "swallowed_two,SELECT 4,so would this\n"
+)
+
+
+def test_rows_after_a_stray_quote_are_read_and_the_quote_is_reported(tmp_path: Path):
+    result = by_name(parse_registry(write_csv(tmp_path, STRAY_QUOTE).read_rows()))
+    assert result == {
+        "first": "ok",
+        "broken": 'checks row 3 (name "broken"): column "sql" has a stray quote ("): the cell it opens never closes, '
+        'and would swallow the 2 lines after it; close the quote, or write a quote inside a cell as ""',
+        "swallowed_one": "ok",
+        "swallowed_two": "ok",
+    }
+
+
+def test_a_stray_quote_closed_by_a_later_rows_quote_still_costs_one_row(tmp_path: Path):
+    text = 'name,sql,description\na,"SELECT 1,oops\nb,SELECT 2,x\nc,"SELECT\n  3",multi-line and fine\nd,SELECT 4,\n'
+    result = by_name(parse_registry(write_csv(tmp_path, text).read_rows()))
+    assert [name for name, message in result.items() if message == "ok"] == ["b", "c", "d"]
+    assert "runs over the next 2 lines and breaks on line 4" in result["a"]
+    [c] = [check for check in parse_registry(write_csv(tmp_path, text).read_rows()).checks if check.name == "c"]
+    assert c.sql == "SELECT\n  3" and c.row_number == 4
+
+
+def test_text_after_a_closing_quote_names_the_column(tmp_path: Path):
+    result = by_name(parse_registry(write_csv(tmp_path, 'name,sql,description\na,SELECT 1,"said" twice\n').read_rows()))
+    assert result["a"].startswith('checks row 2 (name "a"): column "description" has a stray quote ("): text follows')
+
+
+def test_a_byte_that_is_not_utf8_makes_only_its_row_invalid(tmp_path: Path):
+    source = write_csv(
+        tmp_path, b"name,sql,description\nlatin1,SELECT 1,caf\xe9\nfine,SELECT 2,ok\n\xff\xfe,SELECT 3,\n"
+    )
+    result = by_name(parse_registry(source.read_rows()))
+    assert (
+        result["latin1"]
+        == 'checks row 2 (name "latin1"): column "description" is not UTF-8 text: save the file as UTF-8'
+    )
+    assert result["fine"] == "ok"
+    assert result["row-4"].startswith('checks row 4 (name "row-4"): column "name" is not UTF-8 text')
+
+
+@pytest.mark.parametrize(
+    ("column", "raw"),
+    [
+        ("max", "٣"),  # Arabic-Indic three
+        ("min", "１２"),  # full-width twelve
+        ("min", "1_000"),
+        ("max", "0x10"),
+        ("max", "1,000"),
+        ("max", "inf"),
+        ("max", "nan"),
+        ("max", "1 000"),
+        ("alert_after", "٣"),
+        ("alert_after", "3.0"),
+    ],
+)
+def test_numbers_are_plain_decimals_only(column: str, raw: str):
+    message = only_error({**VALID, "type": "threshold", "min": "0", column: raw})
+    assert f'column "{column}" is not a ' in message and raw in message
+
+
+@pytest.mark.parametrize("raw", ["12", "-2.5", ".5", "5.", "+3", "1e3", "1E-7"])
+def test_plain_decimals_in_any_notation_a_sheet_shows_are_read(raw: str):
+    [check] = parse(dict(VALID, type="threshold", max=raw)).checks
+    assert check.max == float(raw)
+
+
+@pytest.mark.parametrize(
+    ("column", "raw", "expected"),
+    [
+        ("max_gb_billed", "1e300", 'column "max_gb_billed" must be at most 100,000: "1e300"'),
+        ("max", "1e400", 'column "max" is not a finite number: "1e400"'),
+        ("sensitivity", "1000", 'column "sensitivity" must be at most 100'),
+        ("alert_after", "99999999999999999999", 'column "alert_after" must be at most 1,000'),
+        ("renotify_hours", "1e9", 'column "renotify_hours" must be at most 8,784'),
+    ],
+)
+def test_numbers_must_be_within_the_range_each_column_allows(column: str, raw: str, expected: str):
+    assert expected in only_error(dict(VALID, **{column: raw}))
+
+
+@pytest.mark.parametrize("sheet", ["checks", "Status", " EXCLUSIONS ", "my checks"])
+def test_export_sheet_may_not_name_a_worksheet_the_monitor_owns(sheet: str):
+    worksheets = ("my checks", "status", "exclusions")
+    result = parse_registry([dict(VALID, export_sheet=sheet)], worksheets)
+    if sheet == "checks":  # not the registry here: CHECKS_WORKSHEET is "my checks"
+        assert [c.export_sheet for c in result.checks] == ["checks"]
+        return
+    [invalid] = result.invalid
+    assert (
+        'column "export_sheet" names the' in invalid.message
+        and "which the monitor itself reads or writes" in invalid.message
+    )
+
+
+def test_a_name_that_is_not_printable_text_goes_by_its_row_number():
+    result = parse({"name": "bad\nname", "sql": "SELECT 1"}, {"name": "x" * 200, "sql": "SELECT 1"})
+    assert [i.name for i in result.invalid] == ["row-2", "row-3"]
+    assert "…" in result.invalid[1].message and len(result.invalid[1].message) < 300

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import zoneinfo
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,14 +14,28 @@ from anomaly_monitor.models import Check, CheckType, Direction, InvalidCheck, Se
 from anomaly_monitor.readonly import read_only_error
 from anomaly_monitor.schedule import ScheduleError, check_schedule
 
+log = logging.getLogger(__name__)
+
+COLUMNS = (
+    "name", "enabled", "type", "sql", "min", "max", "sensitivity", "seasonality", "direction", "schedule",
+    "timezone", "severity", "channel", "owners", "alert_after", "renotify_hours", "tags", "export_sheet",
+    "max_gb_billed", "runbook", "description",
+)  # fmt: skip
 REQUIRED_COLUMNS = ("name", "sql")
 FIRST_DATA_ROW = 2  # row 1 is the header, as a spreadsheet numbers them
+CELL_LIMIT = 50_000  # characters in one cell: Google Sheets' own limit, so a CSV row means the same in a sheet
+# A source marks a row it could not read (e.g. a broken CSV quote) with the reason under this key; no header
+# can produce it, because header names are stripped of surrounding spaces.
+UNREADABLE = " unreadable"
 
 NAME = re.compile(r"[a-z0-9_-]{1,64}")
 CHANNEL = re.compile(r"#[a-z0-9][a-z0-9._-]{0,79}|[CGD][A-Z0-9]{2,}")
 OWNER = re.compile(r"[UWS][A-Z0-9]{2,}|[^@\s,]+@[^@\s,]+\.[^@\s,]+")
 TAG = re.compile(r"[a-z0-9_-]+")
 TRUE, FALSE = {"true", "yes", "1", "y"}, {"false", "no", "0", "n"}
+# Plain decimals only: ASCII digits, an optional sign, fraction and exponent; no "_", no "١٢", no "inf".
+DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+WHOLE = re.compile(r"[+-]?[0-9]+")
 
 
 class RowError(ValueError):
@@ -31,15 +46,35 @@ def normalize_header(cell: str) -> str:
     return cell.replace("\ufeff", "").strip().lower()
 
 
+def column_letter(index: int) -> str:
+    """0 -> A, 25 -> Z, 26 -> AA: how a spreadsheet names a column."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
+
+
 def normalize_rows(header: Iterable[str], rows: Iterable[Iterable[str]]) -> list[dict[str, str]]:
-    """Header-keyed rows with normalized column names; unknown columns are kept but ignored later."""
+    """Header-keyed rows with normalized column names; unknown columns are kept but ignored later.
+
+    Raises RegistryError when a required column is missing or a column the registry reads is named twice."""
     keys = [normalize_header(h) for h in header]
     missing = [c for c in REQUIRED_COLUMNS if c not in keys]
     if missing:
+        found = ", ".join(k for k in keys if k)
         raise RegistryError(
             f"the registry has no {', '.join(repr(c) for c in missing)} column; its header row must name at least "
-            f"{', '.join(REQUIRED_COLUMNS)} (found: {', '.join(k for k in keys if k) or 'nothing'})"
+            f"{', '.join(REQUIRED_COLUMNS)} (found: {shown(found) if found else 'nothing'})"
         )
+    for column in COLUMNS:
+        places = [column_letter(i) for i, key in enumerate(keys) if key == column]
+        if len(places) > 1:
+            raise RegistryError(
+                f'the registry\'s header names column "{column}" {len(places)} times (columns '
+                f"{', '.join(places)}): rename or delete all but one; the monitor will not guess which one to read"
+            )
     out = []
     for row in rows:
         cells = list(row)
@@ -47,24 +82,38 @@ def normalize_rows(header: Iterable[str], rows: Iterable[Iterable[str]]) -> list
     return out
 
 
+def shown(text: str, limit: int = 80) -> str:
+    """A cell's text as a message quotes it: cut to `limit` characters."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _text(row: Mapping[str, str], column: str) -> str | None:
     value = (row.get(column) or "").strip()
     return value or None
 
 
-def _number(row: Mapping[str, str], column: str, *, minimum: float | None = None, integer: bool = False) -> Any:
+def _number(
+    row: Mapping[str, str],
+    column: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    integer: bool = False,
+) -> Any:
     raw = _text(row, column)
     if raw is None:
         return None
-    try:
-        value = int(raw) if integer else float(raw)
-    except ValueError:
-        kind = "a whole number" if integer else "a number"
-        raise RowError(f'column "{column}" is not {kind}: "{raw}"') from None
+    kind = "a whole number" if integer else "a number"
+    if not (WHOLE if integer else DECIMAL).fullmatch(raw):
+        example = "3" if integer else "12.5"
+        raise RowError(f'column "{column}" is not {kind}: "{shown(raw)}" (write a plain decimal such as {example})')
+    value = int(raw) if integer else float(raw)
     if value != value or value in (float("inf"), float("-inf")):
-        raise RowError(f'column "{column}" is not a finite number: "{raw}"')
+        raise RowError(f'column "{column}" is not a finite number: "{shown(raw)}"')
     if minimum is not None and value < minimum:
-        raise RowError(f'column "{column}" must be at least {minimum:g}: "{raw}"')
+        raise RowError(f'column "{column}" must be at least {minimum:g}: "{shown(raw)}"')
+    if maximum is not None and value > maximum:
+        raise RowError(f'column "{column}" must be at most {maximum:,g}: "{shown(raw)}"')
     return value
 
 
@@ -76,7 +125,7 @@ def _choice(row: Mapping[str, str], column: str, enum: type, default: Any) -> An
         return enum(raw.lower())
     except ValueError:
         allowed = ", ".join(str(e) for e in enum)
-        raise RowError(f'column "{column}" must be one of {allowed}: "{raw}"') from None
+        raise RowError(f'column "{column}" must be one of {allowed}: "{shown(raw)}"') from None
 
 
 def _bool(row: Mapping[str, str], column: str, default: bool) -> bool:
@@ -87,7 +136,7 @@ def _bool(row: Mapping[str, str], column: str, default: bool) -> bool:
         return True
     if raw.lower() in FALSE:
         return False
-    raise RowError(f'column "{column}" must be TRUE or FALSE (also yes/no, 1/0): "{raw}"')
+    raise RowError(f'column "{column}" must be TRUE or FALSE (also yes/no, 1/0): "{shown(raw)}"')
 
 
 def _list(row: Mapping[str, str], column: str, pattern: re.Pattern[str], what: str, lower: bool = False) -> tuple:
@@ -97,7 +146,7 @@ def _list(row: Mapping[str, str], column: str, pattern: re.Pattern[str], what: s
         items = [i.lower() for i in items]
     for item in items:
         if not pattern.fullmatch(item):
-            raise RowError(f'column "{column}" has "{item}", which is not {what}')
+            raise RowError(f'column "{column}" has "{shown(item)}", which is not {what}')
     return tuple(items)
 
 
@@ -107,7 +156,7 @@ def _schedule(row: Mapping[str, str]) -> str | None:
         try:
             check_schedule(raw)
         except ScheduleError as exc:
-            raise RowError(f'column "schedule" {exc}: "{raw}"') from None
+            raise RowError(f'column "schedule" {exc}: "{shown(raw)}"') from None
     return raw
 
 
@@ -115,8 +164,8 @@ def _timezone(row: Mapping[str, str]) -> str:
     raw = _text(row, "timezone") or "UTC"
     try:
         zoneinfo.ZoneInfo(raw)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise RowError(f'column "timezone" is not an IANA time zone (e.g. "Europe/London"): "{raw}"') from None
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file path
+        raise RowError(f'column "timezone" is not an IANA time zone (e.g. "Europe/London"): "{shown(raw)}"') from None
     return raw
 
 
@@ -133,34 +182,52 @@ def _sql(row: Mapping[str, str]) -> str:
 def _runbook(row: Mapping[str, str]) -> str | None:
     raw = _text(row, "runbook")
     if raw is not None and not re.fullmatch(r"https?://\S+", raw):
-        raise RowError(f'column "runbook" must be an http(s) URL: "{raw}"')
+        raise RowError(f'column "runbook" must be an http(s) URL: "{shown(raw)}"')
     return raw
 
 
-def parse_check(row: Mapping[str, str], row_number: int) -> Check:
-    """One registry row to a Check; raises RowError naming the column."""
+def _export_sheet(row: Mapping[str, str], worksheets: Collection[str]) -> str | None:
+    raw = _text(row, "export_sheet")
+    if raw is None:
+        return None
+    if len(raw) > 100:
+        raise RowError('column "export_sheet" is longer than the 100 characters a worksheet name may have')
+    taken = {w.strip().casefold(): w for w in worksheets}  # Sheets refuses two titles that differ only in case
+    if raw.casefold() in taken:
+        raise RowError(
+            f'column "export_sheet" names the "{taken[raw.casefold()]}" worksheet, which the monitor itself reads or '
+            "writes: name another worksheet for the exported rows"
+        )
+    return raw
+
+
+def parse_check(row: Mapping[str, str], row_number: int, worksheets: Collection[str] = ()) -> Check:
+    """One registry row to a Check; raises RowError naming the column.
+
+    `worksheets` are the registry's, status and exclusions worksheets, which export_sheet may not name."""
     name = _text(row, "name")
     if name is None:
         raise RowError('column "name" is empty')
     if not NAME.fullmatch(name):
-        raise RowError(f'column "name" must be 1-64 characters of a-z, 0-9, _ and -: "{name}"')
+        raise RowError(f'column "name" must be 1-64 characters of a-z, 0-9, _ and -: "{shown(name)}"')
     check_type = _choice(row, "type", CheckType, CheckType.ROWS)
     low, high = _number(row, "min"), _number(row, "max")
     if check_type is CheckType.THRESHOLD and low is None and high is None:
         raise RowError('a threshold check needs column "min", "max" or both')
     if low is not None and high is not None and low > high:
         raise RowError(f'column "min" ({low:g}) is greater than column "max" ({high:g})')
-    sensitivity = _number(row, "sensitivity", minimum=0)
+    sensitivity = _number(row, "sensitivity", minimum=0, maximum=100)
     if sensitivity == 0:
         raise RowError('column "sensitivity" must be greater than 0')
-    alert_after = _number(row, "alert_after", minimum=1, integer=True)
-    renotify = _number(row, "renotify_hours", minimum=0)
-    max_gb = _number(row, "max_gb_billed", minimum=0)
+    # at most the history a run reads back (runner.HISTORY_LIMIT): a longer streak could never be counted
+    alert_after = _number(row, "alert_after", minimum=1, maximum=1000, integer=True)
+    renotify = _number(row, "renotify_hours", minimum=0, maximum=24 * 366)
+    max_gb = _number(row, "max_gb_billed", minimum=0, maximum=100_000)  # 100 TB: far beyond a sane check
     if max_gb == 0:
         raise RowError('column "max_gb_billed" must be greater than 0')
     channel = _text(row, "channel")
     if channel is not None and not CHANNEL.fullmatch(channel):
-        raise RowError(f'column "channel" must be a Slack channel id (C…) or #name: "{channel}"')
+        raise RowError(f'column "channel" must be a Slack channel id (C…) or #name: "{shown(channel)}"')
     return Check(
         name=name,
         sql=_sql(row),
@@ -179,7 +246,7 @@ def parse_check(row: Mapping[str, str], row_number: int) -> Check:
         alert_after=1 if alert_after is None else alert_after,
         renotify_hours=24.0 if renotify is None else renotify,
         tags=_list(row, "tags", TAG, "a tag of a-z, 0-9, _ and -", lower=True),
-        export_sheet=_text(row, "export_sheet"),
+        export_sheet=_export_sheet(row, worksheets),
         max_gb_billed=max_gb,
         runbook=_runbook(row),
         description=_text(row, "description"),
@@ -193,8 +260,35 @@ class Registry:
     invalid: list[InvalidCheck]
 
 
-def parse_registry(rows: Iterable[Mapping[str, str]], parse: Callable[..., Check] = parse_check) -> Registry:
-    """Every row becomes a Check or an InvalidCheck; fully blank rows are skipped."""
+SURROGATE = re.compile("[\ud800-\udfff]")  # what undecodable bytes become (surrogateescape)
+
+
+def _cell_problem(row: Mapping[str, str]) -> str | None:
+    """What makes a row unreadable before any column is parsed: a cell too large or not text."""
+    if row.get(UNREADABLE):
+        return row[UNREADABLE]
+    for column in COLUMNS:
+        value = row.get(column) or ""
+        if len(value) > CELL_LIMIT:
+            return (
+                f'column "{column}" holds {len(value):,} characters, more than the {CELL_LIMIT:,} a cell may hold '
+                "(Google Sheets' limit): shorten it"
+            )
+        if SURROGATE.search(value):
+            return f'column "{column}" is not UTF-8 text: save the file as UTF-8'
+    return None
+
+
+def _label(row: Mapping[str, str], row_number: int) -> str:
+    """The name a row's result goes by: its own when that is printable text, else row-N."""
+    name = _text(row, "name")
+    return name if name and len(name) <= 64 and name.isprintable() else f"row-{row_number}"
+
+
+def parse_registry(rows: Iterable[Mapping[str, str]], worksheets: Collection[str] = ()) -> Registry:
+    """Every row becomes a Check or an InvalidCheck; fully blank rows are skipped.
+
+    Never raises for a row: whatever a cell holds, the row ends valid or invalid with a message naming it."""
     checks: list[Check] = []
     invalid: list[InvalidCheck] = []
     first_row: dict[str, int] = {}
@@ -202,7 +296,7 @@ def parse_registry(rows: Iterable[Mapping[str, str]], parse: Callable[..., Check
         row_number = FIRST_DATA_ROW + offset
         if not any((v or "").strip() for v in row.values()):
             continue
-        name = _text(row, "name") or f"row-{row_number}"
+        name = _label(row, row_number)
         where = f'checks row {row_number} (name "{name}")'
         if name in first_row:
             invalid.append(
@@ -212,8 +306,16 @@ def parse_registry(rows: Iterable[Mapping[str, str]], parse: Callable[..., Check
             )
             continue
         first_row[name] = row_number
+        problem = _cell_problem(row)
+        if problem:
+            invalid.append(InvalidCheck(name, row_number, f"{where}: {problem}"))
+            continue
         try:
-            checks.append(parse(row, row_number))
+            checks.append(parse_check(row, row_number, worksheets))
         except RowError as exc:
             invalid.append(InvalidCheck(name, row_number, f"{where}: {exc}"))
+        except Exception as exc:  # a bug must cost one row, not the run; the log has the traceback
+            log.exception("checks row %d could not be parsed", row_number)
+            reason = f"{type(exc).__name__}: {shown(str(exc))}"
+            invalid.append(InvalidCheck(name, row_number, f"{where}: could not be checked ({reason})"))
     return Registry(checks, invalid)

@@ -175,7 +175,7 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
     settings = backends.settings
     now = options.now or dt.datetime.now(dt.UTC)  # taken once the lock is held
     clock = time.monotonic()
-    checks, invalid = select(parse_registry(backends.source.read_rows()), options)
+    checks, invalid = select(parse_registry(backends.source.read_rows(), settings.worksheets), options)
     names = [c.name for c in checks] + [i.name for i in invalid]
     history = backends.state.history(names, limit=HISTORY_LIMIT)
     due, skips = plan(checks, history, options, now)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from anomaly_monitor.errors import QueryError
+from anomaly_monitor.errors import ConfigError, QueryError
 from anomaly_monitor.models import GB, Check, RunReport
 from anomaly_monitor.notifiers import Notifier
 from anomaly_monitor.registry import parse_registry
@@ -13,6 +13,7 @@ from anomaly_monitor.runner import Backends, RunOptions, run
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.sources import open_source
 from anomaly_monitor.state import open_state
+from anomaly_monitor.urls import same_sqlite_file
 from anomaly_monitor.warehouses import Warehouse, open_warehouse
 
 
@@ -29,6 +30,12 @@ def open_notifier(settings: Settings) -> Notifier:
 
 
 def build_backends(settings: Settings) -> Backends:
+    if same_sqlite_file(settings.state_url, settings.warehouse_url):
+        raise ConfigError(
+            f"the state store {settings.state_url} is the warehouse file {settings.warehouse_url}: the history would "
+            "be written into the data the checks read; point --state (STATE_URL) at another file, e.g. "
+            "sqlite:///data/state.db"
+        )
     return Backends(
         source=open_source(settings.checks_source, settings),
         warehouse=open_warehouse(settings.warehouse_url, settings),
@@ -58,7 +65,7 @@ def validate(settings: Settings, now: dt.datetime) -> list[Validation]:
     """Every registry row checked, and every valid query prepared (BigQuery: a dry-run job) but not run."""
     source = open_source(settings.checks_source, settings)
     warehouse = open_warehouse(settings.warehouse_url, settings)
-    registry = parse_registry(source.read_rows())
+    registry = parse_registry(source.read_rows(), settings.worksheets)
     rows: list[tuple[int, Validation]] = [
         (check.row_number, prepare(check, warehouse, settings, now)) for check in registry.checks
     ]

@@ -54,6 +54,7 @@ class Settings:
     checks_source: str = LOCAL_CHECKS
     checks_worksheet: str = "checks"
     status_worksheet: str = "status"
+    exclusions_worksheet: str = "exclusions"
     warehouse_url: str = LOCAL_WAREHOUSE
     state_url: str = LOCAL_STATE
     slack_bot_token: str | None = None
@@ -73,6 +74,11 @@ class Settings:
             f"state_url={self.state_url!r}, slack_bot_token={token})"
         )
 
+    @property
+    def worksheets(self) -> tuple[str, str, str]:
+        """The worksheets the monitor reads or writes itself (no check may export rows into them)."""
+        return self.checks_worksheet, self.status_worksheet, self.exclusions_worksheet
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
@@ -84,6 +90,7 @@ class Settings:
             checks_source=get("CHECKS_SOURCE") or LOCAL_CHECKS,
             checks_worksheet=get("CHECKS_WORKSHEET") or "checks",
             status_worksheet=get("STATUS_WORKSHEET") or "status",
+            exclusions_worksheet=get("EXCLUSIONS_WORKSHEET") or "exclusions",
             warehouse_url=get("WAREHOUSE_URL") or LOCAL_WAREHOUSE,
             state_url=get("STATE_URL") or LOCAL_STATE,
             slack_bot_token=get("SLACK_BOT_TOKEN"),

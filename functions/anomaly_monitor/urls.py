@@ -21,3 +21,16 @@ def bigquery_dataset(url: str) -> tuple[str, str]:
     if not url.startswith("bigquery://") or len(parts) != 2 or not all(parts):
         raise ConfigError(f"{url!r} is not a BigQuery URL: write bigquery://PROJECT/DATASET")
     return parts[0], parts[1]
+
+
+def same_sqlite_file(first: str, second: str) -> bool:
+    """Whether two URLs name one SQLite file, however they spell it (relative or absolute, `..`, links)."""
+    if not (first.startswith("sqlite:///") and second.startswith("sqlite:///")):
+        return False
+    a, b = sqlite_path(first), sqlite_path(second)
+    try:
+        if a.exists() and b.exists():
+            return a.samefile(b)  # hard and symbolic links too
+        return a.resolve() == b.resolve()
+    except OSError:  # unreadable paths: opening them fails later with a clearer message
+        return False
