@@ -4,14 +4,30 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 REPO = Path(__file__).resolve().parents[1]
 NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+
+# Property-based tests (tests/test_properties.py) run a fixed number of examples, the same ones every run
+# (derandomize), with no per-example deadline: `make test` stays bounded and never flaky. For a longer hunt,
+# HYPOTHESIS_PROFILE=explore runs ten times as many, randomly, and remembers failures in .hypothesis/.
+settings.register_profile(
+    "ci", max_examples=100, deadline=None, derandomize=True, database=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)  # fmt: skip
+settings.register_profile(
+    "explore", settings.get_profile("ci"), max_examples=1000, derandomize=False,
+    database=DirectoryBasedExampleDatabase(REPO / ".hypothesis"),
+)  # fmt: skip
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def write_registry(path: Path, rows: Sequence[dict[str, str]]) -> Path:

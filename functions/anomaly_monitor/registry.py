@@ -280,9 +280,10 @@ def _cell_problem(row: Mapping[str, str]) -> str | None:
 
 
 def _label(row: Mapping[str, str], row_number: int) -> str:
-    """The name a row's result goes by: its own when that is printable text, else row-N."""
+    """The name a row's result goes by: its own when that reads plainly in a message, else row-N."""
     name = _text(row, "name")
-    return name if name and len(name) <= 64 and name.isprintable() else f"row-{row_number}"
+    plain = name and len(name) <= 64 and name.isprintable() and '"' not in name
+    return name if plain else f"row-{row_number}"
 
 
 def parse_registry(rows: Iterable[Mapping[str, str]], worksheets: Collection[str] = ()) -> Registry:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from anomaly_monitor.errors import RegistryError
 from anomaly_monitor.models import RunReport
-from anomaly_monitor.registry import UNREADABLE, normalize_header, normalize_rows
+from anomaly_monitor.registry import UNREADABLE, column_letter, normalize_header, normalize_rows
 
 LINES = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")  # physical lines, with their endings
 FIX = 'close the quote, or write a quote inside a cell as ""'
@@ -86,6 +86,15 @@ def read_records(text: str) -> list[Record]:
     return records
 
 
+def column_name(keys: list[str], index: int | None) -> str:
+    """'column "sql"', or by its letter when the header names none: 'column M'."""
+    if index is None:
+        return "a cell"
+    if index < len(keys) and keys[index]:
+        return f'column "{keys[index]}"'
+    return f"column {column_letter(index)}"
+
+
 class CsvSource:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -110,9 +119,7 @@ class CsvSource:
         out = normalize_rows(header.cells, [record.cells for record in rows])
         for record, row in zip(rows, out):
             if record.problem:
-                named = record.column is not None and record.column < len(keys) and keys[record.column]
-                where = f'column "{keys[record.column]}" has' if named else "it has"
-                row[UNREADABLE] = f'{where} a stray quote ("): {record.problem}; {FIX}'
+                row[UNREADABLE] = f'{column_name(keys, record.column)} has a stray quote ("): {record.problem}; {FIX}'
         return out
 
     def publish(self, report: RunReport) -> None:
