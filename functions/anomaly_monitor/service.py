@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from anomaly_monitor.errors import ConfigError, QueryError
+from anomaly_monitor.errors import ConfigError, MonitorError, QueryError
 from anomaly_monitor.models import GB, Check, RunReport
 from anomaly_monitor.notifiers import Notifier
 from anomaly_monitor.registry import parse_registry
@@ -79,10 +79,16 @@ def prepare(check: Check, warehouse: Warehouse, settings: Settings, now: dt.date
     try:
         scanned = warehouse.dry_run(check.sql, check_name=check.name, now=now)
     except QueryError as exc:
-        if not check.enabled:  # e.g. waiting for its table to land: worth a word, not a failed validation
-            return Validation(check.name, True, f"disabled; its query would fail: {exc}")
-        return Validation(check.name, False, f"checks row {check.row_number}: {exc}")
-    if scanned is not None and scanned > cap_gb * GB:
-        message = f"would scan {scanned / GB:.2f} GB, above its cap of {cap_gb:g} GB (max_gb_billed)"
-        return Validation(check.name, False, message, scanned)
-    return Validation(check.name, True, "ok", scanned)
+        problem = str(exc)
+    except MonitorError:  # the warehouse itself is missing or misconfigured: the whole validation fails
+        raise
+    except Exception as exc:  # as in a run (runner.evaluate): one check's failure stays that check's
+        problem = f"could not be prepared ({type(exc).__name__}: {str(exc)[:200]})"
+    else:
+        if scanned is not None and scanned > cap_gb * GB:
+            message = f"would scan {scanned / GB:.2f} GB, above its cap of {cap_gb:g} GB (max_gb_billed)"
+            return Validation(check.name, False, message, scanned)
+        return Validation(check.name, True, "ok", scanned)
+    if not check.enabled:  # e.g. waiting for its table to land: worth a word, not a failed validation
+        return Validation(check.name, True, f"disabled; its query would fail: {problem}")
+    return Validation(check.name, False, f"checks row {check.row_number}: {problem}")
