@@ -129,7 +129,7 @@ resource "google_cloudfunctions2_function" "slack_actions" {
     environment_variables = {
       STATE_URL                   = "bigquery://${var.project_id}/${google_bigquery_dataset.state.dataset_id}"
       SLACK_BOT_TOKEN_SECRET      = "projects/${var.project_id}/secrets/${google_secret_manager_secret.slack_bot_token.secret_id}/versions/${var.slack_secret_version}"
-      SLACK_SIGNING_SECRET_SECRET = "projects/${var.project_id}/secrets/${google_secret_manager_secret.slack_signing_secret[0].secret_id}/versions/latest"
+      SLACK_SIGNING_SECRET_SECRET = "projects/${var.project_id}/secrets/${google_secret_manager_secret.slack_signing_secret[0].secret_id}/versions/${var.slack_signing_secret_version}"
       LOG_FORMAT                  = "json"
       # Cloud Functions adds this one itself; declaring it avoids a permanent diff.
       LOG_EXECUTION_ID = "true"

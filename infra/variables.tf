@@ -198,6 +198,17 @@ variable "slack_signing_secret_id" {
   }
 }
 
+variable "slack_signing_secret_version" {
+  description = "Version of the signing secret the slack_actions function reads: \"latest\" or a version number. It is read on an instance's first click and kept; set the new number after a rotation to switch at once."
+  type        = string
+  default     = "latest"
+
+  validation {
+    condition     = can(regex("^(latest|[1-9][0-9]*)$", var.slack_signing_secret_version))
+    error_message = "The slack_signing_secret_version must be \"latest\" or a version number such as \"2\"."
+  }
+}
+
 variable "slack_actions_min_instances" {
   description = "Instances of the slack_actions function kept warm. Slack wants an answer within 3 seconds; 0 costs nothing when idle, but the first click after a quiet spell meets a cold start and Slack may retry it (it is recorded once). 1 keeps clicks fast for a small idle charge."
   type        = number
