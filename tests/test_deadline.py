@@ -58,6 +58,10 @@ def test_a_task_past_its_deadline_is_given_up_and_the_queue_moves_on() -> None:
     assert results == {"stuck": None, "t0": 0, "t1": 1, "t2": 2, "t3": 3, "t4": 4}
 
 
+def test_an_enormous_timeout_waits_rather_than_overflows() -> None:
+    assert run_all({"quick": lambda: 1}, max_workers=1, timeout_s=1e300) == {"quick": 1}
+
+
 def test_a_task_that_raises_re_raises_in_the_caller() -> None:
     def broken() -> None:
         raise RuntimeError("bug")

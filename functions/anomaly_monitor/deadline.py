@@ -41,7 +41,8 @@ def run_all(tasks: Mapping[str, Callable[[], T]], *, max_workers: int, timeout_s
             deadlines[name] = time.monotonic() + timeout_s
             threading.Thread(target=work, args=(name, task), name=f"check-{name}", daemon=True).start()
         try:
-            name, result, error = finished.get(timeout=max(0.0, min(deadlines.values()) - time.monotonic()))
+            wait = min(max(0.0, min(deadlines.values()) - time.monotonic()), threading.TIMEOUT_MAX)
+            name, result, error = finished.get(timeout=wait)
         except queue.Empty:
             now = time.monotonic()
             for late in [name for name, deadline in deadlines.items() if deadline <= now]:
