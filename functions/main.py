@@ -2,7 +2,7 @@
 
 Importing this module stays cheap (every cold start pays for it): the core and its clients are imported
 and built on the first request, then reused by the instance. Every answer but a run's 200 is a JSON error,
-including the ones Flask gives itself (404, 405, 413) and a crash (500).
+including the ones Flask gives itself (functions-framework's 404 for /favicon.ico) and a crash (500).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def error(status: int, message: str) -> tuple[flask.Response, int]:
 
 
 def http_error(exc: HTTPException) -> tuple[flask.Response, int]:
-    """Flask's own answers (404 for /favicon.ico, 405, 413, ...) as JSON errors too."""
+    """Flask's own answers (functions-framework's 404 for /favicon.ico, any other HTTP error) as JSON too."""
     return error(exc.code or 500, exc.description or exc.name)
 
 
