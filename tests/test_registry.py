@@ -263,6 +263,7 @@ def test_plain_decimals_in_any_notation_a_sheet_shows_are_read(raw: str):
         ("max", "1e400", 'column "max" is not a finite number: "1e400"'),
         ("sensitivity", "1000", 'column "sensitivity" must be at most 100'),
         ("alert_after", "99999999999999999999", 'column "alert_after" must be at most 1,000'),
+        ("alert_after", "9" * 5000, 'column "alert_after" is far too large'),
         ("renotify_hours", "1e9", 'column "renotify_hours" must be at most 8,784'),
     ],
 )

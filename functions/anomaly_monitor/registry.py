@@ -107,6 +107,8 @@ def _number(
     if not (WHOLE if integer else DECIMAL).fullmatch(raw):
         example = "3" if integer else "12.5"
         raise RowError(f'column "{column}" is not {kind}: "{shown(raw)}" (write a plain decimal such as {example})')
+    if integer and len(raw) > 20:  # beyond every bound here, and int() refuses thousands of digits
+        raise RowError(f'column "{column}" is far too large: "{shown(raw)}"')
     value = int(raw) if integer else float(raw)
     if value != value or value in (float("inf"), float("-inf")):
         raise RowError(f'column "{column}" is not a finite number: "{shown(raw)}"')
