@@ -9,6 +9,7 @@ lock or the process's exit.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -17,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def run_all(tasks: Mapping[str, Callable[[], T]], *, max_workers: int, timeout_s: float) -> dict[str, T | None]:
@@ -48,6 +50,7 @@ def run_all(tasks: Mapping[str, Callable[[], T]], *, max_workers: int, timeout_s
             for late in [name for name, deadline in deadlines.items() if deadline <= now]:
                 del deadlines[late]
                 results[late] = None
+                log.warning("check %s: stopped waiting after %g s; its thread runs on, unheeded", late, timeout_s)
             continue
         if deadlines.pop(name, None) is None:
             continue  # a task that was given up on finished after all: too late
