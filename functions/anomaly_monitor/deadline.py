@@ -50,7 +50,12 @@ def run_all(tasks: Mapping[str, Callable[[], T]], *, max_workers: int, timeout_s
             for late in [name for name, deadline in deadlines.items() if deadline <= now]:
                 del deadlines[late]
                 results[late] = None
-                log.warning("check %s: stopped waiting after %g s; its thread runs on, unheeded", late, timeout_s)
+                log.warning(
+                    "check %s: stopped waiting after %g s; its thread runs on, unheeded",
+                    late,
+                    timeout_s,
+                    extra={"check": late},
+                )
             continue
         if deadlines.pop(name, None) is None:
             continue  # a task that was given up on finished after all: too late
