@@ -246,7 +246,7 @@ def test_alert_undelivered_in_an_outage_is_posted_once_when_slack_is_back(monito
         {"name": "revenue", "type": "threshold", "sql": "SELECT value FROM metric", "min": "10"},
     )
     monitor.late_rows("order 1")
-    slack.state.down = True
+    slack.down = True
     during = monitor.run(minutes(0))
     assert during.exit_code() == 2
     assert [(r["check_name"], r["status"], r["notified"]) for r in monitor.history()] == [
@@ -256,7 +256,7 @@ def test_alert_undelivered_in_an_outage_is_posted_once_when_slack_is_back(monito
     assert status(during, "late_settle")["notified"] is False
 
     attempts = len(slack.calls_to("chat.postMessage"))  # dropped, each retried twice
-    slack.state.down = False
+    slack.down = False
     after = monitor.run(minutes(10))
     assert after.exit_code() == 1
     monitor.run(minutes(20))
@@ -268,9 +268,9 @@ def test_resolved_notice_undelivered_is_retried_next_run(monitor: Monitor, slack
     monitor.late_rows("order 1")
     monitor.run(hours(0))
     monitor.late_rows()
-    slack.state.down = True
+    slack.down = True
     assert monitor.run(hours(1)).exit_code() == 2
-    slack.state.down = False
+    slack.down = False
     monitor.run(hours(2))
     monitor.run(hours(3))
     [opened] = slack.top_level()
