@@ -1,5 +1,5 @@
 # =============================================================================
-# State dataset and the check_results history table
+# State dataset: the check_results history and the notices delivery journal
 # =============================================================================
 
 resource "google_bigquery_dataset" "state" {
@@ -33,6 +33,27 @@ resource "google_bigquery_table" "check_results" {
   time_partitioning {
     type  = "DAY"
     field = "checked_at"
+  }
+
+  clustering = ["check_name"]
+
+  deletion_protection = var.deletion_protection
+}
+
+resource "google_bigquery_table" "notices" {
+  # checkov:skip=CKV_GCP_80: Google-managed encryption is enough for delivery records; see the dataset.
+  project     = var.project_id
+  dataset_id  = google_bigquery_dataset.state.dataset_id
+  table_id    = "notices"
+  description = "The delivery journal (append-only): each Slack notice before it is sent, and what became of it."
+  labels      = local.labels
+
+  # Same columns as NOTICES_SCHEMA in functions/anomaly_monitor/state/schema.py.
+  schema = file("${path.module}/schemas/notices.json")
+
+  time_partitioning {
+    type  = "DAY"
+    field = "recorded_at"
   }
 
   clustering = ["check_name"]

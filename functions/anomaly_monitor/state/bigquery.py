@@ -122,17 +122,18 @@ class BigQueryStateStore:
             raise StateError(f"state table {table_id} cannot be read: {exc}") from exc
         if table is not None:
             have = {field.name for field in table.schema}
-            missing = [field for field in bigquery_schema(name) if field.name not in have]
-            if missing:
-                table.schema = [*table.schema, *missing]
-                try:
-                    client.update_table(table, ["schema"], retry=retry)
-                except Exception as exc:
-                    raise StateError(
-                        f"state table {table_id} lacks the columns {', '.join(f.name for f in missing)} and they "
-                        f"could not be added ({exc}): run terraform apply, or grant the function BigQuery Data "
-                        "Editor on the state dataset"
-                    ) from exc
+            missing = [(n, kind) for n, kind, _ in TABLES[name] if n not in have]
+            try:  # DDL, once per column and per upgrade: a NULLABLE column is added without rewriting a row
+                for n, kind in missing:
+                    client.query(f"ALTER TABLE `{table_id}` ADD COLUMN IF NOT EXISTS {n} {kind}").result(
+                        timeout=QUERY_TIMEOUT_S
+                    )
+            except Exception as exc:
+                raise StateError(
+                    f"state table {table_id} lacks the columns {', '.join(n for n, _ in missing)} and they "
+                    f"could not be added ({exc}): run terraform apply, or grant the function BigQuery Data "
+                    "Editor on the state dataset"
+                ) from exc
             return
         try:
             client.get_dataset(f"{self.project}.{self.dataset}", retry=retry)
