@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -83,7 +83,7 @@ class SlackState:
     scopes: set[str] | None = None  # granted scopes; None: all of them
     delay_s: float = 0.0  # added to chat.postMessage, to widen race windows
     rate_interval_s: float = 0.0  # enforce at most one write per channel per interval (429 otherwise)
-    rate_retry_after: int = 1
+    rate_retry_after: float = 1  # seconds; Slack sends whole seconds, tests may ask for less
     rate_limited: int = 0  # 429s the enforced rate gave
     last_write: dict[str, float] = field(default_factory=dict)
 
@@ -441,10 +441,8 @@ class SlackServer:
 
             def _drop(self) -> None:
                 self.close_connection = True
-                try:
+                with suppress(OSError):
                     self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 self.connection.close()  # no status line at all: the client sees a dropped connection
 
             def _json(self, answer: dict[str, Any]) -> None:

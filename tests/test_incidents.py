@@ -326,7 +326,8 @@ def test_unknown_outcomes_are_journaled_as_unknown_never_as_failed():
     notice = Notice(NoticeKind.OPENED, check, CheckResult("c", "rows", Status.ALERT), None, T0, 1, "x", id="n1")
 
     class Journal:
-        events: list[NoticeRecord] = []
+        def __init__(self) -> None:
+            self.events: list[NoticeRecord] = []
 
         def append_notices(self, events: list[NoticeRecord]) -> None:
             self.events += events
