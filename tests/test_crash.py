@@ -144,7 +144,7 @@ def test_killed_while_recording_the_next_run_adopts_what_was_posted(monitor: Mon
     kill(process)
     blocker.rollback()
     blocker.close()
-    code, doc, err = finish(monitor.cli(minutes(10)))
+    code, _, err = finish(monitor.cli(minutes(10)))
     assert code == 1, err
     assert len(slack.calls_to("chat.postMessage")) == 1
     assert [n["event"] for n in monitor.notices()] == ["attempt", "delivered"]
@@ -172,10 +172,10 @@ def test_eight_concurrent_invocations_post_once(monitor: Monitor, slack: SlackSe
     slack.state.delay_s = 0.3  # widen the race window: every invocation is past its queries while one posts
     port = free_port()
     framework = Path(sys.executable).with_name("functions-framework")
+    source = str(ROOT / "functions" / "main.py")
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen(
-        [str(framework), "--target", "run_checks", "--source", str(ROOT / "functions" / "main.py")]
-        + ["--host", "127.0.0.1", "--port", str(port)],
+        [str(framework), "--target", "run_checks", "--source", source, "--host", "127.0.0.1", "--port", str(port)],
         env=monitor.env(),
         stdout=log,
         stderr=log,

@@ -16,11 +16,12 @@ import datetime as dt
 from dataclasses import dataclass, replace
 
 from anomaly_monitor.models import Check, CheckResult, HistoryRecord, NoticeEvent, NoticeRecord, Status
-from anomaly_monitor.notifiers import MessageRef, Notice, NoticeKind
+from anomaly_monitor.notifiers import REGISTRY, MessageRef, Notice, NoticeKind
+
+__all__ = ["CLOSING", "FAILING", "REGISTRY", "Lifecycle", "Step", "columns", "fold", "from_record", "step"]
 
 FAILING = (Status.ALERT, Status.ERROR)
 CLOSING = (NoticeKind.RESOLVED, NoticeKind.MISSED)
-REGISTRY = "_registry"  # the monitor's own incident: the registry cannot be read
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import re
 import threading
 
 # Slack tokens: xoxb- (bot), xoxp- (user), xoxa-/xoxr-/xoxs-, rotating xoxe.xoxb-… and refresh xoxe-…, app xapp-…
-SLACK_TOKEN = re.compile(r"\b(?:xox[a-z]?|xapp)[-.][A-Za-z0-9._-]*")
+SLACK_TOKEN = re.compile(r"(?:xox[a-z]?|xapp)[-.][A-Za-z0-9._-]*")
 MASK = "[redacted]"
 QUOTE_CHARS = 500  # of a text from outside (a server's error, an exception) quoted in a message
 MIN_SECRET_CHARS = 8  # shorter "secrets" would mask ordinary words

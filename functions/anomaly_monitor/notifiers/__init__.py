@@ -20,6 +20,7 @@ class NoticeKind(StrEnum):
 
 
 TOP_LEVEL = (NoticeKind.OPENED, NoticeKind.MISSED)  # the notices that start a message of their own
+REGISTRY = "_registry"  # the monitor's own incident: the check registry cannot be read
 
 
 @dataclass(frozen=True)

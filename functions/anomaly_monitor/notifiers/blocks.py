@@ -9,7 +9,7 @@ from typing import Any
 
 from anomaly_monitor.judge import expected_range, fmt
 from anomaly_monitor.models import CheckResult, Severity, Status
-from anomaly_monitor.notifiers import Notice, NoticeKind
+from anomaly_monitor.notifiers import REGISTRY, Notice, NoticeKind
 from anomaly_monitor.report import text_table
 
 # Slack's documented limits, and the margins we keep under them.
@@ -112,6 +112,8 @@ def marker(notice: Notice) -> str:
 
 
 def title(notice: Notice) -> str:
+    if notice.check.name == REGISTRY:
+        return f"{ERROR_MARKER} The check registry cannot be read"
     if notice.members:  # a grouped incident: one shared cause
         return f"{ERROR_MARKER} {count(len(notice.members), 'check')} could not run"
     if notice.result.status is Status.ERROR:
