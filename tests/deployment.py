@@ -80,7 +80,7 @@ class Monitor:
         """A run as the doors make it: fresh backends, one notifier per run (unpaced unless one is given)."""
         backends = Backends(
             source=CsvSource(self.checks),
-            warehouse=SqliteWarehouse(self.warehouse, now),
+            warehouse=SqliteWarehouse(self.warehouse),
             state=SqliteStateStore(self.state),
             notifier=notifier or self.notifier(),
             settings=self.settings,

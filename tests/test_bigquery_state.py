@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 
@@ -200,3 +201,16 @@ def test_a_run_on_bigquery_records_and_remembers(bigquery_emulator: bq_emulator.
     latest = backends.state.latest(["unsettled"], dt.datetime.now(dt.UTC))
     assert latest["unsettled"].run_id == again.run_id
     assert (latest["unsettled"].incident_id, latest["unsettled"].failing_runs) == (report.run_id, 2)
+
+
+def test_timestamps_at_the_edges_of_the_allowed_years_read_back(bigquery_emulator: bq_emulator.Emulator) -> None:
+    from anomaly_monitor.state.schema import from_values
+
+    store = store_in(bigquery_emulator, new_dataset(bigquery_emulator))
+    first, last = dt.datetime(1970, 1, 1, tzinfo=dt.UTC), dt.datetime(2999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)
+    store.append([dataclasses.replace(record("early", 0), checked_at=first)])
+    store.append([dataclasses.replace(record("late", 0), checked_at=last)])
+    assert store.latest(["late"], last)["late"].checked_at == last
+    client = gcp.bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
+    [row] = client.query(f"SELECT * FROM `{store.table_id}` WHERE check_name = 'early'").result()
+    assert from_values(HistoryRecord, dict(row.items())).checked_at == first  # latest() looks back; the row round-trips

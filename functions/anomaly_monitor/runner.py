@@ -101,6 +101,7 @@ def evaluate(
             limit=row_limit(check),
             timeout_s=settings.query_timeout_s,
             max_bytes=int(check.byte_cap_gb(settings.max_gb_billed) * GB),
+            now=now,
         )
         result.bytes_processed = data.bytes_processed
         result.row_count = data.row_count
@@ -316,6 +317,7 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
     checks, invalid = select(registry, options)
     enabled = [c.name for c in checks if c.enabled]
     alert = read_alert_state(backends, enabled, [c.name for c in checks], now, run_id, settle=not options.dry_run)
+    # the state as of `now`: a run recorded later (an earlier --now in the future) does not silence the check
     last_runs = {name: row.checked_at for name, row in alert.latest.items()}
     due, skips = plan(checks, last_runs, options, now)
     single_values = [c.name for c in due if c.type is CheckType.ANOMALY]

@@ -28,8 +28,9 @@ class StateStore(Protocol):
         ...
 
     def latest(self, check_names: Collection[str], now: dt.datetime) -> dict[str, HistoryRecord]:
-        """Each named check's newest row that is not `invalid` (it carries the check's alert state), and the
-        newest row of every reserved name (`_registry`, grouped incidents). Checks without rows are absent."""
+        """Each named check's newest row at or before `now` that is not `invalid` (it carries the check's alert
+        state), and the newest row of every reserved name (`_registry`, grouped incidents). Checks without rows
+        are absent."""
         ...
 
     def points(

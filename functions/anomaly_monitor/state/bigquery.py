@@ -53,7 +53,7 @@ SELECT {", ".join(COLUMNS)}
 FROM `{{table}}`
 WHERE (check_name IN UNNEST(@names) {{reserved}})
   AND status != 'invalid'
-  AND checked_at >= @since
+  AND checked_at >= @since AND checked_at <= @now
 QUALIFY ROW_NUMBER() OVER (PARTITION BY check_name ORDER BY checked_at DESC) = 1
 """
 
@@ -207,6 +207,7 @@ class BigQueryStateStore:
                 [
                     bigquery.ArrayQueryParameter("names", "STRING", missing),
                     bigquery.ScalarQueryParameter("since", "TIMESTAMP", now - dt.timedelta(days=days)),
+                    bigquery.ScalarQueryParameter("now", "TIMESTAMP", now),
                 ],
                 "state",
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import re
 import sqlite3
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
@@ -21,16 +22,30 @@ INDEXES = (
     "CREATE INDEX IF NOT EXISTS notices_by_check ON notices (check_name, notice_id, recorded_at)",
 )
 CHUNK = 500  # names per statement, well under SQLite's limit on bound parameters
+TIMES = {name for schema in TABLES.values() for name, kind, _ in schema if kind == "TIMESTAMP"}
 RESERVED_NAMES_SQL = "SELECT DISTINCT check_name FROM check_results WHERE check_name >= ? AND check_name < ?"
 
 
 def _to_text(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    """UTC as `YYYY-MM-DD HH:MM:SS.ffffff`: isoformat pads every year to four digits (strftime's %Y does not), so
+    the text sorts as time and reads back whatever the year."""
+    return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def _from_text(text: str) -> dt.datetime:
+    # Rows written before the year was padded hold e.g. "226-03-29 …": pad it rather than fail every run.
+    padded = re.sub(r"^\d{1,3}(?=-)", lambda year: year.group().zfill(4), text)
+    return dt.datetime.fromisoformat(padded).replace(tzinfo=dt.UTC)
 
 
 def _chunks(names: Sequence[str]) -> Iterator[Sequence[str]]:
     for start in range(0, len(names), CHUNK):
         yield names[start : start + CHUNK]
+
+
+def _values(row: sqlite3.Row) -> dict[str, Any]:
+    """A row's values, its times read back from their text."""
+    return {k: _from_text(v) if k in TIMES and isinstance(v, str) else v for k, v in dict(row).items()}
 
 
 class SqliteStateStore:
@@ -98,7 +113,8 @@ class SqliteStateStore:
             raise StateError(f"state store {self.path}: {what} could not be read: {exc}") from exc
 
     def latest(self, check_names: Collection[str], now: dt.datetime) -> dict[str, HistoryRecord]:
-        """One indexed lookup per check: the cost does not grow with the history."""
+        """One indexed lookup per check: the cost does not grow with the history. Rows after `now` (a run at an
+        earlier --now) are not the state as of now."""
         reserved = self._read("history", iter([(RESERVED_NAMES_SQL, [RESERVED_PREFIX, chr(ord(RESERVED_PREFIX) + 1)])]))
         names = sorted(set(check_names) | {row[0] for row in reserved})
 
@@ -108,13 +124,13 @@ class SqliteStateStore:
                 yield (
                     f"WITH names(name) AS (VALUES {values}) SELECT {', '.join(f'c.{c}' for c in COLUMNS)} "
                     "FROM names JOIN check_results c ON c.rowid = (SELECT rowid FROM check_results"
-                    " WHERE check_name = names.name AND status != 'invalid'"
+                    " WHERE check_name = names.name AND status != 'invalid' AND checked_at <= ?"
                     " ORDER BY checked_at DESC, rowid DESC LIMIT 1)",
-                    list(chunk),
+                    [*chunk, _to_text(now)],
                 )
 
         rows = self._read("history", statements())
-        return {row["check_name"]: from_values(HistoryRecord, dict(row)) for row in rows}
+        return {row["check_name"]: from_values(HistoryRecord, _values(row)) for row in rows}
 
     def points(
         self, check_names: Collection[str], now: dt.datetime, *, limit: int = POINTS_LIMIT
@@ -126,7 +142,7 @@ class SqliteStateStore:
         rows = self._read("history", ((sql, [name, limit]) for name in sorted(set(check_names))))
         out: dict[str, list[tuple[dt.datetime, float]]] = {}
         for row in rows:
-            at = dt.datetime.fromisoformat(row["checked_at"]).replace(tzinfo=dt.UTC)
+            at = _from_text(row["checked_at"])
             out.setdefault(row["check_name"], []).append((at, row["value"]))
         return {name: points[::-1] for name, points in out.items()}
 
@@ -149,7 +165,7 @@ class SqliteStateStore:
                 )
 
         rows = self._read("notices", statements())
-        return [from_values(NoticeRecord, dict(row)) for row in rows]
+        return [from_values(NoticeRecord, _values(row)) for row in rows]
 
     @contextmanager
     def run_lock(self, run_id: str) -> Iterator[None]:

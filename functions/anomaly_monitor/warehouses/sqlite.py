@@ -18,24 +18,31 @@ UNREADABLE = ("file is not a database", "unable to open database", "disk image i
 
 
 class SqliteWarehouse:
-    def __init__(self, path: Path, now: dt.datetime) -> None:
+    def __init__(self, path: Path) -> None:
         if not path.is_file():
             raise ConfigError(f"warehouse {path} does not exist: build it with `make init-db` (python init_db.py)")
         self.path = path
-        self.now = now
 
     @classmethod
-    def from_url(cls, url: str, now: dt.datetime) -> SqliteWarehouse:
-        return cls(sqlite_path(url), now)
+    def from_url(cls, url: str) -> SqliteWarehouse:
+        return cls(sqlite_path(url))
 
     def query(
-        self, sql: str, *, check_name: str, limit: int | None, timeout_s: float, max_bytes: int | None = None
+        self,
+        sql: str,
+        *,
+        check_name: str,
+        limit: int | None,
+        timeout_s: float,
+        max_bytes: int | None = None,
+        now: dt.datetime,
     ) -> QueryResult:
-        """Runs in a connection of its own (one per thread); the deadline interrupts the query itself."""
+        """Runs in a connection of its own (one per thread), whose clock is `now`; the deadline interrupts the
+        query itself."""
         translated = to_sqlite(sql)
         deadline = time.monotonic() + timeout_s
         try:
-            conn = connect_readonly(str(self.path), self.now)
+            conn = connect_readonly(str(self.path), now)
         except sqlite3.Error as exc:
             raise self._unreadable(exc) from None
         conn.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
@@ -64,9 +71,9 @@ class SqliteWarehouse:
         """The warehouse file itself, not the check's SQL: every check fails alike (one grouped alert)."""
         return QueryError(f"the warehouse {self.path} cannot be read: {exc}", cause="warehouse")
 
-    def dry_run(self, sql: str, *, check_name: str) -> int | None:
+    def dry_run(self, sql: str, *, check_name: str, now: dt.datetime) -> int | None:
         """Prepares the statement without running it (EXPLAIN); SQLite cannot say how much it would scan."""
-        conn = connect_readonly(str(self.path), self.now)
+        conn = connect_readonly(str(self.path), now)
         try:
             conn.execute("EXPLAIN " + to_sqlite(sql))
         except sqlite3.Error as exc:
