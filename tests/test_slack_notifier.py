@@ -449,6 +449,15 @@ def test_without_token_the_console_notifier_is_used() -> None:
     assert isinstance(open_notifier(Settings(slack_bot_token=TOKEN)), SlackNotifier)
 
 
+def test_the_app_manifest_grants_every_scope_the_notifier_uses() -> None:
+    import yaml
+
+    from anomaly_monitor.notifiers.slack import SCOPES
+
+    manifest = yaml.safe_load((FUNCTIONS.parent / "slack-app-manifest.yml").read_text())
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) >= set(SCOPES)
+
+
 def test_core_never_imports_slack_sdk() -> None:
     code = "import sys, anomaly_monitor.service, anomaly_monitor.cli; print('slack_sdk' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=FUNCTIONS)

@@ -57,6 +57,19 @@ HISTORY_PAGES = 5  # of 200 messages: how far back an unconfirmed notice is look
 EVENT_TYPE = "anomaly_monitor_notice"  # the metadata event type on every message the monitor posts
 CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
 
+# The bot scopes this notifier uses, and why (slack-app-manifest.yml grants them; a test keeps the two in step).
+SCOPES = {
+    "chat:write": "post, reply in threads, mark resolved",
+    "chat:write.public": "post to public channels without an invitation (optional)",
+    "users:read": "required by users:read.email",
+    "users:read.email": "owner e-mails become mentions",
+    "files:write": "the anomaly chart in the thread",
+    "channels:history": "find an unconfirmed post in a public channel",
+    "groups:history": "the same in a private channel",
+    "channels:read": "a #name channel's id, to search it (not needed with channel ids)",
+    "groups:read": "the same for private channels",
+}
+
 # Calls Slack may safely receive twice: retried on a 5xx or a dropped connection. Everything else changes Slack.
 IDEMPOTENT = (
     "chat.update",

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 # Every read filters on the partitioning column and names its checks (the clustering column), so what a run
 # scans depends on the window, never on the table's age (docs/state.md has the figures).
 LATEST_WINDOWS_DAYS = (2, 35, 400)  # the newest row of each check, looked for in widening windows
-POINTS_DAYS = 90  # single-value anomaly checks judge against their values of at most this long ago
+POINTS_WINDOWS_DAYS = (7, 90)  # a 10-minute check has its points in a week; slower ones look back up to 90 days
 NOTICES_DAYS = 90  # a notice still pending after this long is given up on (and was logged every run before)
 PARTITIONING = {"check_results": "checked_at", "notices": "recorded_at"}
 QUERY_TIMEOUT_S = 60
@@ -62,7 +62,7 @@ SELECT check_name, checked_at, value
 FROM `{table}`
 WHERE check_name IN UNNEST(@names)
   AND status IN ('ok', 'alert') AND value IS NOT NULL
-  AND checked_at >= @since
+  AND checked_at >= @since AND checked_at <= @now
 QUALIFY ROW_NUMBER() OVER (PARTITION BY check_name ORDER BY checked_at DESC) <= @limit
 ORDER BY check_name, checked_at
 """
@@ -219,23 +219,29 @@ class BigQueryStateStore:
     def points(
         self, check_names: Collection[str], now: dt.datetime, *, limit: int = POINTS_LIMIT
     ) -> dict[str, list[tuple[dt.datetime, float]]]:
+        """Widening windows again: only checks short of `limit` points in the first one are looked for further."""
         from google.cloud import bigquery
 
-        names = sorted(set(check_names))
-        if not names:
-            return {}
-        rows = self._query(
-            POINTS_SQL.format(table=self.table_id),
-            [
-                bigquery.ArrayQueryParameter("names", "STRING", names),
-                bigquery.ScalarQueryParameter("since", "TIMESTAMP", now - dt.timedelta(days=POINTS_DAYS)),
-                bigquery.ScalarQueryParameter("limit", "INT64", limit),
-            ],
-            "points",
-        )
         out: dict[str, list[tuple[dt.datetime, float]]] = {}
-        for row in rows:
-            out.setdefault(row["check_name"], []).append((row["checked_at"].astimezone(dt.UTC), row["value"]))
+        short = sorted(set(check_names))
+        for days in POINTS_WINDOWS_DAYS:
+            if not short:
+                break
+            rows = self._query(
+                POINTS_SQL.format(table=self.table_id),
+                [
+                    bigquery.ArrayQueryParameter("names", "STRING", short),
+                    bigquery.ScalarQueryParameter("since", "TIMESTAMP", now - dt.timedelta(days=days)),
+                    bigquery.ScalarQueryParameter("now", "TIMESTAMP", now),
+                    bigquery.ScalarQueryParameter("limit", "INT64", limit),
+                ],
+                "points",
+            )
+            found: dict[str, list[tuple[dt.datetime, float]]] = {}
+            for row in rows:
+                found.setdefault(row["check_name"], []).append((row["checked_at"].astimezone(dt.UTC), row["value"]))
+            out.update(found)
+            short = [name for name in short if len(found.get(name, [])) < limit]
         return out
 
     def pending_notices(

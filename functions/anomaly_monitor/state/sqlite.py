@@ -136,10 +136,10 @@ class SqliteStateStore:
         self, check_names: Collection[str], now: dt.datetime, *, limit: int = POINTS_LIMIT
     ) -> dict[str, list[tuple[dt.datetime, float]]]:
         sql = (
-            "SELECT check_name, checked_at, value FROM check_results WHERE check_name = ? "
+            "SELECT check_name, checked_at, value FROM check_results WHERE check_name = ? AND checked_at <= ? "
             "AND status IN ('ok', 'alert') AND value IS NOT NULL ORDER BY checked_at DESC, rowid DESC LIMIT ?"
         )
-        rows = self._read("history", ((sql, [name, limit]) for name in sorted(set(check_names))))
+        rows = self._read("history", ((sql, [name, _to_text(now), limit]) for name in sorted(set(check_names))))
         out: dict[str, list[tuple[dt.datetime, float]]] = {}
         for row in rows:
             at = _from_text(row["checked_at"])
