@@ -99,7 +99,7 @@ def test_points_are_the_newest_judged_values(bigquery_emulator: bq_emulator.Emul
     store = store_in(bigquery_emulator, new_dataset(bigquery_emulator))
     store.append([record("m", 40 - i, Status.OK, value=float(i)) for i in range(5)])
     store.append([record("m", 1, Status.ERROR, value=None), record("m", 0, Status.ALERT, value=99.0)])
-    points = store.points(["m"], NOW, limit=3)
+    points = store.points(["m"], dt.datetime.now(dt.UTC), limit=3)
     assert [v for _, v in points["m"]] == [3.0, 4.0, 99.0]
 
 
