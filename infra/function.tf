@@ -107,6 +107,7 @@ resource "google_cloudfunctions2_function" "monitor" {
       CHECKS_SOURCE         = "sheets://${var.checks_sheet_key}"
       CHECKS_WORKSHEET      = var.checks_worksheet
       STATUS_WORKSHEET      = var.status_worksheet
+      EXCLUSIONS_WORKSHEET  = var.exclusions_worksheet
       WAREHOUSE_URL         = "bigquery://${local.warehouse.project}/${local.warehouse.dataset}"
       STATE_URL             = "bigquery://${var.project_id}/${google_bigquery_dataset.state.dataset_id}"
       SLACK_DEFAULT_CHANNEL = var.slack_default_channel

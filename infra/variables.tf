@@ -77,6 +77,17 @@ variable "status_worksheet" {
   }
 }
 
+variable "exclusions_worksheet" {
+  description = "Worksheet (tab) of exclusion windows left out of anomaly baselines (optional in the sheet)."
+  type        = string
+  default     = "exclusions"
+
+  validation {
+    condition     = length(trimspace(var.exclusions_worksheet)) > 0
+    error_message = "The exclusions_worksheet must not be empty."
+  }
+}
+
 # =============================================================================
 # BigQuery: the monitored data and the state (history) dataset
 # =============================================================================

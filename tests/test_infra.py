@@ -18,7 +18,7 @@ from anomaly_monitor.state.schema import CHECK_RESULTS_SCHEMA  # noqa: E402
 INFRA = Path(__file__).resolve().parent.parent / "infra"
 
 # Read by the code but only ever set by tests, against local fakes.
-TEST_ONLY_ENV = {"SLACK_API_URL", "BIGQUERY_API_ENDPOINT"}
+TEST_ONLY_ENV = {"SLACK_API_URL", "BIGQUERY_API_ENDPOINT", "SHEETS_API_URL"}
 # The alternative to SLACK_BOT_TOKEN; infra/ passes the token itself as a secret env var.
 ALTERNATIVE_ENV = {"SLACK_BOT_TOKEN_SECRET"}
 # Set by Cloud Functions itself; declared in infra/ only to avoid a permanent diff.
