@@ -158,7 +158,9 @@ def check_schema(schema: str, value: Any) -> None:
     where = _where(error.absolute_path)
     if error.validator == "additionalProperties":
         unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        raise BadRequest(f"Invalid JSON payload received. Unknown name \"{unknown[0]}\" at '{where}': Cannot find field.")
+        raise BadRequest(
+            f"Invalid JSON payload received. Unknown name \"{unknown[0]}\" at '{where}': Cannot find field."
+        )
     raise BadRequest(f"Invalid value at '{where}': {error.message}")
 
 

@@ -156,8 +156,9 @@ class Spreadsheet:
         title = match.group(1).replace("''", "'") if match.group(1) is not None else match.group(2)
         cells = match.group(3)
         sheet = self.sheet(title)
-        if sheet is None and cells is None and re.fullmatch(r"[A-Za-z]*\d*(:[A-Za-z]*\d*)?", title) and self.sheets:
-            sheet, cells = self.sheets[0], title
+        ref = r"([A-Za-z]{1,3}\d*|\d+)"
+        if sheet is None and match.group(2) and cells is None and re.fullmatch(f"{ref}(:{ref})?", title):
+            sheet, cells = self.sheets[0], title  # cells of the first tab
         if sheet is None:
             raise bad(f"Unable to parse range: {text}")
         if not cells:
@@ -377,7 +378,7 @@ class SheetsServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815
+            do_GET = do_POST = do_PUT = do_DELETE = _serve
 
         return Handler
 
@@ -473,7 +474,10 @@ class SheetsServer:
 
     def api_spreadsheets_values_batchGet(self, book, params, one, query, body) -> Any:
         render = one.get("valueRenderOption", "FORMATTED_VALUE")
-        return {"spreadsheetId": book.id, "valueRanges": [self._values(book, r, render) for r in query.get("ranges", [])]}
+        return {
+            "spreadsheetId": book.id,
+            "valueRanges": [self._values(book, r, render) for r in query.get("ranges", [])],
+        }
 
     def _write(self, area: Area, values: list[list[Any]], how: str, start_row: int | None = None) -> dict[str, Any]:
         sheet = area.sheet
@@ -649,7 +653,9 @@ class SheetsServer:
         else:
             start = spec["start"]
             sheet = book.by_id(start.get("sheetId", 0))
-            self._set_cells(sheet, start.get("rowIndex", 0), start.get("columnIndex", 0), spec.get("rows", []), spec["fields"], None)
+            self._set_cells(
+                sheet, start.get("rowIndex", 0), start.get("columnIndex", 0), spec.get("rows", []), spec["fields"], None
+            )
 
     def req_appendCells(self, book: Spreadsheet, spec: dict[str, Any]) -> None:
         sheet = book.by_id(spec.get("sheetId", 0))
@@ -733,7 +739,9 @@ def grid_data(area: Area) -> dict[str, Any]:
         out["startRow"] = r0
     if c0:
         out["startColumn"] = c0
-    out["columnMetadata"] = [{"pixelSize": sheet.widths.get(c, 100)} for c in range(c0, min(c1, sheet.grid["columnCount"]))]
+    out["columnMetadata"] = [
+        {"pixelSize": sheet.widths.get(c, 100)} for c in range(c0, min(c1, sheet.grid["columnCount"]))
+    ]
     return out
 
 
@@ -743,12 +751,10 @@ def refuse_protected(sheet: Sheet, r0: int, c0: int, r1: int, c1: int) -> None:
             continue
         span = protected.get("range", {})
         inf = float("inf")
-        if (
-            max(r0, span.get("startRowIndex", 0)) < min(r1, span.get("endRowIndex", inf))
-            and max(c0, span.get("startColumnIndex", 0)) < min(c1, span.get("endColumnIndex", inf))
-        ):
+        if max(r0, span.get("startRowIndex", 0)) < min(r1, span.get("endRowIndex", inf)) and max(
+            c0, span.get("startColumnIndex", 0)
+        ) < min(c1, span.get("endColumnIndex", inf)):
             raise bad(PROTECTED)
-
 
 
 @contextmanager

@@ -9,7 +9,6 @@ must equal Google's, apart from what Google chose at random (the ids of new work
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -61,7 +60,9 @@ def replay(server: SheetsServer, cassette: str) -> list[tuple[int, Any, Any, int
         if response["status"]["code"] == 403 and key not in server.spreadsheets:
             server.spreadsheets[key] = new_spreadsheet(key)  # someone else's spreadsheet, not shared with us
             server.spreadsheets[key].access = "none"
-        answer = requests.request(method, server.url + uri.removeprefix(SHEETS), json=replace_ids(body, ids), timeout=10)
+        answer = requests.request(
+            method, server.url + uri.removeprefix(SHEETS), json=replace_ids(body, ids), timeout=10
+        )
         expected = json.loads(response["body"]["string"]) if response["body"]["string"] else None
         got = answer.json()
         for mine, theirs in zip(
