@@ -178,6 +178,20 @@ class Spreadsheet:
             area.row1 = int(end.group(2)) if end.group(2) else None
         return area
 
+    def snapshot(self) -> Spreadsheet:
+        """A copy to change; cells are shared, as they are replaced, never changed in place."""
+        sheets = [
+            Sheet(
+                copy.deepcopy(s.properties),
+                dict(s.cells),
+                copy.deepcopy(s.conditional_formats),
+                copy.deepcopy(s.protected_ranges),
+                dict(s.widths),
+            )
+            for s in self.sheets
+        ]
+        return Spreadsheet(self.id, copy.deepcopy(self.properties), sheets, self.access)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "spreadsheetId": self.id,
@@ -281,14 +295,16 @@ def entered(raw: Any, how: str, text_format: bool) -> dict[str, Any]:
 
 
 def _merge(cell: dict[str, Any], new: dict[str, Any], mask: dict[str, Any]) -> dict[str, Any]:
-    """Cell data after an update of the masked fields (a masked field absent from `new` is cleared)."""
-    out = copy.deepcopy(cell)
+    """Cell data after an update of the masked fields (a masked field absent from `new` is cleared).
+
+    Stored data is never changed in place (a new dict is made), so it can be shared between snapshots."""
+    out = dict(cell)
     for name, sub in mask.items():
         if name == "*":
-            return copy.deepcopy(new)
+            return dict(new)
         if not sub or name not in out or not isinstance(out.get(name), dict):
             if name in new:
-                out[name] = copy.deepcopy(new[name])
+                out[name] = new[name]
             elif not sub:
                 out.pop(name, None)
             elif isinstance(new.get(name), dict) or name not in out:
@@ -457,7 +473,9 @@ class SheetsServer:
         area = book.area(a1)
         r0, c0, r1, c1 = area.clipped()
         rows: list[list[Any]] = []
-        for r in range(r0, min(r1, area.sheet.grid["rowCount"])):
+        filled_rows, filled_columns = area.sheet.extent()
+        c1 = min(c1, filled_columns)
+        for r in range(r0, min(r1, filled_rows)):
             row = [unformatted(area.sheet.cells.get((r, c), {}), render) for c in range(c0, c1)]
             while row and row[-1] == "":
                 row.pop()
@@ -541,7 +559,7 @@ class SheetsServer:
         refuse_protected(area.sheet, r0, c0, r1, c1)
         for key, cell in list(area.sheet.cells.items()):
             if r0 <= key[0] < r1 and c0 <= key[1] < c1:
-                cell.pop("userEnteredValue", None)
+                area.sheet.cells[key] = {k: v for k, v in cell.items() if k != "userEnteredValue"}
         return area.a1()
 
     def api_spreadsheets_values_batchUpdate(self, book, params, one, query, body) -> Any:
@@ -564,7 +582,7 @@ class SheetsServer:
     # -- spreadsheets.batchUpdate -------------------------------------------------------------------------------
 
     def api_spreadsheets_batchUpdate(self, book, params, one, query, body) -> Any:
-        work = copy.deepcopy(book)  # all or nothing
+        work = book.snapshot()  # all or nothing
         replies = []
         for index, request in enumerate(body.get("requests", [])):
             ((kind, spec),) = request.items()

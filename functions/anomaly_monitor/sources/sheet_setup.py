@@ -151,7 +151,7 @@ def plan(setup: Setup, tabs: dict[str, TabState], titles: dict[str, str], rename
     if checks.values is None or checks.empty:
         setup.change(f"{checks_title}: wrote an example check (disabled)", example_check(checks))
     else:
-        tick_blank_enabled(setup, checks, positions["enabled"])
+        tick_blank_enabled(setup, checks, positions)
     status_tab(setup, tabs, titles["status"])
 
 
@@ -275,14 +275,14 @@ def example_check(state: TabState) -> list[dict[str, Any]]:
     return [{"updateCells": {"start": start, "rows": [{"values": row}], "fields": "userEnteredValue"}}]
 
 
-def tick_blank_enabled(setup: Setup, state: TabState, enabled: int) -> None:
+def tick_blank_enabled(setup: Setup, state: TabState, positions: dict[str, int]) -> None:
     """Ticks the checkbox of checks whose `enabled` is blank (or whose column was just added)."""
-    values = state.values or []
-    header = [normalize_header(h) for h in (values[0] if values else [])]
-    if "name" not in header:
-        return  # not a registry yet: nothing to tick
-    name = header.index("name")
-    rows = [i for i, row in enumerate(values[1:], start=1) if at(row, name).strip() and not at(row, enabled).strip()]
+    name, enabled = positions["name"], positions["enabled"]
+    rows = [
+        i
+        for i, row in enumerate((state.values or [])[1:], start=1)
+        if str(at(row, name)).strip() and not str(at(row, enabled)).strip()
+    ]
     setup.change(
         f"{state.props['title']}: ticked enabled in {len(rows)} row{'s' * (len(rows) != 1)} where it was blank "
         "(blank already meant enabled)",

@@ -67,7 +67,7 @@ def cell(value: Any, time_zone: str = "UTC") -> dict[str, Any]:
         }
     if isinstance(value, int) and abs(value) <= EXACT_INTEGERS:
         return {"userEnteredValue": {"numberValue": value}}
-    if isinstance(value, float | decimal.Decimal) and math.isfinite(value):
+    if isinstance(value, decimal.Decimal) and value.is_finite() or isinstance(value, float) and math.isfinite(value):
         return {"userEnteredValue": {"numberValue": float(value)}}
     return {"userEnteredValue": {"stringValue": str(value)}}
 
