@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import math
 import re
 import threading
 from collections.abc import Iterator
@@ -278,7 +279,7 @@ def entered(raw: Any, how: str, text_format: bool) -> dict[str, Any]:
         return {"userEnteredValue": {"formulaValue": text}}
     if text.upper() in ("TRUE", "FALSE"):
         return {"userEnteredValue": {"boolValue": text.upper() == "TRUE"}}
-    if re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", text):
+    if re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", text) and math.isfinite(float(text)):
         return {"userEnteredValue": {"numberValue": float(text) if re.search(r"[.eE]", text) else int(text)}}
     date = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?", text)
     if date:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import subprocess
 import time
 import urllib.request
@@ -23,6 +24,7 @@ from anomaly_monitor.sources.sheet_layout import CHECKS, EXCLUSIONS, STATUS_HEAD
 from anomaly_monitor.sources.sheets import SheetsSource, sheets_client, sheets_session
 from tests.cloud_fixtures import make_warehouse
 from tests.sheets_server import SheetsServer, serving
+from tests.sheets_ui import Refused, type_in
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "1aBcD-local-spreadsheet"
@@ -98,9 +100,12 @@ def test_sheet_init_makes_a_new_spreadsheet_ready_in_one_write(sheets, capsys) -
     assert rules["type"]["showCustomUi"] and rules["type"]["strict"]  # a drop-down that refuses other text
     assert rules["severity"]["condition"]["values"] == [{"userEnteredValue": v} for v in spec["severity"].choices]
     assert rules["enabled"]["condition"] == {"type": "BOOLEAN"}  # a checkbox
-    assert rules["sensitivity"]["condition"] == {"type": "NUMBER_GREATER", "values": [{"userEnteredValue": "0"}]}
-    assert rules["renotify_hours"]["condition"]["type"] == "NUMBER_GREATER_THAN_EQ"
-    assert "INT(O2)" in rules["alert_after"]["condition"]["values"][0]["userEnteredValue"]  # whole numbers
+    formulas = {
+        n: r["condition"]["values"][0]["userEnteredValue"] for n, r in rules.items() if r and "values" in r["condition"]
+    }
+    assert formulas["sensitivity"] == '=AND(ISNUMBER(G2), REGEXMATCH(TO_TEXT(G2), "^-?[0-9]+([.][0-9]+)?$"), G2>0)'
+    assert formulas["renotify_hours"].endswith(", P2>=0)")
+    assert '"^-?[0-9]+$"), O2>=1)' in formulas["alert_after"]  # whole numbers
     assert rules["max"]["inputMessage"] == "max: a number. Blank = no upper bound."
     assert rules["sql"] is None and rules["description"] is None
     assert all(checks.cells.get((999, i), {}).get("dataValidation") == rules[n] for i, n in enumerate(CHECKS.names))
@@ -117,6 +122,31 @@ def test_sheet_init_makes_a_new_spreadsheet_ready_in_one_write(sheets, capsys) -
     assert book.sheet("exclusions").cells[(1, 1)]["userEnteredFormat"]["numberFormat"] == {"type": "TEXT"}
     out = capsys.readouterr().out
     assert "renamed the empty worksheet 'Sheet1' to 'checks'" in out and "in one batchUpdate" in out
+
+
+@pytest.mark.parametrize(
+    ("column", "typed", "help_text"),
+    [
+        ("severity", "urgnet", "severity: one of critical, warning, info. Blank = warning."),
+        ("enabled", "ye", "enabled: TRUE or FALSE. Blank = TRUE."),
+        ("alert_after", "1.5", "alert_after: a whole number at least 1. Blank = 1."),
+        ("name", "Late Orders", "name: 1-64 characters of a-z, 0-9, _ and -, unique in the sheet."),
+    ],
+)
+def test_a_person_typing_a_wrong_value_is_refused_with_the_help_text(sheets, column, typed, help_text) -> None:
+    sheets.create(KEY)
+    init()
+    checks = sheets.spreadsheets[KEY].sheet("checks")
+    index = CHECKS.names.index(column)
+    with pytest.raises(Refused, match=re.escape(help_text)):
+        type_in(checks, 1, index, typed, rule_origin=(1, index))
+    type_in(
+        checks,
+        1,
+        index,
+        {"severity": "critical", "enabled": "TRUE", "alert_after": "3"}.get(column, "late"),
+        (1, index),
+    )
 
 
 def test_sheet_init_twice_changes_nothing_the_second_time(sheets, capsys) -> None:

@@ -10,16 +10,18 @@ import math
 import uuid
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from anomaly_monitor.columns import BY_NAME
 from anomaly_monitor.errors import RegistryError
-from anomaly_monitor.registry import normalize_header, parse_registry
+from anomaly_monitor.registry import RowError, normalize_header, normalize_rows, parse_check, parse_registry
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.sources.sheet_layout import CHECKS, serial
 from anomaly_monitor.sources.sheet_setup import set_up
 from anomaly_monitor.sources.sheets import SheetsSource, cell
 from tests.sheets_server import SheetsServer, serving
+from tests.sheets_ui import Refused, type_in
 
 # -- typed cells ---------------------------------------------------------------------------------------------------
 
@@ -141,3 +143,103 @@ def test_sheet_init_keeps_every_cell_adds_what_is_missing_and_is_idempotent(serv
     calls = len(server.calls)
     again = set_up(source, Settings())
     assert not again.changes and "spreadsheets.batchUpdate" not in [c.method for c in server.calls[calls:]]
+
+
+# -- the sheet refuses what the registry would call invalid ---------------------------------------------------------
+
+VALIDATED = [c.name for i, c in enumerate(CHECKS.columns) if c.validation(i)]
+typed = st.one_of(
+    st.sampled_from(
+        [
+            "",
+            "TRUE",
+            "false",
+            "rows",
+            "Threshold",
+            "anomaly",
+            "urgnet",
+            "critical",
+            "INFO",
+            "none",
+            "day_of_week",
+            "up",
+            "sideways",
+            "0",
+            "-1",
+            "1",
+            "1.5",
+            "3",
+            "1e3",
+            "1_000",
+            "٣",
+            "ten",
+            "24",
+            "example_stuck_orders",
+            "other_check",
+            "Upper_Case",
+            "a" * 65,
+            "ok-name_2",
+            "https://x.io/run",
+            "ftp://x",
+            "http://a b",
+            "=1+1",
+            "'7",
+            "2026-12-24",
+        ]
+    ),
+    st.from_regex(r"[-+]?\d{1,4}(\.\d{1,3})?", fullmatch=True),
+    st.text(max_size=12),
+)
+
+
+@pytest.fixture(scope="module")
+def set_up_sheet(server):
+    """A sheet after `sheet init`, with a second check below the example (for uniqueness of names)."""
+    key, source = seeded(server, [])
+    set_up(source, Settings())
+    checks = server.spreadsheets[key].sheet("checks")
+    for c, value in enumerate(["other_check", "TRUE", "rows", "SELECT 1"]):
+        checks.cells[(2, c)] = {**checks.cells.get((2, c), {}), **cell(value if value != "TRUE" else True)}
+    return key, source, server.spreadsheets[key].snapshot()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(column=st.sampled_from(VALIDATED), text=typed)
+def test_what_the_sheet_accepts_the_registry_accepts(server, set_up_sheet, column, text) -> None:
+    key, _, pristine = set_up_sheet
+    if text == "" and BY_NAME[column].required:
+        return  # clearing a cell is never refused by a validation rule; the run reports the missing value
+    server.spreadsheets[key] = pristine.snapshot()
+    sheet = server.spreadsheets[key].sheet("checks")
+    index = CHECKS.names.index(column)
+    try:
+        type_in(sheet, 1, index, text, rule_origin=(1, index))
+    except Refused as refused:
+        event("refused")
+        assert str(refused).startswith(f"{column}: ")  # the help text names the column and what it takes
+        return
+    event("accepted")
+    values = server.values(key, "checks")
+    rows = normalize_rows(values[0], values[1:])
+    try:
+        parse_check(rows[0], 2)
+    except RowError as exc:
+        assert f'column "{column}"' not in str(exc), f"the sheet took {text!r} for {column}, the registry did not"
+    names = [r["name"] for r in rows if r["name"]]
+    assert len(names) == len(set(names)), "the sheet took a duplicate name"
+
+
+@pytest.mark.parametrize("column", VALIDATED)
+def test_the_sheet_accepts_every_value_the_registry_documents(server, set_up_sheet, column) -> None:
+    key, _, pristine = set_up_sheet
+    spec = BY_NAME[column]
+    good = list(spec.choices) or {
+        "enabled": ["TRUE", "FALSE"],
+        "name": ["late_orders"],
+        "runbook": ["https://x.io"],
+    }.get(column, [spec.example, f"{(spec.minimum or 0) + 1:g}"])
+    for text in good:
+        server.spreadsheets[key] = pristine.snapshot()
+        sheet = server.spreadsheets[key].sheet("checks")
+        index = CHECKS.names.index(column)
+        type_in(sheet, 1, index, text, rule_origin=(1, index))  # not refused

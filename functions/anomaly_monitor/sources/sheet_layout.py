@@ -78,14 +78,13 @@ class CheckColumn(TabColumn):
             condition = {"type": "ONE_OF_LIST", "values": [{"userEnteredValue": c} for c in spec.choices]}
         elif spec.kind is Kind.FLAG:
             condition = {"type": "BOOLEAN"}
-        elif spec.kind is Kind.WHOLE:
-            low = f", {cell}>={spec.minimum:g}" if spec.minimum is not None else ""
-            condition = _formula(f"=AND(ISNUMBER({cell}), {cell}=INT({cell}){low})")
-        elif spec.kind is Kind.NUMBER and spec.minimum is not None:
-            kind = "NUMBER_GREATER" if spec.above_minimum else "NUMBER_GREATER_THAN_EQ"
-            condition = {"type": kind, "values": [{"userEnteredValue": f"{spec.minimum:g}"}]}
-        elif spec.kind is Kind.NUMBER:
-            condition = _formula(f"=ISNUMBER({cell})")
+        elif spec.kind in (Kind.NUMBER, Kind.WHOLE):
+            # a number whose shown text is a plain decimal, as the registry reads it (a date is a number too)
+            digits = "^-?[0-9]+$" if spec.kind is Kind.WHOLE else "^-?[0-9]+([.][0-9]+)?$"
+            low = ""
+            if spec.minimum is not None:
+                low = f", {cell}{'>' if spec.above_minimum else '>='}{spec.minimum:g}"
+            condition = _formula(f'=AND(ISNUMBER({cell}), REGEXMATCH(TO_TEXT({cell}), "{digits}"){low})')
         else:
             return None
         rule: dict[str, Any] = {"condition": condition, "inputMessage": self.help_text(), "strict": True}

@@ -67,7 +67,10 @@ def cell(value: Any, time_zone: str = "UTC") -> dict[str, Any]:
         }
     if isinstance(value, int) and abs(value) <= EXACT_INTEGERS:
         return {"userEnteredValue": {"numberValue": value}}
-    if isinstance(value, decimal.Decimal) and value.is_finite() or isinstance(value, float) and math.isfinite(value):
+    finite = (
+        value.is_finite() if isinstance(value, decimal.Decimal) else isinstance(value, float) and math.isfinite(value)
+    )
+    if finite:
         return {"userEnteredValue": {"numberValue": float(value)}}
     return {"userEnteredValue": {"stringValue": str(value)}}
 
