@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
 
 from anomaly_monitor.columns import COLUMNS, Kind
@@ -38,8 +39,6 @@ def test_every_validated_column_names_its_own_cells() -> None:
 
 
 def test_column_letters_and_serial_dates() -> None:
-    import datetime as dt
-
     assert [column_letter(i) for i in (0, 25, 26, 51, 701, 702)] == ["A", "Z", "AA", "AZ", "ZZ", "AAA"]
     assert serial(dt.datetime(1900, 1, 1, 12, tzinfo=dt.UTC), "UTC") == 2.5  # the API's documented example
     summer = serial(dt.datetime(2026, 7, 1, 12, tzinfo=dt.UTC), "Europe/London") - 46204
