@@ -265,7 +265,8 @@ class SheetsSource:
 
     def _log_write_error(self, what: str, exc: Exception, run_id: str | None) -> None:
         reason = explain(exc, self.key, self.client.account, writing=True)
-        log.error("%s to spreadsheet %s: %s", what, self.key, reason, extra={"run_id": run_id})
+        unexpected = getattr(exc, "code", None) is None  # not an answer of the API: keep the traceback
+        log.error("%s to spreadsheet %s: %s", what, self.key, reason, extra={"run_id": run_id}, exc_info=unexpected)
 
     def _status_tab(self, sheets: dict[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """Requests that create the status worksheet when it is missing, and its properties."""
