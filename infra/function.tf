@@ -74,7 +74,7 @@ resource "google_storage_bucket_object" "function_source" {
 resource "google_cloudfunctions2_function" "monitor" {
   project     = var.project_id
   location    = var.region
-  name        = var.name_prefix
+  name        = local.monitor_function_name
   description = "Runs the SQL anomaly checks from the Google Sheet against BigQuery and alerts on Slack."
   labels      = local.labels
 
