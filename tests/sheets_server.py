@@ -86,10 +86,9 @@ class Area:
         col1 = grid["columnCount"] if self.col1 is None else self.col1
         return self.row0, self.col0, row1, col1
 
-    def a1(self, rows: tuple[int, int] | None = None, cols: tuple[int, int] | None = None) -> str:
+    def a1(self) -> str:
+        """The range as Google names it in its answers: clipped to the grid, the title quoted if need be."""
         r0, c0, r1, c1 = self.clipped()
-        r0, r1 = rows or (r0, r1)
-        c0, c1 = cols or (c0, c1)
         cells = f"{column_letters(c0)}{r0 + 1}"
         if (r1 - r0, c1 - c0) != (1, 1):
             cells += f":{column_letters(c1 - 1)}{r1}"

@@ -304,5 +304,5 @@ def _validation_words(rule: dict[str, Any]) -> str:
     if kind == "BOOLEAN":
         return "checkbox"
     if kind == "CUSTOM_FORMULA":
-        return f"{rule['inputMessage'].split(': ', 1)[1]} ({values[0]})"
+        return f"{rule['inputMessage'].split(': ', 1)[1]}  [{values[0]}]"
     return rule["inputMessage"].split(": ", 1)[1]

@@ -325,9 +325,11 @@ def same_rule(have: Any, want: dict[str, Any] | None) -> bool:
 
 
 def rule_key(rule: dict[str, Any]) -> Any:
-    """What makes a conditional format rule ours: its ranges and condition (colours a person changed are kept)."""
+    """What makes a conditional format rule ours: where it starts and its condition (colours a person changed are
+    kept, and an end the API fills in for an open range does not count)."""
     condition = rule.get("booleanRule", {}).get("condition")
-    return [dict(r) for r in rule.get("ranges", [])], condition
+    corners = ("sheetId", "startRowIndex", "startColumnIndex", "endColumnIndex")
+    return [tuple(r.get(k, 0) for k in corners) for r in rule.get("ranges", [])], condition
 
 
 def refuse_protected(requests: list[dict[str, Any]], tabs: dict[str, TabState], key: str, account: str) -> None:
