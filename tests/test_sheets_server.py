@@ -98,3 +98,72 @@ def test_every_recorded_request_body_conforms_to_the_discovery_document() -> Non
             discovery.check_body(method, discovery.without_nulls(body))
             checked += 1
     assert checked > 50
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "message"),
+    [
+        ("POST", ":batchUpdate", {"requests": [{"updateCels": {}}]}, 'Unknown name "updateCels"'),
+        ("POST", ":batchUpdate", {"requests": [{}]}, "No request set"),
+        (
+            "POST",
+            ":batchUpdate",
+            {"requests": [{"appendDimension": {"sheetId": 0, "dimension": "ROW", "length": 1}}]},
+            "'ROW' is not one of",
+        ),
+        ("POST", ":batchUpdate", {"requests": [{"addSheet": {"properties": {"sheetId": 2**31}}}]}, "maximum"),
+        (
+            "POST",
+            ":batchUpdate",
+            {"requests": [{"updateCells": {"start": {"sheetId": 0}, "rows": []}}]},
+            "At least one field must be specified",
+        ),
+        (
+            "POST",
+            ":batchUpdate",
+            {"requests": [{"updateCells": {"start": {"sheetId": 0}, "rows": [], "fields": "userEnteredValue,notes"}}]},
+            "Invalid field mask path 'notes'",
+        ),
+        (
+            "POST",
+            ":batchUpdate",
+            {
+                "requests": [
+                    {
+                        "updateCells": {
+                            "start": {"sheetId": 0},
+                            "fields": "userEnteredValue",
+                            "rows": [{"values": [{"userEnteredValue": {"stringValue": "a", "numberValue": 1}}]}],
+                        }
+                    }
+                ]
+            },
+            "more than one kind of value",
+        ),
+        ("GET", "/values/Sheet1?valueRenderOption=RAW", None, "Invalid value at 'valueRenderOption'"),
+        ("GET", "/values/Sheet1?render=1", None, 'Unknown name "render": Cannot bind query parameter'),
+        ("GET", "?fields=sheets.propertys", None, "Invalid field mask path 'sheets.propertys'"),
+        ("POST", "/values/Sheet1:append?valueInputOption=RAW", {"values": [["a"]], "rows": 1}, 'Unknown name "rows"'),
+    ],
+)
+def test_a_request_the_api_would_refuse_is_a_400_naming_what_is_wrong(server, method, path, body, message) -> None:
+    server.spreadsheets["refusals"] = new_spreadsheet("refusals")
+    before = server.spreadsheets["refusals"]
+    answer = requests.request(method, f"{server.url}/v4/spreadsheets/refusals{path}", json=body, timeout=10)
+    assert answer.status_code == 400
+    assert answer.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert message in answer.json()["error"]["message"]
+    assert server.spreadsheets["refusals"] is before  # nothing applied
+
+
+def test_a_batch_update_applies_all_of_its_requests_or_none(server) -> None:
+    server.spreadsheets["atomic"] = book = new_spreadsheet("atomic")
+    requests_ = [
+        {"addSheet": {"properties": {"title": "status"}}},
+        {"deleteConditionalFormatRule": {"sheetId": 0, "index": 3}},  # there is no such rule
+    ]
+    answer = requests.post(f"{server.url}/v4/spreadsheets/atomic:batchUpdate", json={"requests": requests_}, timeout=10)
+    assert answer.status_code == 400 and "requests[1].deleteConditionalFormatRule" in answer.json()["error"]["message"]
+    assert [s.title for s in server.spreadsheets["atomic"].sheets] == ["Sheet1"] and server.spreadsheets[
+        "atomic"
+    ] is book
