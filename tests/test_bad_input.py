@@ -73,7 +73,7 @@ def test_validate_refuses_the_numbers_run_refuses_with_the_same_message(tmp_path
     assert 'column "max" is not a number: "٣"' in invalid["arabic"]
     assert 'column "min" is not a number: "１２"' in invalid["wide"]
     assert 'column "min" is not a number: "1_000"' in invalid["underscore"]
-    assert 'column "max_gb_billed" must be at most 100,000: "1e300"' in invalid["huge_cap"]
+    assert 'column "max_gb_billed" must be greater than 0 and at most 100,000: "1e300"' in invalid["huge_cap"]
 
 
 @pytest.mark.parametrize("schedule", ["0 0 30 2 *", "0 0 31 4 *"])

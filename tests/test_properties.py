@@ -29,7 +29,7 @@ from test_runner import TABLES
 from anomaly_monitor import cli
 from anomaly_monitor.errors import RegistryError
 from anomaly_monitor.models import Check, json_value
-from anomaly_monitor.registry import COLUMNS, parse_registry
+from anomaly_monitor.registry import COLUMN_NAMES, parse_registry
 from anomaly_monitor.schedule import ScheduleError, check_schedule, is_due, next_tick
 from anomaly_monitor.sources.csv_source import CsvSource
 
@@ -117,7 +117,7 @@ def registries(draw: st.DrawFn) -> str:
     """A registry file: a header (known columns in any order and case, unknown ones, now and then one named
     twice) and rows filled in right or left blank but for a few wrong cells, written as a spreadsheet exports
     them or joined by hand (stray quotes, commas and newlines then shift and split cells)."""
-    extra = [c for c in COLUMNS if c not in ("name", "sql")] + ["notes", "", "名前"]
+    extra = [c for c in COLUMN_NAMES if c not in ("name", "sql")] + ["notes", "", "名前"]
     header = ["name", "sql", *draw(st.lists(st.sampled_from(extra), max_size=8, unique=True))]
     if draw(st.integers(0, 9)) == 0:
         header.append(draw(st.sampled_from(["sql", "Name", "notes"])))

@@ -259,12 +259,12 @@ def test_plain_decimals_in_any_notation_a_sheet_shows_are_read(raw: str):
 @pytest.mark.parametrize(
     ("column", "raw", "expected"),
     [
-        ("max_gb_billed", "1e300", 'column "max_gb_billed" must be at most 100,000: "1e300"'),
+        ("max_gb_billed", "1e300", 'column "max_gb_billed" must be greater than 0 and at most 100,000: "1e300"'),
         ("max", "1e400", 'column "max" is not a finite number: "1e400"'),
-        ("sensitivity", "1000", 'column "sensitivity" must be at most 100'),
-        ("alert_after", "99999999999999999999", 'column "alert_after" must be at most 1,000'),
+        ("sensitivity", "1000", 'column "sensitivity" must be greater than 0 and at most 100: "1000"'),
+        ("alert_after", "99999999999999999999", 'column "alert_after" must be at least 1 and at most 1,000'),
         ("alert_after", "9" * 5000, 'column "alert_after" is far too large'),
-        ("renotify_hours", "1e9", 'column "renotify_hours" must be at most 8,784'),
+        ("renotify_hours", "1e9", 'column "renotify_hours" must be at least 0 and at most 8,784'),
     ],
 )
 def test_numbers_must_be_within_the_range_each_column_allows(column: str, raw: str, expected: str):

@@ -9,6 +9,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from anomaly_monitor.columns import BY_NAME, REQUIRED, Kind, column_letter
 from anomaly_monitor.errors import RegistryError
 from anomaly_monitor.models import Check, CheckType, Direction, InvalidCheck, Seasonality, Severity
 from anomaly_monitor.readonly import read_only_error
@@ -16,13 +17,10 @@ from anomaly_monitor.schedule import ScheduleError, check_schedule
 
 log = logging.getLogger(__name__)
 
-COLUMNS = (
-    "name", "enabled", "type", "sql", "min", "max", "sensitivity", "seasonality", "direction", "schedule",
-    "timezone", "severity", "channel", "owners", "alert_after", "renotify_hours", "tags", "export_sheet",
-    "max_gb_billed", "runbook", "description",
-)  # fmt: skip
-REQUIRED_COLUMNS = ("name", "sql")
+COLUMN_NAMES = tuple(BY_NAME)  # every column the registry reads (columns.py)
+REQUIRED_COLUMNS = REQUIRED
 FIRST_DATA_ROW = 2  # row 1 is the header, as a spreadsheet numbers them
+HEADER_SEARCH_ROWS = 20  # a header pushed down by a title or notes above it is found this far down
 CELL_LIMIT = 50_000  # characters in one cell: Google Sheets' own limit, so a CSV row means the same in a sheet
 # A source marks a row it could not read (e.g. a broken CSV quote) with the reason under this key; no header
 # can produce it, because header names are stripped of surrounding spaces.
@@ -46,14 +44,8 @@ def normalize_header(cell: str) -> str:
     return cell.replace("\ufeff", "").strip().lower()
 
 
-def column_letter(index: int) -> str:
-    """0 -> A, 25 -> Z, 26 -> AA: how a spreadsheet names a column."""
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(ord("A") + rest) + letters
-    return letters
+def _is_header(row: Iterable[str]) -> bool:
+    return set(REQUIRED_COLUMNS) <= {normalize_header(str(cell)) for cell in row}
 
 
 def normalize_rows(header: Iterable[str], rows: Iterable[Iterable[str]]) -> list[dict[str, str]]:
@@ -63,12 +55,19 @@ def normalize_rows(header: Iterable[str], rows: Iterable[Iterable[str]]) -> list
     keys = [normalize_header(h) for h in header]
     missing = [c for c in REQUIRED_COLUMNS if c not in keys]
     if missing:
+        rows = list(rows)
+        lower = next((i for i, row in enumerate(rows[:HEADER_SEARCH_ROWS]) if _is_header(row)), None)
+        if lower is not None:
+            raise RegistryError(
+                f"the registry's header must be in row 1, but row {FIRST_DATA_ROW + lower} holds it: "
+                "delete the rows above it"
+            )
         found = ", ".join(k for k in keys if k)
         raise RegistryError(
             f"the registry has no {', '.join(repr(c) for c in missing)} column; its header row must name at least "
             f"{', '.join(REQUIRED_COLUMNS)} (found: {shown(found) if found else 'nothing'})"
         )
-    for column in COLUMNS:
+    for column in COLUMN_NAMES:
         places = [column_letter(i) for i, key in enumerate(keys) if key == column]
         if len(places) > 1:
             raise RegistryError(
@@ -92,30 +91,28 @@ def _text(row: Mapping[str, str], column: str) -> str | None:
     return value or None
 
 
-def _number(
-    row: Mapping[str, str],
-    column: str,
-    *,
-    minimum: float | None = None,
-    maximum: float | None = None,
-    integer: bool = False,
-) -> Any:
+def _number(row: Mapping[str, str], column: str) -> Any:
+    """A plain decimal within the column's bounds (columns.py), or None for a blank cell."""
     raw = _text(row, column)
     if raw is None:
         return None
-    kind = "a whole number" if integer else "a number"
+    spec = BY_NAME[column]
+    integer = spec.kind is Kind.WHOLE
     if not (WHOLE if integer else DECIMAL).fullmatch(raw):
         example = "3" if integer else "12.5"
-        raise RowError(f'column "{column}" is not {kind}: "{shown(raw)}" (write a plain decimal such as {example})')
+        raise RowError(
+            f'column "{column}" is not a {spec.kind}: "{shown(raw)}" (write a plain decimal such as {example})'
+        )
     if integer and len(raw) > 20:  # beyond every bound here, and int() refuses thousands of digits
         raise RowError(f'column "{column}" is far too large: "{shown(raw)}"')
     value = int(raw) if integer else float(raw)
     if value != value or value in (float("inf"), float("-inf")):
         raise RowError(f'column "{column}" is not a finite number: "{shown(raw)}"')
-    if minimum is not None and value < minimum:
-        raise RowError(f'column "{column}" must be at least {minimum:g}: "{shown(raw)}"')
-    if maximum is not None and value > maximum:
-        raise RowError(f'column "{column}" must be at most {maximum:,g}: "{shown(raw)}"')
+    low, high = spec.minimum, spec.maximum
+    if (low is not None and (value < low or (spec.above_minimum and value == low))) or (
+        high is not None and value > high
+    ):
+        raise RowError(f'column "{column}" must be {spec.bound}: "{shown(raw)}"')
     return value
 
 
@@ -218,15 +215,10 @@ def parse_check(row: Mapping[str, str], row_number: int, worksheets: Collection[
         raise RowError('a threshold check needs column "min", "max" or both')
     if low is not None and high is not None and low > high:
         raise RowError(f'column "min" ({low:g}) is greater than column "max" ({high:g})')
-    sensitivity = _number(row, "sensitivity", minimum=0, maximum=100)
-    if sensitivity == 0:
-        raise RowError('column "sensitivity" must be greater than 0')
-    # at most the history a run reads back (runner.HISTORY_LIMIT): a longer streak could never be counted
-    alert_after = _number(row, "alert_after", minimum=1, maximum=1000, integer=True)
-    renotify = _number(row, "renotify_hours", minimum=0, maximum=24 * 366)
-    max_gb = _number(row, "max_gb_billed", minimum=0, maximum=100_000)  # 100 TB: far beyond a sane check
-    if max_gb == 0:
-        raise RowError('column "max_gb_billed" must be greater than 0')
+    sensitivity = _number(row, "sensitivity")
+    alert_after = _number(row, "alert_after")
+    renotify = _number(row, "renotify_hours")
+    max_gb = _number(row, "max_gb_billed")
     channel = _text(row, "channel")
     if channel is not None and not CHANNEL.fullmatch(channel):
         raise RowError(f'column "channel" must be a Slack channel id (C…) or #name: "{shown(channel)}"')
@@ -269,7 +261,7 @@ def _cell_problem(row: Mapping[str, str]) -> str | None:
     """What makes a row unreadable before any column is parsed: a cell too large or not text."""
     if row.get(UNREADABLE):
         return row[UNREADABLE]
-    for column in COLUMNS:
+    for column in COLUMN_NAMES:
         value = row.get(column) or ""
         if len(value) > CELL_LIMIT:
             return (

@@ -8,13 +8,15 @@ a sheet is the registry's to report (registry.CELL_LIMIT), never a reason to ref
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from anomaly_monitor.columns import column_letter
 from anomaly_monitor.errors import RegistryError
 from anomaly_monitor.models import RunReport
-from anomaly_monitor.registry import UNREADABLE, column_letter, normalize_header, normalize_rows
+from anomaly_monitor.registry import UNREADABLE, normalize_header, normalize_rows
 
 LINES = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")  # physical lines, with their endings
 FIX = 'close the quote, or write a quote inside a cell as ""'
@@ -99,17 +101,16 @@ class CsvSource:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
-    def read_rows(self) -> list[dict[str, str]]:
+    def header(self) -> list[str] | None:
+        """The header row as written, or None when the file does not exist yet."""
         try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            raise RegistryError(f"checks file {self.path} does not exist (set --checks or CHECKS_SOURCE)") from None
-        except OSError as exc:
-            raise RegistryError(f"checks file {self.path} cannot be read: {exc}") from exc
-        # Undecodable bytes become lone surrogates, so only the row holding them is invalid (registry.py);
-        # the byte-order mark that spreadsheet exports write is dropped.
-        text = data.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
-        records = read_records(text)
+            records = self._records()
+        except RegistryError:
+            return None
+        return records[0].cells if records else []
+
+    def read_rows(self) -> list[dict[str, str]]:
+        records = self._records()
         if not records:
             raise RegistryError(f"checks file {self.path} is empty: it needs a header row")
         header, rows = records[0], records[1:]
@@ -122,5 +123,19 @@ class CsvSource:
                 row[UNREADABLE] = f'{column_name(keys, record.column)} has a stray quote ("): {record.problem}; {FIX}'
         return out
 
+    def _records(self) -> list[Record]:
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            raise RegistryError(f"checks file {self.path} does not exist (set --checks or CHECKS_SOURCE)") from None
+        except OSError as exc:
+            raise RegistryError(f"checks file {self.path} cannot be read: {exc}") from exc
+        # Undecodable bytes become lone surrogates, so only the row holding them is invalid (registry.py);
+        # the byte-order mark that spreadsheet exports write is dropped.
+        return read_records(data.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff"))
+
     def publish(self, report: RunReport) -> None:
         """Local mode shows statuses in the terminal; a CSV file is not written back."""
+
+    def publish_problem(self, problem: str, at: dt.datetime) -> None:
+        """The terminal already shows the problem (the run fails with it)."""
