@@ -307,4 +307,3 @@ def run_backtest(
     how = f"the series fetched in {series.anchors} queries" if series else f"{answers.queries} queries"
     log.info("backtest of %s: %d ticks of %r, %s", check.name, len(ticks), every, how, extra={"check": check.name})
     return backtest
-

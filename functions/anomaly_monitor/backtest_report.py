@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from typing import TYPE_CHECKING
 
 from anomaly_monitor.backtest import Backtest, Replay, ReplayedIncident
 from anomaly_monitor.judge import fmt
 from anomaly_monitor.models import Status
 from anomaly_monitor.report import text_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
 
 PANEL_WIDTH_IN, PANEL_HEIGHT_IN, DPI = 12.0, 2.8, 100
 
@@ -39,7 +44,7 @@ def incident_row(incident: ReplayedIncident, backtest: Backtest) -> dict[str, ob
         "how long": lasted if incident.resolved_at else f"{lasted}+",
         "failing runs": len(incident.failing),
         "notices": incident.notices,
-        "peak value": fmt(peak.value) if peak else "",
+        "peak value": peak.value if peak else None,
         "reason": incident.message,
     }
 
@@ -72,72 +77,77 @@ def render_backtest(backtest: Backtest) -> str:
 
 
 def render_backtest_chart(backtest: Backtest) -> bytes:
-    """A PNG with one panel per sensitivity: the values, the expected band, alerts in red, errors as grey marks
-    and each incident shaded from its opening message to its resolved note."""
+    """A PNG with one panel per sensitivity: the values, the expected band, alerts in red, query errors as grey
+    marks, and each incident shaded from its opening message to its resolved note."""
     # Imported here: only a backtest with --chart draws, and neither belongs on the function's cold path.
     import matplotlib
 
     matplotlib.use("Agg")
-    import pandas as pd
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
     from matplotlib.figure import Figure
 
     panels = len(backtest.runs)
-    fig = Figure(figsize=(PANEL_WIDTH_IN, PANEL_HEIGHT_IN * panels), dpi=DPI)
+    height = PANEL_HEIGHT_IN * panels
+    fig = Figure(figsize=(PANEL_WIDTH_IN, height), dpi=DPI)
     axes = fig.subplots(panels, 1, sharex=True, squeeze=False)[:, 0]
     for ax, run in zip(axes, backtest.runs):
-        frame = pd.DataFrame(
-            {
-                "value": [p.value for p in run.points],
-                "low": [p.expected[0] if p.expected else None for p in run.points],
-                "high": [p.expected[1] if p.expected else None for p in run.points],
-                "status": [str(p.status) for p in run.points],
-            },
-            index=pd.DatetimeIndex([p.at for p in run.points]),
-            dtype=object,
-        )
-        values = pd.to_numeric(frame["value"]).astype(float)
-        low, high = pd.to_numeric(frame["low"]).astype(float), pd.to_numeric(frame["high"]).astype(float)
-        ax.plot(frame.index, values, color="#4a6fa5", linewidth=1, label="value")
-        _draw_band(ax, frame.index, values, low, high)
-        alerts = frame["status"] == str(Status.ALERT)
-        ax.scatter(frame.index[alerts], values[alerts], color="#d62728", s=14, zorder=3, label="alert")
-        errors = frame["status"] == str(Status.ERROR)
-        if errors.any():
-            bottom = ax.get_ylim()[0]
-            ax.scatter(frame.index[errors], [bottom] * int(errors.sum()), marker="x", color="#7f7f7f", s=16,
-                       zorder=3, label="query error")  # fmt: skip
-        for incident in run.incidents:
-            ax.axvspan(incident.opened_at, incident.resolved_at or backtest.ticks[-1], color="#d62728", alpha=0.08)
-        ax.set_title(_panel_title(backtest, run), fontsize=10, loc="left")
-        ax.tick_params(labelsize=8)
-        ax.grid(alpha=0.25)
-        ax.legend(loc="upper left", fontsize=7, frameon=False, ncols=4)
+        _draw_run(ax, run, backtest)
     locator = AutoDateLocator(maxticks=10)
     axes[-1].xaxis.set_major_locator(locator)
     axes[-1].xaxis.set_major_formatter(ConciseDateFormatter(locator))
-    fig.subplots_adjust(left=0.06, right=0.99, top=1 - 0.35 / (PANEL_HEIGHT_IN * panels), bottom=0.5 / (PANEL_HEIGHT_IN * panels), hspace=0.35)  # fmt: skip
+    fig.subplots_adjust(left=0.06, right=0.99, top=1 - 0.4 / height, bottom=0.5 / height, hspace=0.4)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     return buf.getvalue()
 
 
-def _panel_title(backtest: Backtest, run: Replay) -> str:
+def points_frame(run: Replay) -> pd.DataFrame:
+    """The run's ticks as a time-indexed frame: value, low, high (NaN where absent) and status."""
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "value": [p.value for p in run.points],
+            "low": [p.expected[0] if p.expected else None for p in run.points],
+            "high": [p.expected[1] if p.expected else None for p in run.points],
+            "status": [str(p.status) for p in run.points],
+        },
+        index=pd.DatetimeIndex([p.at for p in run.points], name="at"),
+    )
+    return frame.astype({"value": float, "low": float, "high": float})
+
+
+def _draw_run(ax: Axes, run: Replay, backtest: Backtest) -> None:
+    frame = points_frame(run)
+    ax.plot(frame.index, frame["value"], color="#4a6fa5", linewidth=1, label="value")
+    _draw_band(ax, frame)
+    alerts = frame[frame["status"] == str(Status.ALERT)]
+    ax.scatter(alerts.index, alerts["value"], color="#d62728", s=14, zorder=3, label="alert")
+    errors = frame[frame["status"] == str(Status.ERROR)]
+    if len(errors):
+        bottom = ax.get_ylim()[0]
+        ax.scatter(errors.index, [bottom] * len(errors), marker="x", color="#7f7f7f", s=16, zorder=3,
+                   label="query error")  # fmt: skip
+    for incident in run.incidents:
+        ax.axvspan(incident.opened_at, incident.resolved_at or backtest.ticks[-1], color="#d62728", alpha=0.1)
     counts = run.summary()
     setting = f", sensitivity {fmt(run.sensitivity)}" if run.sensitivity is not None else ""
-    return f"{backtest.name}{setting}: {counts['incidents']} incidents, {counts['notices']} notices, " \
-        f"{counts['alert']} alerting ticks of {len(backtest.ticks)}"  # fmt: skip
+    title = f"{backtest.name}{setting}: {counts['incidents']} incidents, {counts['notices']} notices"
+    ax.set_title(f"{title}, {counts['alert']} alerting ticks of {len(backtest.ticks)}", fontsize=10, loc="left")
+    ax.tick_params(labelsize=8)
+    ax.grid(alpha=0.25)
+    ax.legend(loc="lower right", bbox_to_anchor=(1, 1), fontsize=7, frameon=False, ncols=4, borderaxespad=0.2)
 
 
-def _draw_band(ax: object, index: object, values: object, low: object, high: object) -> None:
+def _draw_band(ax: Axes, frame: pd.DataFrame) -> None:
     """The expected range at each tick; an unbounded side runs to the edge of the plot."""
-    if low.isna().all() and high.isna().all():  # type: ignore[attr-defined]
+    band = frame[["low", "high"]]
+    if band.isna().all().all():
         return
-    finite = [s[s.notna()] for s in (values, low, high)]  # type: ignore[index]
-    bottom = min(s.min() for s in finite if len(s))
-    top = max(s.max() for s in finite if len(s))
+    known = frame[["value", "low", "high"]].stack()
+    bottom, top = known.min(), known.max()
     margin = (top - bottom) * 0.05 or 1.0
     bottom, top = bottom - margin, top + margin
-    ax.fill_between(index, low.fillna(bottom), high.fillna(top), step="mid", color="#9ecae1", alpha=0.45,  # type: ignore[attr-defined]
-                    linewidth=0, label="expected")  # fmt: skip
-    ax.set_ylim(bottom, top)  # type: ignore[attr-defined]
+    ax.fill_between(frame.index, band["low"].fillna(bottom), band["high"].fillna(top), step="mid", color="#9ecae1",
+                    alpha=0.45, linewidth=0, label="expected")  # fmt: skip
+    ax.set_ylim(bottom, top)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import itertools
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -103,7 +104,7 @@ def parsed(result: QueryResult) -> Rows | None:
 def grid(rows: Rows) -> tuple[dt.timedelta, dt.datetime] | None:
     """The step and phase of a series whose timestamps all lie on one regular grid (hours, days, weeks...)."""
     times = sorted({ts for ts, _ in rows})
-    steps = [b - a for a, b in zip(times, times[1:])]
+    steps = [b - a for a, b in itertools.pairwise(times)]
     if not steps:
         return None
     step = min(steps)
