@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from anomaly_monitor.backtest import BacktestOptions, resolve_span
 from anomaly_monitor.cli import main
 from anomaly_monitor.errors import ConfigError, QueryError
+from anomaly_monitor.lookahead import unbounded_columns
 from anomaly_monitor.models import Status
 from anomaly_monitor.runner import RunOptions
 from anomaly_monitor.service import backtest, execute
@@ -54,6 +55,11 @@ def readings(tmp_path: Path) -> Settings:
             {
                 "name": "reading_rows",
                 "sql": "SELECT ts, value FROM readings WHERE value > 10 AND ts <= CURRENT_TIMESTAMP()"
+                " AND ts > TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 1 HOUR)",
+            },
+            {
+                "name": "recent_high",
+                "sql": "SELECT ts FROM readings WHERE value > 10"
                 " AND ts > TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 1 HOUR)",
             },
             {"name": "broken", "sql": "SELECT nope FROM readings"},
@@ -298,3 +304,35 @@ def test_a_session_runs_many_queries_on_one_read_only_connection_with_its_own_cl
             session.query(slow, check_name="x", limit=None, timeout_s=0.2, now=NOW)
         # the connection outlives a cancelled query
         assert session.query(LATEST_READING, check_name="x", limit=1, timeout_s=5, now=NOW).rows[0]["value"] == 70
+
+
+@pytest.mark.parametrize(
+    ("sql", "unbounded"),
+    [
+        ("SELECT * FROM t WHERE created >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 2 HOUR)", ["created"]),
+        ("SELECT * FROM t WHERE TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 2 HOUR) < created", ["created"]),
+        ("SELECT * FROM t WHERE day > DATE_SUB(CURRENT_DATE(), INTERVAL 7 DAY) AND day <= CURRENT_DATE()", []),
+        (
+            "SELECT * FROM t WHERE created BETWEEN TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 1 DAY) AND "
+            "CURRENT_TIMESTAMP()",
+            [],
+        ),
+        ("SELECT * FROM t WHERE created < TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 7 DAY)", []),
+        (
+            "WITH a AS (SELECT * FROM t WHERE created >= CURRENT_TIMESTAMP()), b AS (SELECT * FROM t WHERE "
+            "created >= CURRENT_TIMESTAMP() AND created < CURRENT_TIMESTAMP()) SELECT * FROM a, b",
+            ["created"],
+        ),
+        ("SELECT * FROM t WHERE created >= '2026-01-01'", []),
+        ("SELECT 'not sql", []),
+    ],
+)
+def test_lower_bounds_on_the_clock_without_an_upper_bound_are_noticed(sql, unbounded):
+    assert unbounded_columns(sql) == unbounded
+
+
+def test_a_backtest_warns_when_its_query_reads_rows_that_arrived_after_the_tick(readings, caplog):
+    replay(readings, "reading_rows", hours=2)
+    assert "arrived after" not in caplog.text  # bounded on both sides
+    replay(readings, "recent_high", hours=2)
+    assert "bounds ts from below" in caplog.text and "(e.g. `AND ts < CURRENT_TIMESTAMP()`)" in caplog.text

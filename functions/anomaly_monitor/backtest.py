@@ -13,6 +13,7 @@ from typing import Any
 
 from anomaly_monitor import incidents, series_replay
 from anomaly_monitor.errors import ConfigError, QueryError
+from anomaly_monitor.lookahead import lookahead_note
 from anomaly_monitor.models import GB, Check, CheckResult, CheckType, HistoryRecord, QueryResult, Status
 from anomaly_monitor.notifiers import MessageRef, Notice, NoticeKind
 from anomaly_monitor.runner import HISTORY_LIMIT, evaluate, record
@@ -288,6 +289,9 @@ def run_backtest(
         raise ConfigError(f"--sensitivity applies to anomaly checks; {check.name} is a {check.type} check")
     every, ticks = plan_ticks(check, options)
     backtest = Backtest(check.name, str(check.type), options.start, options.end, ticks, every)
+    note = lookahead_note(check.sql)
+    if note:
+        log.warning("backtest of %s: %s", check.name, note, extra={"check": check.name})
     with warehouse.session() as session:
         try:
             check_budget(check, session, settings, ticks)
