@@ -307,7 +307,7 @@ def run_backtest(
             for replayer in replayers:
                 replayer.step(evaluate(replayer.check, answers, settings, tick, replayer.past()), tick)
     backtest.runs = [r.replay for r in replayers]
-    backtest.queries = series.anchors if series else answers.queries
-    how = f"the series fetched in {series.anchors} queries" if series else f"{answers.queries} queries"
+    backtest.queries = series.queries if series else answers.queries
+    how = f"the series fetched in {series.queries} queries" if series else f"{answers.queries} queries"
     log.info("backtest of %s: %d ticks of %r, %s", check.name, len(ticks), every, how, extra={"check": check.name})
     return backtest

@@ -50,7 +50,7 @@ class Window:
 class SeriesReplay:
     """Answers the check's query at any tick of the span from the rows its anchors returned (see module doc)."""
 
-    def __init__(self, sql: str, columns: list[str], rows: Rows, window: Window, anchors: int) -> None:
+    def __init__(self, sql: str, columns: list[str], rows: Rows, window: Window, queries: int) -> None:
         self.sql = sql
         self.columns = columns
         self.rows = rows
@@ -59,7 +59,7 @@ class SeriesReplay:
         # row again at every tick
         self.answers = [{**row, "ts": ts} for ts, row in rows]
         self.window = window
-        self.anchors = anchors  # queries it took
+        self.queries = queries  # it took
 
     def indexes(self, tick: dt.datetime) -> slice:
         first, last = self.window.bounds(tick)
@@ -165,7 +165,26 @@ def build(
     replay = SeriesReplay(check.sql, columns, merged, window, len(anchors))
     if any(replay.select(tick) != rows for tick, rows in answers.items()):
         return None
+    probes = late_probes(replay, ticks[-1])
+    for moment in probes:
+        answer = ask(moment)
+        if answer is None or answer[0] != columns or replay.select(moment) != answer[1]:
+            return None
+    replay.queries += len(probes)
     return replay
+
+
+def late_probes(replay: SeriesReplay, last_tick: dt.datetime) -> list[dt.datetime]:
+    """Moments just before a period ends, when a first or current period cut at the clock would differ most from a
+    whole one: a query that reads one would show it there, even if no anchor happened to. Periods are chosen
+    whose window starts and ends on periods with rows."""
+    window, present = replay.window, set(replay.times)
+    ends = [
+        ts + window.step - dt.timedelta(seconds=1)
+        for ts in sorted(present)
+        if ts - window.lo * window.step in present and ts + window.step - dt.timedelta(seconds=1) <= last_tick
+    ]
+    return sorted({ends[len(ends) // 2], ends[-1]}) if ends else []
 
 
 def measured(step: dt.timedelta, phase: dt.datetime, answers: dict[dt.datetime, Rows]) -> Window:
