@@ -336,3 +336,18 @@ def test_a_backtest_warns_when_its_query_reads_rows_that_arrived_after_the_tick(
     assert "arrived after" not in caplog.text  # bounded on both sides
     replay(readings, "recent_high", hours=2)
     assert "bounds ts from below" in caplog.text and "(e.g. `AND ts < CURRENT_TIMESTAMP()`)" in caplog.text
+
+
+def test_a_backtest_without_a_chart_imports_neither_pandas_nor_matplotlib(readings, capsys):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from anomaly_monitor.cli import main; "
+        f"main({cli(readings, '--check', 'reading_too_high', '--json')!r}); "
+        "print([m for m in ('pandas', 'matplotlib') if m in sys.modules], file=sys.stderr)"
+    )
+    env = {"PYTHONPATH": str(Path(__file__).resolve().parents[1] / "functions")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout)["ticks"] == 12
+    assert out.stderr.strip().endswith("[]")
