@@ -30,6 +30,10 @@ def duration(span: dt.timedelta) -> str:
     return f"{minutes}m"
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def when(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M")
 
@@ -54,8 +58,7 @@ def summary_line(run: Replay, backtest: Backtest) -> str:
     days = (backtest.end - backtest.start) / dt.timedelta(days=1)
     span = f"{fmt(round(days, 1))} days" if days >= 1 else f"{fmt(round(days * 24, 1))} hours"
     counts = run.summary()
-    opened = f"{counts['incidents']} incident{'' if counts['incidents'] == 1 else 's'}"
-    sent = f"{counts['notices']} notice{'' if counts['notices'] == 1 else 's'}"
+    opened, sent = plural(counts["incidents"], "incident"), plural(counts["notices"], "notice")
     ticks = f"{counts['ok']} ok, {counts['alert']} alert, {counts['error']} error of {len(backtest.ticks)} ticks"
     prefix = f"sensitivity {fmt(run.sensitivity)}: " if run.sensitivity is not None else ""
     return f"{prefix}would have opened {opened} and sent {sent} in {span} ({ticks})"
@@ -132,7 +135,9 @@ def _draw_run(ax: Axes, run: Replay, backtest: Backtest) -> None:
         ax.axvspan(incident.opened_at, incident.resolved_at or backtest.ticks[-1], color="#d62728", alpha=0.1)
     counts = run.summary()
     setting = f", sensitivity {fmt(run.sensitivity)}" if run.sensitivity is not None else ""
-    title = f"{backtest.name}{setting}: {counts['incidents']} incidents, {counts['notices']} notices"
+    title = (
+        f"{backtest.name}{setting}: {plural(counts['incidents'], 'incident')}, {plural(counts['notices'], 'notice')}"
+    )
     ax.set_title(f"{title}, {counts['alert']} alerting ticks of {len(backtest.ticks)}", fontsize=10, loc="left")
     ax.tick_params(labelsize=8)
     ax.grid(alpha=0.25)
