@@ -77,7 +77,7 @@ class SqliteStateStore:
 
     def history(self, check_names: Collection[str], *, limit: int) -> dict[str, list[HistoryRecord]]:
         names = sorted(set(check_names))
-        if not names or not self.path.exists():  # reading creates nothing (a backtest only reads the state)
+        if not names:
             return {}
         marks = ", ".join("?" for _ in names)
         sql = (
