@@ -141,6 +141,14 @@ def test_a_single_value_anomaly_check_carries_its_history_from_the_state_store(r
     assert result.runs[0].notices == sum(r.notified for r in after)
 
 
+def test_a_single_value_check_without_history_learns_from_its_own_ticks(readings):
+    points = replay(readings, "single_value", hours=9).runs[0].points
+    assert points[0].message.startswith("only 0 comparable points")
+    assert points[6].message.startswith("only 6 comparable points")
+    assert "comparable" not in points[7].message  # seven earlier ticks: judged
+    assert SqliteStateStore.from_url(readings.state_url).history(["single_value"], limit=10) == {}  # none recorded
+
+
 def test_rows_checks_count_their_rows(readings):
     run = replay(readings, "reading_rows").runs[0]
     assert run.points[5].status is Status.ALERT and run.points[5].value == 1.0
