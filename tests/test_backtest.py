@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import sqlite3
@@ -358,3 +359,15 @@ def test_a_backtest_without_a_chart_imports_neither_pandas_nor_matplotlib(readin
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert json.loads(out.stdout)["ticks"] == 12
     assert out.stderr.strip().endswith("[]")
+
+
+def test_a_query_that_fails_at_every_tick_exits_2_with_every_point_an_error(readings, tmp_path):
+    slow = "WITH RECURSIVE n AS (SELECT 1 AS x UNION ALL SELECT x + 1 FROM n WHERE x < 1e9) SELECT x FROM n WHERE x < 0"
+    checks = write_registry(tmp_path / "slow.csv", [{"name": "too_slow", "sql": slow}])
+    settings = dataclasses.replace(readings, checks_source=str(checks), query_timeout_s=0.05)
+    result = replay(settings, "too_slow", hours=2)
+    [run] = result.runs
+    assert [str(p.status) for p in run.points] == ["error"] * 3
+    assert "timed out after 0.05 s" in run.points[0].message
+    assert [i.to_json()["failing_runs"] for i in run.incidents] == [3]  # errors open incidents too
+    assert result.exit_code() == 2
