@@ -113,6 +113,12 @@ def parser() -> argparse.ArgumentParser:
         "--sensitivity", type=sensitivities, default=(), metavar="S[,S...]", help="anomaly: replay once per value"
     )
     backtest.add_argument("--chart", type=chart_path, metavar="PATH", help="write a PNG of the values and alerts")
+    sheet = commands.add_parser("sheet", help="set up the Google Sheet that holds the checks")
+    actions = sheet.add_subparsers(dest="sheet_command", required=True, parser_class=Parser)
+    init = actions.add_parser(
+        "init", help="create or upgrade the worksheets in place, idempotently (with a CSV: print what it would do)"
+    )
+    init.add_argument("--checks", metavar="SOURCE", help="sheets://KEY, or a CSV path to review the layout offline")
     return top
 
 
@@ -120,7 +126,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
     settings = Settings.from_env()
     overrides = {
         "checks_source": args.checks,
-        "warehouse_url": args.warehouse,
+        "warehouse_url": getattr(args, "warehouse", None),
         "state_url": getattr(args, "state", None),
     }
     return dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v})
@@ -173,7 +179,31 @@ def do_backtest(args: argparse.Namespace, settings: Settings) -> int:
     return result.exit_code()
 
 
-COMMANDS = {"run": do_run, "validate": do_validate, "backtest": do_backtest}
+def do_sheet_init(args: argparse.Namespace, settings: Settings) -> int:
+    location = settings.checks_source
+    if not location.startswith("sheets://"):
+        from anomaly_monitor.sources.csv_source import CsvSource
+        from anomaly_monitor.sources.sheet_layout import describe
+
+        sys.stdout.write(f"A spreadsheet set up by `sheet init` (compared with {location}):\n\n")
+        sys.stdout.write(describe(CsvSource(location).header()))
+        return 0
+    from anomaly_monitor.sources.sheet_setup import set_up
+    from anomaly_monitor.sources.sheets import SheetsSource
+
+    source = SheetsSource.from_url(location, settings)
+    setup = set_up(source, settings)
+    link = f"https://docs.google.com/spreadsheets/d/{source.key}/edit"
+    if not setup.changes:
+        print(f"{link} is already set up: nothing changed ({setup.reads} reads, no write)")
+        return 0
+    for change in setup.changes:
+        print(f"  {change}")
+    print(f"{link} is set up: {len(setup.changes)} changes in one batchUpdate ({setup.reads} reads)")
+    return 0
+
+
+COMMANDS = {"run": do_run, "validate": do_validate, "backtest": do_backtest, "sheet": do_sheet_init}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
