@@ -56,7 +56,8 @@ def incident_row(incident: ReplayedIncident, backtest: Backtest) -> dict[str, ob
 def summary_line(run: Replay, backtest: Backtest) -> str:
     """'would have opened 4 incidents and sent 6 notices in 30 days', and how the ticks were judged."""
     days = (backtest.end - backtest.start) / dt.timedelta(days=1)
-    span = f"{fmt(round(days, 1))} days" if days >= 1 else f"{fmt(round(days * 24, 1))} hours"
+    amount, unit = (round(days, 1), "day") if days >= 1 else (round(days * 24, 1), "hour")
+    span = f"{fmt(amount)} {unit}{'' if amount == 1 else 's'}"
     counts = run.summary()
     opened, sent = plural(counts["incidents"], "incident"), plural(counts["notices"], "notice")
     ticks = f"{counts['ok']} ok, {counts['alert']} alert, {counts['error']} error of {len(backtest.ticks)} ticks"
