@@ -105,9 +105,11 @@ def parser() -> argparse.ArgumentParser:
     )
     backtest.add_argument("--check", required=True, metavar="NAME", help="the check to replay")
     backtest.add_argument("--state", metavar="URL", help="read only: seeds single-value anomaly checks")
-    backtest.add_argument("--from", dest="start", type=moment, metavar="ISO", help="first tick (default: --to - 30d)")
-    backtest.add_argument("--to", dest="end", type=moment, metavar="ISO", help="last tick (default: now)")
-    backtest.add_argument("--days", type=positive_days, metavar="N", help="the span in days, instead of --from")
+    backtest.add_argument(
+        "--from", dest="start", type=moment, metavar="ISO", help="span start (default: --to - 30 days)"
+    )
+    backtest.add_argument("--to", dest="end", type=moment, metavar="ISO", help="span end (default: now)")
+    backtest.add_argument("--days", type=positive_days, metavar="N", help="the span in days (with --from or --to)")
     backtest.add_argument("--every", type=cron, metavar="CRON", help="the ticks (default: the check's schedule)")
     backtest.add_argument(
         "--sensitivity", type=sensitivities, default=(), metavar="S[,S...]", help="anomaly: replay once per value"
