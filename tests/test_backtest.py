@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import NOW, write_registry
+from conftest import NOW, recorded, write_registry
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +21,6 @@ from anomaly_monitor.models import Status
 from anomaly_monitor.runner import RunOptions
 from anomaly_monitor.service import backtest, execute
 from anomaly_monitor.settings import Settings
-from anomaly_monitor.state.sqlite import SqliteStateStore
 from anomaly_monitor.warehouses.sqlite import SqliteWarehouse
 
 START = dt.datetime(2026, 11, 22, 0, 0, tzinfo=dt.UTC)
@@ -75,6 +74,10 @@ def readings(tmp_path: Path) -> Settings:
     )
 
 
+def state_file(settings: Settings) -> Path:
+    return Path(settings.state_url.removeprefix("sqlite:///"))
+
+
 def replay(settings: Settings, name: str, hours: int = 12, **options) -> object:
     return backtest(settings, BacktestOptions(name, START, START + dt.timedelta(hours=hours), **options))
 
@@ -107,7 +110,7 @@ def test_the_notices_are_those_real_runs_would_have_sent(readings, tmp_path, mon
     result = replay(readings, "reading_too_high")
     for tick in result.ticks:
         execute(readings, RunOptions(checks=("reading_too_high",), now=tick))
-    records = SqliteStateStore.from_url(readings.state_url).history(["reading_too_high"], limit=100)
+    records = recorded(state_file(readings), ["reading_too_high"])
     notified = [r.checked_at for r in records["reading_too_high"] if r.notified]
     [incident] = result.runs[0].incidents
     assert len(notified) == incident.notices == 3
@@ -128,13 +131,12 @@ def test_a_single_value_anomaly_check_carries_its_history_from_the_state_store(r
         execute(
             readings, RunOptions(checks=("single_value",), now=START - dt.timedelta(hours=h) + dt.timedelta(minutes=30))
         )
-    store = SqliteStateStore.from_url(readings.state_url)
-    before = store.history(["single_value"], limit=100)["single_value"]
+    before = recorded(state_file(readings), ["single_value"])["single_value"]
     result = replay(readings, "single_value")
-    assert store.history(["single_value"], limit=100)["single_value"] == before  # only read
+    assert recorded(state_file(readings), ["single_value"])["single_value"] == before  # only read
     for tick in result.ticks:  # the same ticks run for real, continuing the recorded history
         execute(readings, RunOptions(checks=("single_value",), now=tick))
-    after = store.history(["single_value"], limit=100)["single_value"][len(before) :]
+    after = recorded(state_file(readings), ["single_value"])["single_value"][len(before) :]
     points = result.runs[0].points
     assert "comparable" not in points[0].message  # judged from the first tick, thanks to the seed
     assert [(p.status, p.value, p.message) for p in points] == [(r.status, r.value, r.message) for r in after]
@@ -146,7 +148,8 @@ def test_a_single_value_check_without_history_learns_from_its_own_ticks(readings
     points = replay(readings, "single_value").runs[0].points
     assert [p.message.split(" comparable")[0] for p in points[:3]] == ["only 0", "only 1", "only 2"]
     assert "comparable" not in points[-1].message  # judged once enough earlier ticks are there
-    assert SqliteStateStore.from_url(readings.state_url).history(["single_value"], limit=10) == {}  # none recorded
+    assert recorded(state_file(readings), ["single_value"]) == {}  # none recorded
+    assert not state_file(readings).exists()  # reading the state created nothing
 
 
 def test_rows_checks_count_their_rows(readings):

@@ -6,12 +6,11 @@ import datetime as dt
 import json
 
 import pytest
-from conftest import NOW, REPO, build_demo_warehouse
+from conftest import NOW, REPO, build_demo_warehouse, recorded
 
 from anomaly_monitor.cli import main
 from anomaly_monitor.incidents import FAILING
 from anomaly_monitor.models import HistoryRecord, Status
-from anomaly_monitor.state.sqlite import SqliteStateStore
 
 START = NOW - dt.timedelta(days=3)
 EVERY = "0 7,22 * * *"  # twice a day, at hours where the planted incidents have and have not begun
@@ -70,7 +69,7 @@ def test_every_demo_check_is_judged_and_notified_as_runs_at_its_ticks_would(demo
     for tick in ticks:
         main(["run", *demo, "--state", f"sqlite:///{state}", "--now", tick, "--force", "--json"])
         runs.append({c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]})
-    history = SqliteStateStore(state).history(backtests, limit=100)
+    history = recorded(state, backtests)
 
     compared = 0
     for name, document in backtests.items():

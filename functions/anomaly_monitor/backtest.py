@@ -11,15 +11,16 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from anomaly_monitor import incidents, series_replay
+from anomaly_monitor import delivery, incidents, series_replay
+from anomaly_monitor.delivery import Outcome
 from anomaly_monitor.errors import ConfigError, QueryError
 from anomaly_monitor.lookahead import lookahead_note
-from anomaly_monitor.models import GB, Check, CheckResult, CheckType, HistoryRecord, QueryResult, Status
-from anomaly_monitor.notifiers import MessageRef, Notice, NoticeKind
-from anomaly_monitor.runner import HISTORY_LIMIT, evaluate, record
+from anomaly_monitor.models import GB, Check, CheckResult, CheckType, HistoryRecord, NoticeEvent, QueryResult, Status
+from anomaly_monitor.notifiers import Notice, NoticeKind, Sent
+from anomaly_monitor.runner import evaluate, record
 from anomaly_monitor.schedule import ticks as cron_ticks
 from anomaly_monitor.settings import Settings
-from anomaly_monitor.state import StateStore
+from anomaly_monitor.state import NO_ROW, POINTS_LIMIT, StateStore
 from anomaly_monitor.warehouses import Warehouse
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ DEFAULT_EVERY = "0 * * * *"  # a check without a schedule runs at every invocati
 DEFAULT_DAYS = 30
 MAX_TICKS = 10_000
 EARLIEST_YEAR = 1970  # as for --now
+JUDGED = (Status.OK, Status.ALERT)  # the results whose values a run reads back as a check's earlier values
 
 
 @dataclass(frozen=True)
@@ -137,48 +139,55 @@ class Backtest:
         return 2 if self.message or not points or all(p.status is Status.ERROR for p in points) else 0
 
 
+# A notice as a notifier without message ids (the terminal) confirms it: the replay assumes every one got out.
+DELIVERED = Outcome(NoticeEvent.DELIVERED, Sent(None, None))
+
+
 class Channel:
-    """The product's own lifecycle decision (incidents.deliver) over the replay's history, with every notice
-    delivered at once: what the check's Slack channel would have received. The backtest's one seam with the
+    """The product's own lifecycle over the replayed ticks, with every notice delivered: what the check's Slack
+    channel would have received. Each result goes through the step a run takes (incidents.step, then each
+    notice confirmed as the runner confirms a delivered one, then the history row the run records) and the
+    next tick starts from what a run would read back from that row. The backtest's one seam with the
     lifecycle, so the replay follows it whenever it changes."""
 
-    def __init__(self) -> None:
-        self.history: list[HistoryRecord] = []
-        self.sent: list[Notice] = []
+    def __init__(self, check: Check) -> None:
+        self.check = check
+        self.row: HistoryRecord | None = None  # the newest row a run would have recorded
 
-    def send(self, notice: Notice) -> MessageRef:
-        self.sent.append(notice)
-        return MessageRef("backtest", str(len(self.sent)))
-
-    def feed(self, result: CheckResult, at: dt.datetime) -> list[Notice]:
-        """The notices this result calls for; the result then joins the history, as a run would record it."""
-        before = len(self.sent)
-        incidents.deliver([result], {result.name: self.history[-HISTORY_LIMIT:]}, self, at)
-        self.history.append(record("backtest", at, result))
-        return self.sent[before:]
+    def feed(self, result: CheckResult, at: dt.datetime) -> tuple[Notice, ...]:
+        """The notices this result calls for; the state it leaves is carried to the next tick."""
+        run_id = f"backtest-{at.isoformat()}"
+        based_on = self.row.run_id if self.row else NO_ROW
+        step = incidents.step(self.check, incidents.from_record(self.row), result, at, run_id, based_on)
+        state = step.state
+        for notice in step.notices:
+            state = delivery.confirmed(state, notice, DELIVERED, run_id)
+        self.row = record(run_id, at, result, state, notified=bool(step.notices))
+        return step.notices
 
 
 class Replayer:
-    """One sensitivity's replay: its own history (seeded from the state store) and its own channel."""
+    """One sensitivity's replay: its own judged values (after those seeded from the state store) and its own
+    channel."""
 
-    def __init__(self, check: Check, sensitivity: float | None, seed: list[HistoryRecord]) -> None:
+    def __init__(self, check: Check, sensitivity: float | None, seed: list[tuple[dt.datetime, float]]) -> None:
         self.check = check if sensitivity is None else replace(check, sensitivity=sensitivity)
         self.replay = Replay(sensitivity)
-        self.seed = seed
-        self.channel = Channel()
+        self.values = list(seed)
+        self.channel = Channel(self.check)
         self.open: ReplayedIncident | None = None
 
-    def past(self) -> list[HistoryRecord]:
-        """What a run at the next tick would read back: the newest HISTORY_LIMIT records, seed first."""
-        recent = self.channel.history[-HISTORY_LIMIT:]
-        room = HISTORY_LIMIT - len(recent)
-        return (self.seed[-room:] if room else []) + recent
+    def past(self) -> list[tuple[dt.datetime, float]]:
+        """What a run at the next tick would read back as the check's earlier values (StateStore.points)."""
+        return self.values[-POINTS_LIMIT:]
 
     def step(self, result: CheckResult, at: dt.datetime) -> None:
         point = Point(at, result.status, result.value, result.expected, result.message)
         points = self.replay.points
         points.append(point)
         notices = self.channel.feed(result, at)
+        if result.status in JUDGED and result.value is not None:
+            self.values.append((at, result.value))
         if self.open and result.status in incidents.FAILING:
             self.open.failing.append(point)
         for notice in notices:
@@ -189,7 +198,7 @@ class Replayer:
                 self.replay.incidents.append(self.open)
             if self.open:
                 self.open.notices += 1
-                if notice.kind is NoticeKind.RESOLVED:
+                if notice.kind in incidents.CLOSING:
                     self.open.resolved_at, self.open = at, None
 
 
@@ -275,10 +284,10 @@ def check_budget(check: Check, warehouse: Warehouse, settings: Settings, ticks: 
         )
 
 
-def seed_history(check: Check, state: StateStore, before: dt.datetime) -> list[HistoryRecord]:
-    """A single-value anomaly check's history as it stood before the first tick (read only)."""
-    records = state.history([check.name], limit=HISTORY_LIMIT).get(check.name, [])
-    return [r for r in records if r.checked_at < before]
+def seed_points(check: Check, state: StateStore, first_tick: dt.datetime) -> list[tuple[dt.datetime, float]]:
+    """A single-value anomaly check's judged values as they stood before the first tick (the store is only read)."""
+    before = first_tick - dt.timedelta(microseconds=1)  # the replay's own ticks take over from the first one
+    return state.points([check.name], before).get(check.name, [])
 
 
 def run_backtest(
@@ -300,7 +309,7 @@ def run_backtest(
             return backtest
         cap = int(check.byte_cap_gb(settings.max_gb_billed) * GB)
         series = series_replay.build(check, session, settings, ticks, cap)
-        seed = seed_history(check, state, ticks[0]) if check.type is CheckType.ANOMALY and not series else []
+        seed = seed_points(check, state, ticks[0]) if check.type is CheckType.ANOMALY and not series else []
         answers = OneTickAnswers(series or session)
         replayers = [Replayer(check, s, seed) for s in options.sensitivities or (None,)]
         for tick in ticks:

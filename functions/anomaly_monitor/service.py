@@ -97,4 +97,5 @@ def backtest(settings: Settings, options: BacktestOptions) -> Backtest:
             raise UnknownCheckError(f"no check named {options.check!r} in the registry")
         return Backtest(row.name, None, options.start, options.end, [], "", message=row.message)
     warehouse = open_warehouse(settings.warehouse_url, settings)
-    return run_backtest(check, warehouse, open_state(settings.state_url, settings), settings, options)
+    state = open_state(settings.state_url, settings, read_only=True)
+    return run_backtest(check, warehouse, state, settings, options)
