@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import json
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -15,12 +16,13 @@ from hypothesis import strategies as st
 
 from anomaly_monitor.backtest import BacktestOptions, resolve_span
 from anomaly_monitor.cli import main
-from anomaly_monitor.errors import ConfigError, QueryError
+from anomaly_monitor.errors import ConfigError, QueryError, StateError
 from anomaly_monitor.lookahead import unbounded_columns
 from anomaly_monitor.models import Status
 from anomaly_monitor.runner import RunOptions
 from anomaly_monitor.service import backtest, execute
 from anomaly_monitor.settings import Settings
+from anomaly_monitor.state.sqlite import SqliteStateStore
 from anomaly_monitor.warehouses.sqlite import SqliteWarehouse
 
 START = dt.datetime(2026, 11, 22, 0, 0, tzinfo=dt.UTC)
@@ -374,3 +376,36 @@ def test_a_query_that_fails_at_every_tick_exits_2_with_every_point_an_error(read
     assert "timed out after 0.05 s" in run.points[0].message
     assert [i.to_json()["failing_runs"] for i in run.incidents] == [3]  # errors open incidents too
     assert result.exit_code() == 2
+
+
+def tables_in(path: Path) -> list[str]:
+    with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+        return [row[0] for row in conn.execute("SELECT name FROM sqlite_master ORDER BY name")]
+
+
+def test_the_backtest_reads_the_state_store_and_creates_nothing_in_it(readings, tmp_path):
+    """No file for a missing store, no table in a file without them, not a byte changed in one with history."""
+    result = replay(readings, "single_value")
+    assert not state_file(readings).exists() and result.runs[0].points
+    other = tmp_path / "other.db"
+    with closing(sqlite3.connect(other)) as conn:
+        conn.execute("CREATE TABLE unrelated (x)")
+    replay(dataclasses.replace(readings, state_url=f"sqlite:///{other}"), "single_value")
+    assert tables_in(other) == ["unrelated"]
+    execute(readings, RunOptions(checks=("single_value",), now=START - dt.timedelta(hours=1)))
+    before = state_file(readings).read_bytes()
+    replay(readings, "single_value")
+    assert state_file(readings).read_bytes() == before
+
+
+def test_a_read_only_state_store_reads_what_the_store_holds_and_refuses_to_write(readings, tmp_path):
+    writer = SqliteStateStore.from_url(readings.state_url)
+    reader = SqliteStateStore.from_url(readings.state_url, read_only=True)
+    assert reader.points(["single_value"], NOW) == {} and reader.latest(["single_value"], NOW) == {}
+    for hours in (3, 2, 1):
+        execute(readings, RunOptions(checks=("single_value",), now=START + dt.timedelta(hours=hours)))
+    assert reader.points(["single_value"], NOW) == writer.points(["single_value"], NOW) != {}
+    assert reader.latest(["single_value"], NOW) == writer.latest(["single_value"], NOW) != {}
+    with pytest.raises(StateError, match="opened read-only: check_results cannot be written"):
+        reader.append(list(writer.latest(["single_value"], NOW).values()))
+    assert len(recorded(state_file(readings), ["single_value"])["single_value"]) == 3
