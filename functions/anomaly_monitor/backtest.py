@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import deque
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -173,13 +174,13 @@ class Replayer:
     def __init__(self, check: Check, sensitivity: float | None, seed: list[tuple[dt.datetime, float]]) -> None:
         self.check = check if sensitivity is None else replace(check, sensitivity=sensitivity)
         self.replay = Replay(sensitivity)
-        self.values = list(seed)
+        self.values = deque(seed, maxlen=POINTS_LIMIT)  # as many as a run reads back (StateStore.points)
         self.channel = Channel(self.check)
         self.open: ReplayedIncident | None = None
 
     def past(self) -> list[tuple[dt.datetime, float]]:
-        """What a run at the next tick would read back as the check's earlier values (StateStore.points)."""
-        return self.values[-POINTS_LIMIT:]
+        """What a run at the next tick would read back as the check's earlier values."""
+        return list(self.values)
 
     def step(self, result: CheckResult, at: dt.datetime) -> None:
         point = Point(at, result.status, result.value, result.expected, result.message)
