@@ -9,14 +9,14 @@ import uuid
 import pytest
 
 from anomaly_monitor import gcp
-from anomaly_monitor.models import HistoryRecord, NoticeEvent, NoticeRecord, Status
+from anomaly_monitor.models import Action, HistoryRecord, IncidentEvent, NoticeEvent, NoticeRecord, Status
 from anomaly_monitor.notifiers.console import ConsoleNotifier
 from anomaly_monitor.runner import Backends, RunOptions, run
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.sources.csv_source import CsvSource
 from anomaly_monitor.state import open_state
 from anomaly_monitor.state.bigquery import BigQueryStateStore
-from anomaly_monitor.state.schema import CHECK_RESULTS_SCHEMA, NOTICES_SCHEMA
+from anomaly_monitor.state.schema import CHECK_RESULTS_SCHEMA, INCIDENT_EVENTS_SCHEMA, NOTICES_SCHEMA
 from anomaly_monitor.warehouses.bigquery import BigQueryWarehouse
 from tests import bq_emulator
 
@@ -53,6 +53,7 @@ def test_the_tables_are_created_day_partitioned_and_clustered(bigquery_emulator:
     for name, schema, partitioning in (
         ("check_results", CHECK_RESULTS_SCHEMA, "checked_at"),
         ("notices", NOTICES_SCHEMA, "recorded_at"),
+        ("incident_events", INCIDENT_EVENTS_SCHEMA, "at"),
     ):
         table = client.get_table(f"{bigquery_emulator.project}.{dataset}.{name}")
         assert [(f.name, legacy.get(f.field_type, f.field_type), f.mode) for f in table.schema] == schema
@@ -214,3 +215,51 @@ def test_timestamps_at_the_edges_of_the_allowed_years_read_back(bigquery_emulato
     client = gcp.bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
     [row] = client.query(f"SELECT * FROM `{store.table_id}` WHERE check_name = 'early'").result()
     assert from_values(HistoryRecord, dict(row.items())).checked_at == first  # latest() looks back; the row round-trips
+
+
+def click(event_id: str, check: str, ts: str, action: Action, minutes_ago: int, **extra) -> IncidentEvent:
+    at = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=minutes_ago)
+    values = dict(until=None, user_id="U0ANA", user_name="ana", detail=None) | extra
+    return IncidentEvent(event_id, check, "C1", ts, action, at=at, **values)
+
+
+def test_a_click_is_looked_up_in_one_query_with_the_clicks_on_its_message(
+    bigquery_emulator: bq_emulator.Emulator,
+) -> None:
+    store = store_in(bigquery_emulator, new_dataset(bigquery_emulator))
+    ts = f"{(NOW - dt.timedelta(hours=2)).timestamp():.6f}"
+    store.append([record("a", 60, Status.ALERT, slack_channel="C1", slack_ts=ts, incident_id="i1", failing_runs=1)])
+    store.append([record("a", 30, Status.ALERT, slack_channel="C1", slack_ts=ts, incident_id="i1", failing_runs=2)])
+    store.append([record("a", 20, Status.INVALID)])
+    until = NOW.replace(microsecond=0) + dt.timedelta(hours=4)
+    store.append_events(
+        [
+            click("e1", "a", ts, Action.ACKNOWLEDGE, 25),
+            click("e2", "a", ts, Action.SNOOZE, 24, until=until, detail='{"choice": "4h"}'),
+            click("e3", "a", "1.000100", Action.MUTE, 23),  # another message
+            click("e4", "b", ts, Action.MUTE, 22),  # another check
+        ]
+    )
+    store.append_events([click("e1", "a", ts, Action.ACKNOWLEDGE, 25)])  # Slack delivered it twice
+    row, events = store.clicked_incident("a", "C1", ts, NOW)
+    assert row is not None and (row.run_id, row.failing_runs, row.slack_ts) == ("run30", 2, ts)
+    assert [(e.event_id, e.action, e.until) for e in events] == [
+        ("e1", Action.ACKNOWLEDGE, None),
+        ("e2", Action.SNOOZE, until),
+    ]
+    assert events[1].detail == '{"choice": "4h"}' and events[0].at.tzinfo == dt.UTC
+    assert store.clicked_incident("a", "C2", ts, NOW) == (row, []), "no clicks on that message yet"
+    assert store.clicked_incident("nobody", "C1", ts, NOW) == (None, [])
+    assert store.clicked_incident("a", "C1", "not-a-ts", NOW) == (None, [])
+
+
+def test_a_runs_read_of_incident_events_keeps_one_row_per_click(bigquery_emulator: bq_emulator.Emulator) -> None:
+    store = store_in(bigquery_emulator, new_dataset(bigquery_emulator))
+    store.append_events([click("e1", "a", "1.1", Action.ACKNOWLEDGE, 30), click("e2", "b", "2.2", Action.MUTE, 20)])
+    store.append_events([click("e1", "a", "1.1", Action.ACKNOWLEDGE, 30), click("e3", "c", "3.3", Action.MUTE, 10)])
+    events = store.incident_events(["a", "b"], NOW)
+    assert [(e.event_id, e.check_name, e.action) for e in events] == [
+        ("e1", "a", Action.ACKNOWLEDGE),
+        ("e2", "b", Action.MUTE),
+    ]
+    assert store.incident_events(["a", "b"], NOW - dt.timedelta(minutes=25)) == events[:1], "as of the run's time"
