@@ -22,6 +22,7 @@ from anomaly_monitor.models import (
     CheckResult,
     CheckType,
     HistoryRecord,
+    IncidentEvent,
     InvalidCheck,
     NoticeEvent,
     RunReport,
@@ -192,15 +193,21 @@ def plan(
 
 @dataclass
 class AlertState:
-    """A run's view of the alert state: each check's newest history row, with the delivery journal folded in."""
+    """A run's view of the alert state: each check's newest history row, with the delivery journal folded in, and
+    what people did from Slack."""
 
     latest: dict[str, HistoryRecord]
     states: dict[str, Lifecycle]
     ledger: delivery.Ledger
     rows_read: int
+    events: dict[str, list[IncidentEvent]] = field(default_factory=dict)
 
     def based_on(self, name: str) -> str:
         return self.latest[name].run_id if name in self.latest else NO_ROW
+
+    def marks(self, name: str) -> incidents.Marks:
+        state = self.states.get(name, Lifecycle())
+        return incidents.marks(self.events.get(name, []), state.ref)
 
 
 def read_alert_state(
@@ -221,7 +228,11 @@ def read_alert_state(
         for event in ledger.fold.get(name, []):
             state = incidents.fold(state, event, committed.get(name, NO_ROW))
         states[name] = state
-    return AlertState(latest, states, ledger, len(latest) + len(pending))
+    events: dict[str, list[IncidentEvent]] = {}
+    for event in backends.state.incident_events(sorted({*names, *latest}), now):
+        events.setdefault(event.check_name, []).append(event)
+    rows_read = len(latest) + len(pending) + sum(map(len, events.values()))
+    return AlertState(latest, states, ledger, rows_read, events)
 
 
 @dataclass
@@ -249,7 +260,8 @@ def announce(
     notices = [delivery.notice_from(r, checks, r.check_name in ledger.repeat_warning) for r in ledger.owed]
     for check, result in items:
         state = alert.states.get(check.name, Lifecycle())
-        steps[check.name] = incidents.step(check, state, result, now, run_id, alert.based_on(check.name))
+        based_on = alert.based_on(check.name)
+        steps[check.name] = incidents.step(check, state, result, now, run_id, based_on, alert.marks(check.name))
         notices += [
             replace(n, members=members.get(check.name, ()), unconfirmed_before=check.name in ledger.repeat_warning)
             for n in steps[check.name].notices
