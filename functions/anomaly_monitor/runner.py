@@ -25,6 +25,7 @@ from anomaly_monitor.models import (
     IncidentEvent,
     InvalidCheck,
     NoticeEvent,
+    OpenIncident,
     RunReport,
     Severity,
     Status,
@@ -240,6 +241,7 @@ class Announced:
     rows: list[HistoryRecord]
     notified: set[str]  # checks whose news reached Slack in this run (directly or through their group)
     failures: int  # notices not delivered (retried or looked for on a later run)
+    open_since: dict[str, dt.datetime]  # checks with an incident open after the run (their own, or their group's)
 
 
 def announce(
@@ -274,6 +276,7 @@ def announce(
     notified |= {name for name, group in covered.items() if group in notified}
 
     rows = []
+    open_since: dict[str, dt.datetime] = {}
     for check, result in items:
         state = steps[check.name].state
         for notice in delivered:
@@ -281,14 +284,18 @@ def announce(
                 event = delivery.journal(notice, NoticeEvent.DELIVERED, run_id, "", outcomes[notice.id])
                 state = incidents.fold(state, event, based_on="")
         rows.append(record(run_id, now, result, state, check.name in notified))
+        if state.open and state.since:
+            open_since[check.name] = state.since
     for result in results:
         if result.name in covered:  # its state is carried; its cause says which group told Slack
             state = replace(alert.states.get(result.name, Lifecycle()), cause=result.cause)
             rows.append(record(run_id, now, result, state, result.name in notified))
+            if covered[result.name] in open_since:
+                open_since[result.name] = open_since[covered[result.name]]
         elif result.check is None and result.status is Status.INVALID:
             rows.append(record(run_id, now, result, Lifecycle(), False))
     failures = len(wait) + sum(not o.delivered for o in outcomes.values())
-    return Announced(rows, notified, failures)
+    return Announced(rows, notified, failures, open_since)
 
 
 def report_registry_failure(backends: Backends, error: RegistryError, run_id: str, now: dt.datetime) -> None:
@@ -324,6 +331,7 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
         registry = parse_registry(backends.source.read_rows())
     except RegistryError as exc:
         if not options.dry_run:
+            backends.source.publish_problem(str(exc), now)  # where the sheet's readers look
             report_registry_failure(backends, exc, run_id, now)
         raise
     checks, invalid = select(registry, options)
@@ -364,7 +372,14 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
         announced = announce(backends, alert, recorded, {c.name: c for c in checks}, run_id, now)
         backends.state.append(announced.rows)
         failures = announced.failures
-        results = [replace(r, notified=r.name in announced.notified) for r in results]
+        results = [
+            replace(
+                r,
+                notified=r.name in announced.notified,
+                incident=OpenIncident(since) if (since := announced.open_since.get(r.name)) else None,
+            )
+            for r in results
+        ]
     finished_at = now + dt.timedelta(seconds=time.monotonic() - clock)
     report = RunReport(run_id, now, finished_at, results, failures)
     if not options.dry_run:
