@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
+import hmac
+import json
+import sqlite3
+import time
 import uuid
+from urllib.parse import urlencode
 
 import pytest
 
 from anomaly_monitor import gcp
 from anomaly_monitor.models import Action, HistoryRecord, IncidentEvent, NoticeEvent, NoticeRecord, Status
 from anomaly_monitor.notifiers.console import ConsoleNotifier
+from anomaly_monitor.notifiers.interactivity import Endpoint, Responder
+from anomaly_monitor.notifiers.slack import SlackNotifier, web_client
 from anomaly_monitor.runner import Backends, RunOptions, run
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.sources.csv_source import CsvSource
@@ -18,7 +26,9 @@ from anomaly_monitor.state import open_state
 from anomaly_monitor.state.bigquery import BigQueryStateStore
 from anomaly_monitor.state.schema import CHECK_RESULTS_SCHEMA, INCIDENT_EVENTS_SCHEMA, NOTICES_SCHEMA
 from anomaly_monitor.warehouses.bigquery import BigQueryWarehouse
+from anomaly_monitor.warehouses.sqlite import SqliteWarehouse
 from tests import bq_emulator
+from tests.slack_server import TOKEN, serving
 
 bigquery_emulator = bq_emulator.bigquery_emulator
 NOW = dt.datetime.now(dt.UTC)
@@ -263,3 +273,63 @@ def test_a_runs_read_of_incident_events_keeps_one_row_per_click(bigquery_emulato
         ("e2", "b", Action.MUTE),
     ]
     assert store.incident_events(["a", "b"], NOW - dt.timedelta(minutes=25)) == events[:1], "as of the run's time"
+
+
+def test_a_click_on_bigquery_is_one_query_and_one_row_and_the_next_run_honours_it(
+    bigquery_emulator: bq_emulator.Emulator, tmp_path
+) -> None:
+    """The buttons on the cloud's state store: slack_actions' endpoint and the runs, with the local Slack."""
+    warehouse = tmp_path / "warehouse.db"
+    with sqlite3.connect(warehouse) as conn:
+        conn.execute("CREATE TABLE metric (value REAL)")
+        conn.execute("INSERT INTO metric VALUES (100)")
+    checks = tmp_path / "checks.csv"
+    checks.write_text("name,type,sql,max,renotify_hours\ntoo_high,threshold,SELECT value FROM metric,50,1\n")
+    dataset = new_dataset(bigquery_emulator)
+    client = gcp.bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
+    with serving() as slack:
+
+        def run_at(minutes: float) -> None:
+            backends = Backends(
+                source=CsvSource(checks),
+                warehouse=SqliteWarehouse(warehouse),
+                state=store_in(bigquery_emulator, dataset),
+                notifier=SlackNotifier(web_client(TOKEN, slack.base_url), "#alerts", pace_s=0),
+                settings=Settings(bigquery_api_endpoint=bigquery_emulator.endpoint),
+            )
+            run(backends, RunOptions(force=True, now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=minutes)))
+
+        run_at(-1)
+        [message] = slack.top_level()
+        block = next(b for b in message["blocks"] if b["type"] == "actions")
+        payload = {
+            "type": "block_actions",
+            "user": {"id": "U0ANA", "username": "ana"},
+            "container": {"type": "message", "channel_id": message["channel"], "message_ts": message["ts"]},
+            "message": {"ts": message["ts"], "text": message["text"], "blocks": message["blocks"]},
+            "actions": [
+                {
+                    "action_id": "acknowledge",
+                    "block_id": block["block_id"],
+                    "value": "acknowledge",
+                    "type": "button",
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
+        }
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        stamp = str(int(time.time()))
+        signature = "v0=" + hmac.new(b"s3cr3t-signing", f"v0:{stamp}:".encode() + body, hashlib.sha256).hexdigest()
+        store = store_in(bigquery_emulator, dataset)
+        endpoint = Endpoint("s3cr3t-signing", store, lambda: Responder(TOKEN, slack.base_url))
+        jobs_before = len(list(client.list_jobs()))
+
+        answer = endpoint.handle(body, {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature})
+
+        assert (answer.status, answer.body["outcome"]) == (200, "recorded")
+        assert len(list(client.list_jobs())) - jobs_before == 1, "one query job: the lookup (the row is streamed)"
+        [row] = client.query(f"SELECT check_name, action, user_name FROM `{store.events_id}`").result()
+        assert tuple(row.values()) == ("too_high", "acknowledge", "ana")
+        replies = len(slack.replies(message["ts"]))
+        run_at(120)  # past renotify_hours: acknowledged, so no reminder
+        assert len(slack.replies(message["ts"])) == replies
