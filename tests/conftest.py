@@ -52,3 +52,17 @@ def build_demo_warehouse(folder: Path, now: dt.datetime) -> Path:
 @pytest.fixture
 def registry(tmp_path: Path) -> Callable[[Sequence[dict[str, str]]], Path]:
     return lambda rows: write_registry(tmp_path / "checks.csv", rows)
+
+
+MEASURED: list[str] = []  # figures tests measure without asserting on them (timing is not for assertions here)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in MEASURED:
+        terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def measured() -> list[str]:
+    """Lines printed at the end of the session: figures to report, e.g. answer times."""
+    return MEASURED
