@@ -116,7 +116,8 @@ def slack_actions(request: flask.Request) -> flask.typing.ResponseReturnValue:
 
     try:
         answer = clicks().handle(body, request.headers)
-    except MonitorError as exc:  # no signing secret, or the state store unreachable: nothing was recorded
+    except Exception as exc:  # no signing secret, the state store unreachable, or a bug: nothing was recorded
         log.error("a Slack action could not be handled: %s", exc, exc_info=True, extra={"event": "slack_action_failed"})
-        return error(500, redact(str(exc)))
+        reason = str(exc) if isinstance(exc, MonitorError) else f"unexpected {type(exc).__name__}"
+        return error(500, redact(reason))
     return flask.jsonify(answer.body), answer.status

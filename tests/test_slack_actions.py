@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -48,24 +49,24 @@ def monitor(tmp_path_factory, slack: SlackServer) -> Monitor:
     return Monitor(tmp_path_factory.mktemp("deployment"), slack)
 
 
-@pytest.fixture(scope="module")
-def function(monitor: Monitor, slack: SlackServer, measured: list[str]) -> Iterator[str]:
-    """slack_actions served by functions-framework, on the deployment's state and the local Slack."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "K_SERVICE"))}
-    env |= {
+@contextmanager
+def serving_function(monitor: Monitor, slack: SlackServer, **env: str) -> Iterator[str]:
+    """slack_actions served by functions-framework on a free port, on the deployment's state and the local Slack."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "K_SERVICE"))}
+    environment |= {
         "PYTHONPATH": str(ROOT / "functions"),
         "STATE_URL": f"sqlite:///{monitor.state}",
         "SLACK_BOT_TOKEN": TOKEN,
         "SLACK_API_URL": slack.base_url,
-        "SLACK_SIGNING_SECRET": SECRET,
         "LOG_FORMAT": "json",
+        **env,
     }
     port = free_port()
-    log_path = monitor.root / "function.log"
+    log_path = monitor.root / f"function-{port}.log"
     with log_path.open("w") as log:
         command = [str(FRAMEWORK), "--target", "slack_actions", "--source", str(ROOT / "functions" / "main.py")]
         process = subprocess.Popen(
-            [*command, "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=log
+            [*command, "--host", "127.0.0.1", "--port", str(port)], env=environment, stdout=log, stderr=log
         )
         url = f"http://127.0.0.1:{port}/"
         deadline = time.monotonic() + 30
@@ -74,9 +75,17 @@ def function(monitor: Monitor, slack: SlackServer, measured: list[str]) -> Itera
                 process.kill()
                 pytest.fail(f"functions-framework did not start:\n{log_path.read_text()}")
             time.sleep(0.2)
+        try:
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def function(monitor: Monitor, slack: SlackServer, measured: list[str]) -> Iterator[str]:
+    with serving_function(monitor, slack, SLACK_SIGNING_SECRET=SECRET) as url:
         yield url
-        process.terminate()
-        process.wait(timeout=10)
     for what, times in (
         ("recorded clicks (lookup, append, chat.update, thread reply)", ANSWER_TIMES.get("recorded", [])),
         ("signed requests of any outcome", [t for ts in ANSWER_TIMES.values() for t in ts]),
@@ -354,6 +363,13 @@ def test_a_click_delivered_twice_is_recorded_once(function, monitor, slack) -> N
     assert len(saying(slack.replies(message["ts"]), "acknowledged this incident")) == 1
     assert slack.state.messages[(message["channel"], message["ts"])]["updates"] == 1
 
+    shown = slack.state.messages[(message["channel"], message["ts"])]
+    status, answer = click(function, form(payload(slack, shown, "acknowledge")))  # she clicks it again, later
+    assert (status, answer["outcome"]) == (200, "recorded")
+    assert len(events(monitor)) == before + 2, "another click is another row"
+    assert len(saying(slack.replies(message["ts"]), "acknowledged this incident")) == 1, "but nothing new to say"
+    assert slack.state.messages[(message["channel"], message["ts"])]["updates"] == 1
+
 
 def test_two_people_acknowledging_are_both_shown(function, monitor, slack) -> None:
     monitor.register({"name": "both", "sql": LATE_SQL})
@@ -512,4 +528,14 @@ def test_other_methods_are_405_and_a_huge_body_is_413(function, monitor, slack) 
     assert status == 405 and "POST" in answer["error"]
     status, answer = send(function, b"x" * 1_000_001, {"Content-Type": "application/x-www-form-urlencoded"})
     assert status == 413
+    check()
+
+
+def test_without_its_signing_secret_the_function_refuses_every_click_with_500(monitor, slack, incident) -> None:
+    check = unchanged(monitor, slack)
+    with serving_function(monitor, slack) as url:
+        body = form(payload(slack, incident, "acknowledge"))
+        status, answer = send(url, body, signed(body))
+    assert status == 500
+    assert "set SLACK_SIGNING_SECRET or SLACK_SIGNING_SECRET_SECRET" in answer["error"]
     check()

@@ -30,7 +30,13 @@ from anomaly_monitor.errors import ConfigError, MonitorError
 from anomaly_monitor.incidents import marks
 from anomaly_monitor.models import Action
 from anomaly_monitor.notifiers import MessageRef
-from anomaly_monitor.notifiers.blocks import ACTIONS_BLOCK_PREFIX, BLOCK_ID_CHARS, click_reply, clicked_message
+from anomaly_monitor.notifiers.blocks import (
+    ACTIONS_BLOCK_PREFIX,
+    BLOCK_ID_CHARS,
+    click_reply,
+    clicked_message,
+    status_line,
+)
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.state import StateStore, open_state
 
@@ -188,16 +194,17 @@ class Responder:
         from anomaly_monitor.notifiers.slack import SLACK_API_URL
 
         click = interaction.click
+        ref = MessageRef(click.channel, click.message_ts)
+        before, after = marks(taken.events[:-1], ref), marks(taken.events, ref)
+        if taken.event is None or status_line(before) == status_line(after):
+            return  # e.g. the same person acknowledging again: nothing new to show
         base_url = (self.api_url or SLACK_API_URL).rstrip("/") + "/"
         # no retries: Slack waits 3 seconds for the whole answer, and the thread note is not idempotent
         client = WebClient(token=self.token, base_url=base_url, timeout=SLACK_TIMEOUT_S, retry_handlers=[])
         if interaction.blocks is not None:
-            current = marks(taken.events, MessageRef(click.channel, click.message_ts))
-            blocks = clicked_message(interaction.blocks, current)
+            blocks = clicked_message(interaction.blocks, after)
             client.chat_update(channel=click.channel, ts=click.message_ts, text=interaction.text, blocks=blocks)
-        if taken.event is not None:
-            text = click_reply(taken.event)
-            client.chat_postMessage(channel=click.channel, thread_ts=click.message_ts, text=text)
+        client.chat_postMessage(channel=click.channel, thread_ts=click.message_ts, text=click_reply(taken.event))
 
     def tell(self, response_url: str | None, text: str) -> None:
         """An ephemeral answer only the person who clicked sees, through the click's own response_url."""
