@@ -84,8 +84,17 @@ def serving_function(monitor: Monitor, slack: SlackServer, **env: str) -> Iterat
 
 @pytest.fixture(scope="module")
 def function(monitor: Monitor, slack: SlackServer, measured: list[str]) -> Iterator[str]:
-    with serving_function(monitor, slack, SLACK_SIGNING_SECRET=SECRET) as url:
+    # a registry and a warehouse that cannot be opened: a click never reads the one nor runs a check on the other
+    nowhere = monitor.root / "nowhere"
+    with serving_function(
+        monitor,
+        slack,
+        SLACK_SIGNING_SECRET=SECRET,
+        CHECKS_SOURCE=str(nowhere / "checks.csv"),
+        WAREHOUSE_URL=f"sqlite:///{nowhere / 'warehouse.db'}",
+    ) as url:
         yield url
+    assert not nowhere.exists()
     for what, times in (
         ("recorded clicks (lookup, append, chat.update, thread reply)", ANSWER_TIMES.get("recorded", [])),
         ("signed requests of any outcome", [t for ts in ANSWER_TIMES.values() for t in ts]),
