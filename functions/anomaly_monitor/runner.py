@@ -24,7 +24,6 @@ from anomaly_monitor.models import (
     HistoryRecord,
     IncidentEvent,
     InvalidCheck,
-    NoticeEvent,
     OpenIncident,
     RunReport,
     Severity,
@@ -301,8 +300,7 @@ def announce(
         state = steps[check.name].state
         for notice in delivered:
             if notice.check.name == check.name:
-                event = delivery.journal(notice, NoticeEvent.DELIVERED, run_id, "", outcomes[notice.id])
-                state = incidents.fold(state, event, based_on="")
+                state = delivery.confirmed(state, notice, outcomes[notice.id], run_id)
         rows.append(record(run_id, now, result, state, check.name in notified))
         shown = open_incident(state, incidents.marks(alert.events.get(check.name, []), state.ref), now)
         if shown is not None:

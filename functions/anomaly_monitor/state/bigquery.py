@@ -125,28 +125,59 @@ def message_time(ts: str) -> dt.datetime | None:
 
 
 class BigQueryStateStore:
-    def __init__(self, project: str, dataset: str, api_endpoint: str | None = None) -> None:
+    def __init__(self, project: str, dataset: str, api_endpoint: str | None = None, *, read_only: bool = False) -> None:
         self.project = project
         self.dataset = dataset
         self.api_endpoint = api_endpoint
+        self.read_only = read_only  # reads only, and creates nothing: the tables it lacks read as empty
         self.table_id = f"{project}.{dataset}.check_results"
         self.notices_id = f"{project}.{dataset}.notices"
         self.events_id = f"{project}.{dataset}.incident_events"
         self._tables_ready = False
+        self._absent: set[str] = set()  # read only: the tables that do not exist
         self.bytes_processed = 0  # by this store's queries, for the run's summary line
 
     @classmethod
-    def from_url(cls, url: str, settings: Settings) -> BigQueryStateStore:
+    def from_url(cls, url: str, settings: Settings, *, read_only: bool = False) -> BigQueryStateStore:
         project, dataset = bigquery_dataset(url)
-        return cls(project, dataset, settings.bigquery_api_endpoint)
+        return cls(project, dataset, settings.bigquery_api_endpoint, read_only=read_only)
 
     def _client(self) -> bigquery.Client:
         client = gcp.bigquery_client(self.project, self.api_endpoint)
         if not self._tables_ready:
-            for table in TABLES:
-                self._ensure_table(client, table)
+            if self.read_only:
+                self._absent = self._absent_tables(client)
+            else:
+                for table in TABLES:
+                    self._ensure_table(client, table)
             self._tables_ready = True
         return client
+
+    def _has(self, table_id: str) -> bool:
+        self._client()
+        return table_id not in self._absent
+
+    def _absent_tables(self, client: bigquery.Client) -> set[str]:
+        """Read only: which tables do not exist yet (they read as empty); the dataset itself must."""
+        from google.api_core.exceptions import NotFound
+        from google.cloud import bigquery
+
+        retry = bigquery.DEFAULT_RETRY.with_deadline(REQUEST_DEADLINE_S)
+        absent = set()
+        try:
+            for name in TABLES:
+                table_id = f"{self.project}.{self.dataset}.{name}"
+                try:
+                    client.get_table(table_id, retry=retry)
+                except NotFound:
+                    absent.add(table_id)
+            if absent:
+                client.get_dataset(f"{self.project}.{self.dataset}", retry=retry)
+        except NotFound:
+            raise StateError(f"dataset {self.project}.{self.dataset} does not exist: fix the state URL") from None
+        except Exception as exc:
+            raise StateError(f"state dataset {self.project}.{self.dataset} cannot be read: {exc}") from exc
+        return absent
 
     def _ensure_table(self, client: bigquery.Client, name: str) -> None:
         """Terraform creates the tables; this covers local use, a deleted table, and a table from an older version
@@ -198,6 +229,8 @@ class BigQueryStateStore:
         per run the cost is negligible. The insertId lets BigQuery drop a retried duplicate."""
         if not rows:
             return
+        if self.read_only:
+            raise StateError(f"state store {self.project}.{self.dataset} is opened read-only: {table_id} not written")
         from google.cloud import bigquery
 
         try:
@@ -246,6 +279,8 @@ class BigQueryStateStore:
         from google.cloud import bigquery
 
         found: dict[str, HistoryRecord] = {}
+        if not self._has(self.table_id):
+            return found
         missing = sorted(set(check_names))
         for n, days in enumerate(LATEST_WINDOWS_DAYS):
             if n and not missing:
@@ -272,6 +307,8 @@ class BigQueryStateStore:
         from google.cloud import bigquery
 
         out: dict[str, list[tuple[dt.datetime, float]]] = {}
+        if not self._has(self.table_id):
+            return out
         short = sorted(set(check_names))
         for days in POINTS_WINDOWS_DAYS:
             if not short:
@@ -299,7 +336,7 @@ class BigQueryStateStore:
         from google.cloud import bigquery
 
         names = sorted(set(check_names))
-        if not names:
+        if not names or not self._has(self.notices_id):
             return []
         since = dt.datetime.now(dt.UTC) - dt.timedelta(days=NOTICES_DAYS)  # recorded_at is the wall clock
         rows = self._query(
@@ -321,7 +358,7 @@ class BigQueryStateStore:
         from google.cloud import bigquery
 
         names = sorted(set(check_names))
-        if not names:
+        if not names or not self._has(self.events_id):
             return []
         rows = self._query(
             EVENTS_SQL.format(table=self.events_id),
@@ -342,7 +379,7 @@ class BigQueryStateStore:
         from google.cloud import bigquery
 
         posted = message_time(ts)
-        if posted is None:
+        if posted is None or not (self._has(self.table_id) and self._has(self.events_id)):
             return None, []
         rows = self._query(
             CLICKED_SQL.format(table=self.table_id, events=self.events_id),
