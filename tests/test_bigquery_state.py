@@ -179,8 +179,11 @@ def test_a_read_only_store_reads_what_is_there_and_creates_nothing(bigquery_emul
     reader = open_state(f"bigquery://{bigquery_emulator.project}/{empty}", settings, read_only=True)
     assert reader.points(["m"], NOW) == {} and reader.latest(["m"], NOW) == {}
     assert reader.pending_notices(["m"], NOW, {}) == []
+    assert reader.incident_events(["m"], NOW) == [] and reader.clicked_incident("m", "C1", "1.5", NOW) == (None, [])
     with pytest.raises(StateError, match="opened read-only"):
         reader.append([record("m", 1, Status.OK, value=1.0)])
+    with pytest.raises(StateError, match="opened read-only"):
+        reader.append_events([click("e1", "m", "1.5", Action.MUTE, 1)])
     assert list(client.list_tables(empty)) == []
 
     dataset = new_dataset(bigquery_emulator)

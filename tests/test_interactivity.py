@@ -294,3 +294,30 @@ def test_a_signed_payload_is_200_or_400_and_only_a_click_on_the_open_incident_is
     assert answer.status in (200, 400)
     recorded = answer.status == 200 and answer.body["outcome"] == "recorded"
     assert clicks_recorded(path) == (1 if recorded else 0)
+
+
+# ---------------------------------------------------------------- the SQLite store's clicks
+
+
+def test_sqlite_keeps_each_click_once_reads_them_as_of_a_time_and_read_only_creates_nothing(tmp_path: Path) -> None:
+    from anomaly_monitor.errors import StateError
+
+    path = tmp_path / "state.db"
+    assert SqliteStateStore(path, read_only=True).incident_events(["late"], dt.datetime.now(dt.UTC)) == []
+    assert not path.exists()
+    store = SqliteStateStore(path)
+    open_incident(path)
+    first, second = ev(Action.ACKNOWLEDGE, "U0ANA"), ev(Action.MUTE, "U0BOB")
+    store.append_events([first, first])
+    store.append_events([first, second])  # the first again, delivered a second time
+    later = second.at + dt.timedelta(seconds=1)
+    assert store.incident_events(["late", "other"], later) == [first, second]
+    assert store.incident_events(["late"], first.at - dt.timedelta(seconds=1)) == [], "as of the run's time"
+    at = dt.datetime.fromtimestamp(NOW, dt.UTC)  # after the incident's row and the clicks
+    row, events = store.clicked_incident("late", "C0ALERTS", TS, at)
+    assert row is not None and row.slack_ts == TS and events == [first, second]
+    assert store.clicked_incident("late", "C0OTHER", TS, at) == (row, [])
+    reader = SqliteStateStore(path, read_only=True)
+    assert reader.incident_events(["late"], later) == [first, second]
+    with pytest.raises(StateError, match="read-only"):
+        reader.append_events([ev(Action.SNOOZE, "U0CY")])
