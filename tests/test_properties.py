@@ -272,9 +272,13 @@ def options() -> st.SearchStrategy[list[str]]:
         st.tuples(st.sampled_from(["--check", "--tag"]), st.one_of(text, st.sampled_from(["fine", "dup"]))),
         st.tuples(st.just("--checks"), st.one_of(text, st.just("checks.csv"))),
         st.tuples(st.sampled_from(["--warehouse", "--state"]), urls),
+        st.tuples(st.sampled_from(["--from", "--to"]), st.one_of(text, MOMENTS.map(dt.datetime.isoformat))),
+        st.tuples(st.just("--days"), st.one_of(text, NUMBERS)),
+        st.tuples(st.just("--every"), CRONS),
+        st.tuples(st.just("--sensitivity"), st.one_of(text, NUMBERS, st.just("2,3,4"))),
         st.one_of(st.sampled_from(["--force", "--dry-run", "--json", "--help", "-x", "--"]), text).map(lambda t: (t,)),
     )
-    command = st.sampled_from(["run", "validate", "", "bogus", "--help"])
+    command = st.sampled_from(["run", "validate", "backtest", "sheet", "", "bogus", "--help"])
     return st.tuples(command, st.lists(option, max_size=6)).map(lambda c: [c[0], *(t for o in c[1] for t in o)])
 
 
