@@ -7,7 +7,7 @@ import datetime as dt
 from anomaly_monitor.errors import DeliveryError
 from anomaly_monitor.incidents import deliver
 from anomaly_monitor.models import Check, CheckResult, HistoryRecord, Status
-from anomaly_monitor.notifiers import MessageRef, Notice, NoticeKind
+from anomaly_monitor.notices import MessageRef, Notice, NoticeKind
 from anomaly_monitor.runner import record
 
 T0 = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from anomaly_monitor.errors import DeliveryError
 from anomaly_monitor.models import Check, CheckResult, HistoryRecord, Status
-from anomaly_monitor.notifiers import MessageRef, Notice, NoticeKind, Notifier
+from anomaly_monitor.notices import MessageRef, Notice, NoticeKind
+from anomaly_monitor.notifiers import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -64,23 +65,41 @@ def notice_for(check: Check, result: CheckResult, incident: Incident, now: dt.da
     if result.status in FAILING:
         runs = len(failing) + 1
         since = failing[0].checked_at if failing else now
-        problem = result.message
+
+        def failing_notice(kind: NoticeKind, ref: MessageRef | None) -> Notice:
+            return Notice(
+                kind=kind,
+                check=check,
+                result=result,
+                ref=ref,
+                since=since,
+                failing_runs=runs,
+                problem=result.message,
+                at=now,
+            )
+
         if not incident.opened:
-            if runs < check.alert_after:
-                return None
-            return Notice(NoticeKind.OPENED, check, result, None, since, runs, problem, now)
+            return failing_notice(NoticeKind.OPENED, None) if runs >= check.alert_after else None
         announced = [r.status for r in failing if r.notified]
         if announced and announced[-1] is not result.status:
-            return Notice(NoticeKind.CHANGED, check, result, incident.ref, since, runs, problem, now)
+            return failing_notice(NoticeKind.CHANGED, incident.ref)
         last = incident.last_notified_at
         due = last is None or now - last >= dt.timedelta(hours=check.renotify_hours)
         if check.renotify_hours > 0 and due:
-            return Notice(NoticeKind.REMINDER, check, result, incident.ref, since, runs, problem, now)
+            return failing_notice(NoticeKind.REMINDER, incident.ref)
         return None
     if result.status is Status.OK and incident.opened:
         last = failing[-1] if failing else incident.records[-1]
-        since = failing[0].checked_at if failing else last.checked_at
-        return Notice(NoticeKind.RESOLVED, check, result, incident.ref, since, len(failing), last.message, now)
+        return Notice(
+            kind=NoticeKind.RESOLVED,
+            check=check,
+            result=result,
+            ref=incident.ref,
+            since=failing[0].checked_at if failing else last.checked_at,
+            failing_runs=len(failing),
+            problem=last.message,
+            at=now,
+        )
     return None
 
 

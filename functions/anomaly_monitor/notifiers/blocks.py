@@ -1,31 +1,37 @@
-"""Slack Block Kit messages for incident notices: a pure function of the notice, within Slack's limits."""
+"""Slack Block Kit for an alert: a pure function of the alert body, built with slack_sdk's block models and kept
+within the limits they carry."""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from anomaly_monitor.judge import expected_range, fmt
-from anomaly_monitor.models import CheckResult, Severity, Status
-from anomaly_monitor.notifiers import Notice, NoticeKind
-from anomaly_monitor.report import text_table
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
 
-# Slack's documented limits, and the margins we keep under them.
+from anomaly_monitor.alerts import Alert, Lead, Measure, QueryFailure, Rows
+from anomaly_monitor.display import clip, count, text_table
+from anomaly_monitor.notices import NoticeKind
+
+# Slack's documented limits that slack_sdk's models do not carry, and the margins we keep under them.
 MAX_BLOCKS = 50
-SECTION_CHARS = 3000
-HEADER_CHARS = 150
+FIELD_CHARS = 2000  # each text of a section's fields
 FALLBACK_CHARS = 3000  # `text` may hold 40,000, but it is only a notification preview
-TABLE_CHARS = 2800  # the ``` fence, the "more rows" note and escapes must fit beside the table in one section
+TABLE_CHARS = SectionBlock.text_max_length - 200  # the ``` fence, the "more rows" note and escapes fit beside it
 LINE_CHARS = 110  # wider lines wrap in Slack's code blocks and stop reading as a table
 CELL_WIDTHS = (40, 24, 16, 10)
+REASON_CHARS = 500
+WAS_CHARS = 1000
 
-MARKERS = {Severity.CRITICAL: "🔴", Severity.WARNING: "🟠", Severity.INFO: "🔵"}
-ERROR_MARKER = "⚠️"
-RESOLVED_MARKER = "✅"
-
-Block = dict[str, Any]
 Message = dict[str, Any]
 
 
@@ -42,42 +48,12 @@ def code(text: str) -> str:
     return "```" + escape(text.replace("`", "ˋ")) + "```"
 
 
-def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def link(url: str, label: str) -> str:
     """A mrkdwn link; characters that would end it early are percent-encoded."""
     if not re.match(r"https?://", url):
         return escape(url)
     safe = url.replace("&", "&amp;").replace("<", "%3C").replace(">", "%3E").replace("|", "%7C").replace(" ", "%20")
     return f"<{safe}|{label}>"
-
-
-# ---------------------------------------------------------------- pieces
-
-
-def when(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def duration(start: dt.datetime, end: dt.datetime) -> str:
-    minutes = max(0, round((end - start).total_seconds() / 60))
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    if days:
-        return f"{days} d {hours} h" if hours else f"{days} d"
-    if hours:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{minutes} min"
-
-
-def count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
-
-
-def runs(n: int) -> str:
-    return count(n, "run")
 
 
 def owner_mention(owner: str, user_ids: Mapping[str, str]) -> str:
@@ -95,29 +71,23 @@ def owners_text(owners: Sequence[str], user_ids: Mapping[str, str]) -> str:
     return " ".join(owner_mention(o, user_ids) for o in owners)
 
 
+# ---------------------------------------------------------------- blocks
+
+
 def section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_CHARS)}}
+    return SectionBlock(text=MarkdownTextObject(text=clip(text, SectionBlock.text_max_length)))
 
 
 def header(text: str) -> Block:
-    return {"type": "header", "text": {"type": "plain_text", "text": clip(text, HEADER_CHARS), "emoji": True}}
+    return HeaderBlock(text=PlainTextObject(text=clip(text, HeaderBlock.text_max_length), emoji=True))
 
 
 def context(parts: Sequence[str]) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(" · ".join(parts), SECTION_CHARS)}]}
+    return ContextBlock(elements=[MarkdownTextObject(text=clip(" · ".join(parts), SectionBlock.text_max_length))])
 
 
-def marker(notice: Notice) -> str:
-    return ERROR_MARKER if notice.result.status is Status.ERROR else MARKERS[notice.check.severity]
-
-
-def title(notice: Notice) -> str:
-    if notice.result.status is Status.ERROR:
-        return f"{ERROR_MARKER} Check failed to run: {notice.check.name}"
-    return f"{marker(notice)} {notice.check.name}"
-
-
-# ---------------------------------------------------------------- what the data says
+def lead(it: Lead) -> Block:
+    return section(f"{it.marker} *{escape(it.headline)}* {escape(it.detail)}")
 
 
 def line_width(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], width: int) -> int:
@@ -147,142 +117,96 @@ def fit_table(rows: Sequence[Mapping[str, Any]]) -> tuple[str, int, list[str]]:
     return clip(text_table(rows[:1], shown, width), TABLE_CHARS // 5), 1, hidden  # a pathological header
 
 
-def rows_blocks(result: CheckResult) -> list[Block]:
-    if not result.rows:
-        return []
-    table, shown, hidden = fit_table(result.rows)
-    total = max(result.row_count or 0, len(result.rows))
+def rows_block(evidence: Rows) -> Block:
+    table, shown, hidden = fit_table(evidence.rows)
     text = code(table)
     notes = []
-    if total > shown:
-        notes.append(f"and {count(total - shown, 'more row')}")
+    if evidence.total > shown:
+        notes.append(f"and {count(evidence.total - shown, 'more row')}")
     if hidden:
         notes.append(f"{len(hidden)} more columns not shown: {clip(', '.join(hidden), 300)}")
     if notes:
         text += "\n_" + escape("; ".join(notes)) + "_"
-    return [section(text)]
+    return section(text)
 
 
-def value_blocks(result: CheckResult) -> list[Block]:
-    if result.expected is None:
-        return []
+def measure_block(evidence: Measure) -> Block:
     fields = [
-        {"type": "mrkdwn", "text": f"*Value*\n{escape(fmt(result.value))}"},
-        {"type": "mrkdwn", "text": f"*Expected*\n{escape(expected_range(result.expected))}"},
+        MarkdownTextObject(text=clip(f"*Value*\n{escape(evidence.value)}", FIELD_CHARS)),
+        MarkdownTextObject(text=clip(f"*Expected*\n{escape(evidence.expected)}", FIELD_CHARS)),
     ]
-    return [{"type": "section", "fields": fields}]
+    return SectionBlock(fields=fields)
 
 
-def finding_blocks(result: CheckResult) -> list[Block]:
-    """The reason, then the evidence: value and range, or the first rows."""
-    if result.status is Status.ERROR:
-        return [section("The query did not give a result, so the data was not checked:\n" + code(result.message))]
-    return [section("*" + escape(clip(result.message, 500)) + "*"), *value_blocks(result), *rows_blocks(result)]
+def finding_blocks(alert: Alert) -> list[Block]:
+    """The reason, then the evidence: value and range, or the first rows; a query error in a code block."""
+    evidence = alert.evidence
+    if isinstance(evidence, QueryFailure):
+        return [section(f"{escape(alert.reason)}:\n{code(evidence.error)}")]
+    blocks = [section("*" + escape(clip(alert.reason, REASON_CHARS)) + "*")]
+    if isinstance(evidence, Measure):
+        blocks.append(measure_block(evidence))
+    if isinstance(evidence, Rows) and evidence.rows:
+        blocks.append(rows_block(evidence))
+    return blocks
 
 
-def about_blocks(notice: Notice, user_ids: Mapping[str, str]) -> list[Block]:
-    check = notice.check
+def about_blocks(alert: Alert, user_ids: Mapping[str, str]) -> list[Block]:
     lines = []
-    if check.owners:
-        lines.append("*Owners:* " + owners_text(check.owners, user_ids))
-    if check.runbook:
-        lines.append("*Runbook:* " + link(check.runbook, "open the runbook"))
+    if alert.owners:
+        lines.append("*Owners:* " + owners_text(alert.owners, user_ids))
+    lines += [f"*{escape(item.title)}:* " + link(item.url, item.text) for item in alert.links]
     return [section("\n".join(lines))] if lines else []
 
 
-def run_context(notice: Notice) -> Block:
-    at = notice.at or notice.since
-    parts = [f"Run {when(at)}", f"failing since {when(notice.since)} ({runs(notice.failing_runs)})"]
-    if notice.result.type == "rows" and notice.result.row_count is not None and notice.result.status is Status.ALERT:
-        parts.append(count(notice.result.row_count, "row"))
-    parts += [f"{notice.check.type} check", f"severity {notice.check.severity}"]
-    return context(parts)
+def actions_blocks(alert: Alert) -> list[Block]:
+    if not alert.actions:
+        return []
+    buttons = [
+        ButtonElement(text=clip(a.label, ButtonElement.text_max_length), action_id=a.action_id, value=a.value or None)
+        for a in alert.actions
+    ]
+    return [ActionsBlock(elements=buttons[: ActionsBlock.elements_max_length])]
 
 
-def fallback(*parts: str) -> str:
-    return clip(escape(" ".join(" ".join(p.split()) for p in parts if p)), FALLBACK_CHARS)
+def fallback(text: str) -> str:
+    return clip(escape(" ".join(text.split())), FALLBACK_CHARS)
 
 
 def message(text: str, blocks: list[Block]) -> Message:
-    return {"text": text, "blocks": blocks[:MAX_BLOCKS]}
+    return {"text": fallback(text), "blocks": [block.to_dict() for block in blocks[:MAX_BLOCKS]]}
 
 
 # ---------------------------------------------------------------- the messages
 
 
-def render(notice: Notice, user_ids: Mapping[str, str] | None = None) -> Message:
-    """The message a notice posts: a new top-level message when OPENED, else a reply in the incident's thread.
+def render(alert: Alert, user_ids: Mapping[str, str] | None = None) -> Message:
+    """The message an alert posts: a new top-level message when OPENED, else a reply in the incident's thread.
 
     `user_ids` maps owner e-mails Slack resolved to their user ids; other e-mails are shown as text."""
     user_ids = user_ids or {}
-    renderers = {
-        NoticeKind.OPENED: render_opened,
-        NoticeKind.REMINDER: render_reminder,
-        NoticeKind.CHANGED: render_changed,
-        NoticeKind.RESOLVED: render_resolved_reply,
-    }
-    return renderers[notice.kind](notice, user_ids)
+    if alert.kind is NoticeKind.OPENED or alert.lead is None:
+        blocks = [header(alert.header.text)]
+        if alert.description:
+            blocks.append(section(escape(alert.description)))
+        blocks += [*finding_blocks(alert), *about_blocks(alert, user_ids), context(alert.context)]
+        return message(alert.summary, [*blocks, *actions_blocks(alert)])
+    if alert.kind is NoticeKind.RESOLVED:
+        return message(alert.summary, [lead(alert.lead)])
+    blocks = [lead(alert.lead), *finding_blocks(alert)]
+    if alert.kind is NoticeKind.REMINDER and alert.owners:
+        blocks.append(context(["cc " + owners_text(alert.owners, user_ids)]))
+    elif alert.context:
+        blocks.append(context(alert.context))
+    return message(alert.summary, blocks)
 
 
-def render_opened(notice: Notice, user_ids: Mapping[str, str]) -> Message:
-    check, result = notice.check, notice.result
-    blocks = [header(title(notice))]
-    if check.description:
-        blocks.append(section(escape(check.description)))
-    blocks += finding_blocks(result)
-    blocks += about_blocks(notice, user_ids)
-    blocks.append(run_context(notice))
-    what = "check failed to run" if result.status is Status.ERROR else str(check.severity)
-    return message(fallback(f"{marker(notice)} {check.name} ({what}):", result.message), blocks)
-
-
-def render_reminder(notice: Notice, user_ids: Mapping[str, str]) -> Message:
-    at = notice.at or notice.since
-    lead = (
-        f"⏰ *Still failing* since {when(notice.since)}: {runs(notice.failing_runs)}, "
-        f"{duration(notice.since, at)} so far."
-    )
-    blocks = [section(lead), *finding_blocks(notice.result)]
-    if notice.check.owners:
-        blocks.append(context(["cc " + owners_text(notice.check.owners, user_ids)]))
-    text = f"{notice.check.name} still failing since {when(notice.since)} ({runs(notice.failing_runs)}):"
-    return message(fallback(text, notice.result.message), blocks)
-
-
-def render_changed(notice: Notice, user_ids: Mapping[str, str]) -> Message:
-    if notice.result.status is Status.ERROR:
-        lead = f"{ERROR_MARKER} *Now failing to run* (until now it was a data alert)."
-        text = f"{notice.check.name} now fails to run:"
-    else:
-        lead = f"{marker(notice)} *Runs again, and the data still fails the check* (it was a query error)."
-        text = f"{notice.check.name} runs again and still alerts:"
-    blocks = [section(lead), *finding_blocks(notice.result), run_context(notice)]
-    return message(fallback(text, notice.result.message), blocks)
-
-
-def render_resolved_reply(notice: Notice, user_ids: Mapping[str, str]) -> Message:
-    at = notice.at or notice.since
-    lead = (
-        f"{RESOLVED_MARKER} *Resolved* after {runs(notice.failing_runs)} "
-        f"({duration(notice.since, at)}): {escape(clip(notice.result.message, 500))}"
-    )
-    text = f"{notice.check.name} resolved after {runs(notice.failing_runs)} ({duration(notice.since, at)})"
-    return message(fallback(text), [section(lead)])
-
-
-def render_resolved(notice: Notice, user_ids: Mapping[str, str] | None = None) -> Message:
+def render_resolved(alert: Alert, user_ids: Mapping[str, str] | None = None) -> Message:
     """The incident's original message, rewritten (chat.update) so the channel shows it is over."""
-    check = notice.check
-    at = notice.at or notice.since
-    blocks = [header(f"{RESOLVED_MARKER} Resolved: {check.name}")]
-    if check.description:
-        blocks.append(section(escape(check.description)))
-    blocks.append(section("*Was:* " + escape(clip(notice.problem, 1000))))
-    blocks += about_blocks(notice, user_ids or {})
-    parts = [
-        f"Failing since {when(notice.since)}",
-        f"cleared {when(at)}",
-        f"after {runs(notice.failing_runs)} ({duration(notice.since, at)})",
-    ]
-    blocks.append(context(parts))
-    return message(fallback(f"{RESOLVED_MARKER} Resolved: {check.name} (was: {notice.problem})"), blocks)
+    blocks = [header(alert.header.text)]
+    if alert.description:
+        blocks.append(section(escape(alert.description)))
+    blocks.append(section("*Was:* " + escape(clip(alert.reason, WAS_CHARS))))
+    blocks += about_blocks(alert, user_ids or {})
+    blocks.append(context(alert.context))
+    return message(f"{alert.header.text} (was: {alert.reason})", blocks)

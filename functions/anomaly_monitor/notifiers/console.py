@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from anomaly_monitor.notifiers import ChartRenderer, MessageRef, Notice, NoticeKind
+from anomaly_monitor.notices import MessageRef, Notice, NoticeKind
+from anomaly_monitor.notifiers import ChartRenderer
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class ConsoleNotifier:
             if png is None:
                 return
             self.chart_dir.mkdir(parents=True, exist_ok=True)
-            path = self.chart_dir / f"{notice.check.name}-{notice.at or notice.since:%Y%m%dT%H%M%S}.png"
+            path = self.chart_dir / f"{notice.check.name}-{notice.at:%Y%m%dT%H%M%S}.png"
             path.write_bytes(png)
         except Exception as exc:
             log.warning("check %s: chart not saved (%s: %s)", notice.check.name, type(exc).__name__, exc)

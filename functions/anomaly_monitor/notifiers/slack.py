@@ -20,11 +20,13 @@ from slack_sdk.http_retry import (
 )
 from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 
+from anomaly_monitor.alerts import Alert, for_notice
 from anomaly_monitor.charts import chart_for  # imports matplotlib only when a chart is drawn
 from anomaly_monitor.errors import ConfigError, DeliveryError
 from anomaly_monitor.models import Status
-from anomaly_monitor.notifiers import ChartRenderer, MessageRef, Notice, NoticeKind
-from anomaly_monitor.notifiers.blocks import render, render_resolved
+from anomaly_monitor.notices import MessageRef, Notice, NoticeKind
+from anomaly_monitor.notifiers import ChartRenderer
+from anomaly_monitor.notifiers.blocks import Message, render, render_resolved
 from anomaly_monitor.secrets import slack_bot_token
 from anomaly_monitor.settings import Settings
 
@@ -126,11 +128,13 @@ class SlackNotifier:
     def send(self, notice: Notice) -> MessageRef | None:
         channel = self.channel_for(notice)
         try:
+            alert = for_notice(notice)
+            user_ids = self._resolve_owners(notice)
             if notice.kind is NoticeKind.OPENED or notice.ref is None:
-                return self._open(notice, channel)
+                return self._open(notice, alert, user_ids, channel)
             if notice.kind is NoticeKind.RESOLVED:
-                self._mark_resolved(notice, notice.ref)
-            self._reply(notice, notice.ref)
+                self._mark_resolved(notice, render_resolved(alert, user_ids), notice.ref)
+            self._reply(render(alert, user_ids), notice.ref)
             return notice.ref
         except SlackApiError as exc:
             raise DeliveryError(self._explain(notice, channel, exc)) from None
@@ -154,24 +158,22 @@ class SlackNotifier:
             )
         return channel
 
-    def _open(self, notice: Notice, channel: str) -> MessageRef:
+    def _open(self, notice: Notice, alert: Alert, user_ids: dict[str, str], channel: str) -> MessageRef:
         """A new top-level message (also for a notice whose incident has no message to thread under)."""
-        body = render(notice, self._resolve_owners(notice))
+        body = render(alert, user_ids)
         response = self.client.chat_postMessage(channel=channel, unfurl_links=False, unfurl_media=False, **body)
         ref = MessageRef(response["channel"], response["ts"])
         if notice.kind is NoticeKind.OPENED:
             self._post_chart(notice, ref)
         return ref
 
-    def _reply(self, notice: Notice, ref: MessageRef) -> None:
-        body = render(notice, self._resolve_owners(notice))
+    def _reply(self, body: Message, ref: MessageRef) -> None:
         self.client.chat_postMessage(
             channel=ref.channel, thread_ts=ref.ts, unfurl_links=False, unfurl_media=False, **body
         )
 
-    def _mark_resolved(self, notice: Notice, ref: MessageRef) -> None:
+    def _mark_resolved(self, notice: Notice, body: Message, ref: MessageRef) -> None:
         """Before the reply: chat.update is idempotent, so a reply that fails after it is simply retried."""
-        body = render_resolved(notice, self._resolve_owners(notice))
         try:
             self.client.chat_update(channel=ref.channel, ts=ref.ts, **body)
         except SlackApiError as exc:

@@ -1,0 +1,202 @@
+"""The alert body: what a notice says, built once, neutral of any transport.
+
+Block Kit (notifiers/blocks.py) and the terminal (report.py) are two pure renderers of an `Alert`; every word
+and number a person reads is chosen here, with the formatting of `display`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from anomaly_monitor.display import clip, count, duration, moment, number, value_range
+from anomaly_monitor.models import Check, CheckResult, CheckType, Severity, Status
+from anomaly_monitor.notices import Notice, NoticeKind
+
+MARKERS = {Severity.CRITICAL: "🔴", Severity.WARNING: "🟠", Severity.INFO: "🔵"}
+ERROR_MARKER = "⚠️"
+REMINDER_MARKER = "⏰"
+RESOLVED_MARKER = "✅"
+QUOTE_CHARS = 500  # a failing message quoted in a lead line
+
+
+@dataclass(frozen=True)
+class Header:
+    """The alert's title: a marker, then its severity or state in words, then the check."""
+
+    marker: str
+    words: tuple[str, ...]  # ("Critical",), ("Warning", "Query error"), ("Resolved",)
+    check_name: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.marker} {' · '.join(self.words)} · {self.check_name}"
+
+
+@dataclass(frozen=True)
+class Lead:
+    """What a thread reply is about, before its evidence: "⏰ Still failing since …"."""
+
+    marker: str
+    headline: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Measure:
+    """The judged value beside the range it was expected in, both already formatted."""
+
+    value: str
+    expected: str
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The first rows a rows check found, and how many there were in all."""
+
+    rows: list[dict[str, Any]]
+    total: int
+
+
+@dataclass(frozen=True)
+class QueryFailure:
+    """The query did not give a result: the error, shown as it came."""
+
+    error: str
+
+
+Evidence = Measure | Rows | QueryFailure
+
+
+@dataclass(frozen=True)
+class Link:
+    title: str  # what it is: "Runbook"
+    url: str
+    text: str  # what a reader clicks: "open the runbook"
+
+
+@dataclass(frozen=True)
+class Action:
+    """A button a person can press on the alert (Slack actions fill these in)."""
+
+    action_id: str
+    label: str
+    value: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Alert:
+    kind: NoticeKind
+    status: Status  # of this run's result
+    header: Header
+    summary: str  # one plain line: notification previews, screen readers, logs
+    reason: str  # why it alerts (for RESOLVED: what it was)
+    lead: Lead | None = None  # thread replies: what changed in the incident
+    description: str | None = None
+    evidence: Evidence | None = None
+    owners: tuple[str, ...] = ()
+    links: tuple[Link, ...] = ()
+    context: tuple[str, ...] = ()  # small facts: when it ran, since when it fails, what kind of check
+    actions: tuple[Action, ...] = ()
+
+
+def header(check: Check, status: Status) -> Header:
+    severity = str(check.severity).capitalize()
+    if status is Status.ERROR:
+        return Header(ERROR_MARKER, (severity, "Query error"), check.name)
+    return Header(MARKERS[check.severity], (severity,), check.name)
+
+
+def finding(result: CheckResult) -> tuple[str, Evidence | None]:
+    """The reason and the evidence for it: the value and its range, or the first rows, or the query's error."""
+    if result.status is Status.ERROR:
+        return "The query did not give a result, so the data was not checked", QueryFailure(result.message)
+    if result.rows:
+        return result.message, Rows(result.rows, max(result.row_count or 0, len(result.rows)))
+    if result.expected is not None:
+        value = number(result.value) if result.value is not None else "no value"
+        return result.message, Measure(value, value_range(*result.expected))
+    return result.message, None
+
+
+def about(check: Check) -> dict[str, Any]:
+    links = (Link("Runbook", check.runbook, "open the runbook"),) if check.runbook else ()
+    return {"description": check.description, "owners": check.owners, "links": links}
+
+
+def facts(check: Check, result: CheckResult) -> list[str]:
+    parts = []
+    if check.type is CheckType.ROWS and result.row_count is not None and result.status is Status.ALERT:
+        parts.append(count(result.row_count, "row"))
+    return [*parts, f"{check.type} check", f"severity {check.severity}"]
+
+
+def runs(n: int) -> str:
+    return count(n, "run")
+
+
+def for_result(result: CheckResult, check: Check, at: dt.datetime) -> Alert:
+    """A failing result on its own, as a new incident would show it (the terminal's report)."""
+    reason, evidence = finding(result)
+    top = header(check, result.status)
+    return Alert(
+        kind=NoticeKind.OPENED,
+        status=result.status,
+        header=top,
+        summary=f"{top.text}: {result.message}",
+        reason=reason,
+        evidence=evidence,
+        context=(f"Run {moment(at)}", *facts(check, result)),
+        **about(check),
+    )
+
+
+def for_notice(notice: Notice) -> Alert:
+    """The alert a notice carries; each transport renders the parts its kind calls for."""
+    check, result, at, since = notice.check, notice.result, notice.at, notice.since
+    failing = f"{runs(notice.failing_runs)}"
+    run_context = (f"Run {moment(at)}", f"failing since {moment(since)} ({failing})", *facts(check, result))
+    if notice.kind is NoticeKind.OPENED:
+        return dataclasses.replace(for_result(result, check, at), context=run_context)
+    reason, evidence = finding(result)
+    common: dict[str, Any] = {"kind": notice.kind, "status": result.status, **about(check)}
+    if notice.kind is NoticeKind.REMINDER:
+        return Alert(
+            header=header(check, result.status),
+            lead=Lead(
+                REMINDER_MARKER, "Still failing", f"since {moment(since)}: {failing}, {duration(since, at)} so far."
+            ),
+            summary=f"{check.name} still failing since {moment(since)} ({failing}): {result.message}",
+            reason=reason,
+            evidence=evidence,
+            **common,
+        )
+    if notice.kind is NoticeKind.CHANGED:
+        if result.status is Status.ERROR:
+            lead = Lead(ERROR_MARKER, "Now failing to run", "(until now it was a data alert).")
+            summary = f"{check.name} now fails to run: {result.message}"
+        else:
+            lead = Lead(
+                MARKERS[check.severity], "Runs again, and the data still fails the check", "(it was a query error)."
+            )
+            summary = f"{check.name} runs again and still alerts: {result.message}"
+        return Alert(
+            header=header(check, result.status),
+            lead=lead,
+            summary=summary,
+            reason=reason,
+            evidence=evidence,
+            context=run_context,
+            **common,
+        )
+    lasted = f"{runs(notice.failing_runs)} ({duration(since, at)})"
+    return Alert(
+        header=Header(RESOLVED_MARKER, ("Resolved",), check.name),
+        lead=Lead(RESOLVED_MARKER, "Resolved", f"after {lasted}: {clip(result.message, QUOTE_CHARS)}"),
+        summary=f"{check.name} resolved after {lasted}",
+        reason=notice.problem,
+        context=(f"Failing since {moment(since)}", f"cleared {moment(at)}", f"after {lasted}"),
+        **common,
+    )
