@@ -16,6 +16,8 @@ from anomaly_monitor.settings import Settings
 
 log = logging.getLogger("anomaly_monitor")
 EXIT_RUN_FAILED = 3
+# Times a run may pretend it is: the state store and the schedules need a four-digit year with room to add to it.
+EARLIEST, LATEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC), dt.datetime(3000, 1, 1, tzinfo=dt.UTC)
 
 
 class Parser(argparse.ArgumentParser):
@@ -25,11 +27,16 @@ class Parser(argparse.ArgumentParser):
 
 
 def moment(text: str) -> dt.datetime:
+    """An ISO-8601 time from 1970 to 2999 (UTC when it names no offset)."""
     try:
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        value = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        in_range = EARLIEST <= value < LATEST
+    except (ValueError, OverflowError):
         raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r} (e.g. 2026-11-23T09:00:00Z)") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if not in_range:
+        raise argparse.ArgumentTypeError(f"{text!r} is not between 1970 and 2999: is the year mistyped?")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:

@@ -8,11 +8,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from croniter import croniter
-
 from anomaly_monitor.errors import RegistryError
 from anomaly_monitor.models import Check, CheckType, Direction, InvalidCheck, Seasonality, Severity
 from anomaly_monitor.readonly import read_only_error
+from anomaly_monitor.schedule import ScheduleError, check_schedule
 
 REQUIRED_COLUMNS = ("name", "sql")
 FIRST_DATA_ROW = 2  # row 1 is the header, as a spreadsheet numbers them
@@ -104,8 +103,11 @@ def _list(row: Mapping[str, str], column: str, pattern: re.Pattern[str], what: s
 
 def _schedule(row: Mapping[str, str]) -> str | None:
     raw = _text(row, "schedule")
-    if raw is not None and (len(raw.split()) != 5 or not croniter.is_valid(raw)):
-        raise RowError(f'column "schedule" is not a 5-field cron expression (e.g. "*/15 * * * *"): "{raw}"')
+    if raw is not None:
+        try:
+            check_schedule(raw)
+        except ScheduleError as exc:
+            raise RowError(f'column "schedule" {exc}: "{raw}"') from None
     return raw
 
 

@@ -139,10 +139,11 @@ def plan(
     due: list[Check] = []
     skips: dict[str, CheckResult] = {}
     for check in checks:
-        past = history.get(check.name, [])
+        # a run recorded after `now` (an earlier --now in the future) does not silence the check until then
+        last_run = max((r.checked_at for r in history.get(check.name, []) if r.checked_at <= now), default=None)
         if not check.enabled:
             skips[check.name] = skipped(check, "disabled in the registry")
-        elif options.force or is_due(check, past[-1].checked_at if past else None, now):
+        elif options.force or is_due(check, last_run, now):
             due.append(check)
         else:
             when = next_tick(check, now).isoformat(timespec="minutes")
