@@ -8,7 +8,6 @@ from anomaly_monitor.errors import DeliveryError
 from anomaly_monitor.incidents import deliver
 from anomaly_monitor.models import Check, CheckResult, HistoryRecord, Status
 from anomaly_monitor.notices import MessageRef, Notice, NoticeKind
-from anomaly_monitor.runner import record
 
 T0 = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 STEP = dt.timedelta(minutes=15)
@@ -41,7 +40,7 @@ class Timeline:
         result = CheckResult(self.check.name, "rows", status, message or str(status), check=self.check)
         failures = deliver([result], {self.check.name: list(self.history)}, self.notifier, self.now)
         assert failures == 0 or self.notifier.down
-        self.history.append(record("r", self.now, result))
+        self.history.append(HistoryRecord.from_result("r", self.now, result))
         self.now += STEP
         return result
 
@@ -156,6 +155,8 @@ def test_a_second_run_reading_the_same_history_does_not_open_twice():
 def test_invalid_rows_neither_open_nor_resolve():
     t = Timeline()
     t.run(Status.ALERT)
-    t.history.append(record("r", t.now, CheckResult(t.check.name, "rows", Status.INVALID, "bad row")))
+    t.history.append(
+        HistoryRecord.from_result("r", t.now, CheckResult(t.check.name, "rows", Status.INVALID, "bad row"))
+    )
     t.run(Status.ALERT)
     assert t.kinds() == [NoticeKind.OPENED]

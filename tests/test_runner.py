@@ -221,3 +221,19 @@ def test_a_run_that_waited_for_the_lock_judges_with_the_time_it_got_it(setup):
     assert report.started_at >= released
     seen = dt.datetime.fromisoformat(result.rows[0]["at"]).replace(tzinfo=dt.UTC)
     assert seen == report.started_at.replace(microsecond=report.started_at.microsecond // 1000 * 1000)
+
+
+def test_an_invalid_row_reports_the_type_it_declares_or_none(setup):
+    rows = [
+        {"name": "no_bounds", "sql": "SELECT 1 AS value", "type": "threshold"},  # threshold without min or max
+        {"name": "bad_type", "sql": "SELECT 1", "type": "sometimes"},
+        {"name": "no_sql", "sql": "", "type": ""},  # blank type: rows, the default
+    ]
+    doc = execute(setup(rows), RunOptions(now=NOW)).to_json()
+    types = {c["name"]: (c["status"], c["type"]) for c in doc["checks"]}
+    assert types == {
+        "no_bounds": ("invalid", "threshold"),
+        "bad_type": ("invalid", None),
+        "no_sql": ("invalid", "rows"),
+    }
+    assert json.loads(json.dumps(doc))["checks"][1]["type"] is None

@@ -83,6 +83,7 @@ class InvalidCheck:
     name: str
     row_number: int
     message: str
+    type: CheckType | None = None  # its `type` cell, when that much of the row could be read
 
 
 @dataclass
@@ -100,7 +101,7 @@ class CheckResult:
     """The outcome of one check in one run; one history row and one entry of the JSON document."""
 
     name: str
-    type: str
+    type: CheckType | None  # None for an invalid row whose `type` cell is not a type either
     status: Status
     message: str = ""
     value: float | None = None
@@ -120,7 +121,7 @@ class CheckResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "type": self.type,
+            "type": str(self.type) if self.type is not None else None,
             "status": str(self.status),
             "value": self.value,
             "row_count": self.row_count,
@@ -149,6 +150,24 @@ class HistoryRecord:
     notified: bool
     slack_channel: str | None
     slack_ts: str | None
+
+    @classmethod
+    def from_result(cls, run_id: str, at: dt.datetime, result: CheckResult) -> HistoryRecord:
+        """The row a run appends for one check's result."""
+        return cls(
+            run_id=run_id,
+            check_name=result.name,
+            checked_at=at,
+            status=result.status,
+            value=result.value,
+            row_count=result.row_count,
+            message=result.message,
+            duration_ms=result.duration_ms,
+            bytes_processed=result.bytes_processed,
+            notified=result.notified,
+            slack_channel=result.slack_channel,
+            slack_ts=result.slack_ts,
+        )
 
 
 @dataclass

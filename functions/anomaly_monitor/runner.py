@@ -79,7 +79,7 @@ def evaluate(
 ) -> CheckResult:
     """Runs and judges one check; whatever goes wrong becomes this check's `error`, never the run's."""
     started = time.monotonic()
-    result = CheckResult(check.name, str(check.type), Status.ERROR, check=check)
+    result = CheckResult(check.name, check.type, Status.ERROR, check=check)
     try:
         data = warehouse.query(
             check.sql,
@@ -108,28 +108,11 @@ def evaluate(
 
 
 def skipped(check: Check, reason: str) -> CheckResult:
-    return CheckResult(check.name, str(check.type), Status.SKIPPED, reason, check=check)
+    return CheckResult(check.name, check.type, Status.SKIPPED, reason, check=check)
 
 
 def invalid_result(row: InvalidCheck) -> CheckResult:
-    return CheckResult(row.name, "rows", Status.INVALID, row.message)
-
-
-def record(run_id: str, at: dt.datetime, result: CheckResult) -> HistoryRecord:
-    return HistoryRecord(
-        run_id=run_id,
-        check_name=result.name,
-        checked_at=at,
-        status=result.status,
-        value=result.value,
-        row_count=result.row_count,
-        message=result.message,
-        duration_ms=result.duration_ms,
-        bytes_processed=result.bytes_processed,
-        notified=result.notified,
-        slack_channel=result.slack_channel,
-        slack_ts=result.slack_ts,
-    )
+    return CheckResult(row.name, row.type, Status.INVALID, row.message)
 
 
 def plan(
@@ -194,7 +177,9 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
     failures = 0
     if not options.dry_run:
         failures = incidents.deliver(results, history, backends.notifier, now)
-        backends.state.append([record(run_id, now, r) for r in results if r.status is not Status.SKIPPED])
+        backends.state.append(
+            [HistoryRecord.from_result(run_id, now, r) for r in results if r.status is not Status.SKIPPED]
+        )
     finished_at = now + dt.timedelta(seconds=time.monotonic() - clock)
     report = RunReport(run_id, now, finished_at, results, failures)
     if not options.dry_run:
