@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from anomaly_monitor import gcp
+from anomaly_monitor.clients.bigquery import bigquery_client
 from anomaly_monitor.models import HistoryRecord, Status
 from anomaly_monitor.notifiers.console import ConsoleNotifier
 from anomaly_monitor.runner import Backends, RunOptions, run
@@ -25,7 +25,7 @@ bigquery_emulator = bq_emulator.bigquery_emulator
 
 def new_dataset(emulator: bq_emulator.Emulator) -> str:
     dataset = f"state_{uuid.uuid4().hex[:8]}"
-    gcp.bigquery_client(emulator.project, emulator.endpoint).create_dataset(dataset)
+    bigquery_client(emulator.project, emulator.endpoint).create_dataset(dataset)
     return dataset
 
 
@@ -47,7 +47,7 @@ def test_the_table_is_created_day_partitioned_and_clustered(bigquery_emulator: b
     dataset = new_dataset(bigquery_emulator)
     store = store_in(bigquery_emulator, dataset)
     assert store.history(["a"], limit=5) == {}
-    table = gcp.bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint).get_table(store.table_id)
+    table = bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint).get_table(store.table_id)
     legacy = {"FLOAT": "FLOAT64", "INTEGER": "INT64", "BOOLEAN": "BOOL"}  # BigQuery answers these names
     assert [(f.name, legacy.get(f.field_type, f.field_type), f.mode) for f in table.schema] == CHECK_RESULTS_SCHEMA
     assert table.time_partitioning.type_ == "DAY"
@@ -83,7 +83,7 @@ def test_a_missing_dataset_is_a_state_error(bigquery_emulator: bq_emulator.Emula
 def test_a_run_on_bigquery_records_and_remembers(bigquery_emulator: bq_emulator.Emulator, tmp_path) -> None:
     """One end-to-end run: checks from CSV, queries and history on the emulator, alerts on the console."""
     dataset = new_dataset(bigquery_emulator)
-    client = gcp.bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
+    client = bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
     client.query(f"CREATE TABLE {dataset}.orders (id INT64, status STRING, amount FLOAT64)").result()
     client.query(f"INSERT INTO {dataset}.orders VALUES (1, 'authorised', 10), (2, 'settled', 20), (3, 'authorised', 5)")
     checks = tmp_path / "checks.csv"
@@ -126,6 +126,6 @@ def test_timestamps_at_the_edges_of_the_allowed_years_read_back(bigquery_emulato
     store.append([dataclasses.replace(record("early", 0), checked_at=first)])
     store.append([dataclasses.replace(record("late", 0), checked_at=last)])
     assert [r.checked_at for r in store.history(["late"], limit=5)["late"]] == [last]
-    client = gcp.bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
+    client = bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
     [row] = client.query(f"SELECT * FROM `{store.table_id}` WHERE check_name = 'early'").result()
     assert from_row(row).checked_at == first  # history() looks back 90 days only; the row itself round-trips

@@ -17,11 +17,12 @@ import pytest
 from conftest import NOW, REPO
 
 from anomaly_monitor.errors import RegistryError, UnknownCheckError
-from anomaly_monitor.runner import RunOptions
+from anomaly_monitor.runner import RunOptions, run
 from anomaly_monitor.service import execute
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.state.schema import COLUMNS
 from anomaly_monitor.state.sqlite import SqliteStateStore
+from tests.cloud_fixtures import local_backends
 
 TABLES = """
 CREATE TABLE orders (id INTEGER, amount REAL, status TEXT);
@@ -237,3 +238,19 @@ def test_an_invalid_row_reports_the_type_it_declares_or_none(setup):
         "no_sql": ("invalid", "rows"),
     }
     assert json.loads(json.dumps(doc))["checks"][1]["type"] is None
+
+
+def test_statuses_go_to_the_publisher_after_a_real_run_only(tmp_path):
+    class Sheet:  # the outside world a status publisher writes to
+        def __init__(self) -> None:
+            self.reports: list = []
+
+        def publish(self, report) -> None:
+            self.reports.append(report)
+
+    sheet = Sheet()
+    backends = dataclasses.replace(local_backends(tmp_path, "unsettled,rows,SELECT 1 AS x,,,,,\n"), publisher=sheet)
+    run(backends, RunOptions(now=NOW, dry_run=True))
+    assert sheet.reports == []
+    report = run(backends, RunOptions(now=NOW))
+    assert sheet.reports == [report]

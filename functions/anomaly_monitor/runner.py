@@ -28,7 +28,7 @@ from anomaly_monitor.notifiers import Notifier
 from anomaly_monitor.registry import Registry, parse_registry
 from anomaly_monitor.schedule import is_due, next_tick
 from anomaly_monitor.settings import Settings
-from anomaly_monitor.sources import CheckSource
+from anomaly_monitor.sources import CheckSource, StatusPublisher
 from anomaly_monitor.state import StateStore
 from anomaly_monitor.warehouses import Warehouse
 
@@ -56,6 +56,7 @@ class Backends:
     state: StateStore
     notifier: Notifier
     settings: Settings = field(default_factory=Settings)
+    publisher: StatusPublisher | None = None  # where statuses are written back (a sheet), if anywhere
 
 
 def select(registry: Registry, options: RunOptions) -> tuple[list[Check], list[InvalidCheck]]:
@@ -182,8 +183,8 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
         )
     finished_at = now + dt.timedelta(seconds=time.monotonic() - clock)
     report = RunReport(run_id, now, finished_at, results, failures)
-    if not options.dry_run:
-        backends.source.publish(report)
+    if backends.publisher is not None and not options.dry_run:
+        backends.publisher.publish(report)
     summary = report.summary()
     duration_ms = round((time.monotonic() - clock) * 1000)
     counts = ", ".join(f"{n} {status}" for status, n in summary.items() if n)

@@ -22,12 +22,12 @@ from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 
 from anomaly_monitor.alerts import Alert, for_notice
 from anomaly_monitor.charts import chart_for  # imports matplotlib only when a chart is drawn
+from anomaly_monitor.clients.secret_manager import read_secret
 from anomaly_monitor.errors import ConfigError, DeliveryError
 from anomaly_monitor.models import Status
 from anomaly_monitor.notices import MessageRef, Notice, NoticeKind
 from anomaly_monitor.notifiers import ChartRenderer
 from anomaly_monitor.notifiers.blocks import Message, render, render_resolved
-from anomaly_monitor.secrets import slack_bot_token
 from anomaly_monitor.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,16 @@ def retry_handlers(interval: RetryIntervalCalculator | None = None) -> list[Retr
         ServerErrorRetryHandler(max_retry_count=MAX_RETRIES, interval_calculator=interval),
         ConnectionErrorRetryHandler(max_retry_count=MAX_RETRIES, interval_calculator=interval),
     ]
+
+
+def slack_bot_token(settings: Settings) -> str | None:
+    """SLACK_BOT_TOKEN when set (it wins), else the secret SLACK_BOT_TOKEN_SECRET names (read once per instance),
+    else None."""
+    if settings.slack_bot_token:
+        return settings.slack_bot_token
+    if settings.slack_bot_token_secret:
+        return read_secret(settings.slack_bot_token_secret)
+    return None
 
 
 def web_client(token: str, base_url: str | None = None, interval: RetryIntervalCalculator | None = None) -> WebClient:

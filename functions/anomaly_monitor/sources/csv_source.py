@@ -6,7 +6,6 @@ import csv
 from pathlib import Path
 
 from anomaly_monitor.errors import RegistryError
-from anomaly_monitor.models import RunReport
 from anomaly_monitor.registry import normalize_rows
 
 
@@ -26,6 +25,3 @@ class CsvSource:
         if not lines:
             raise RegistryError(f"checks file {self.path} is empty: it needs a header row")
         return normalize_rows(lines[0], lines[1:])
-
-    def publish(self, report: RunReport) -> None:
-        """Local mode shows statuses in the terminal; a CSV file is not written back."""

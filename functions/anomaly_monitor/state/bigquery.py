@@ -8,13 +8,12 @@ from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from anomaly_monitor import gcp
+from anomaly_monitor.clients.bigquery import bigquery_client, bigquery_dataset
 from anomaly_monitor.errors import StateError
 from anomaly_monitor.models import HistoryRecord, Status
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.state import by_check
 from anomaly_monitor.state.schema import CHECK_RESULTS_SCHEMA, COLUMNS
-from anomaly_monitor.urls import bigquery_dataset
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -80,7 +79,7 @@ class BigQueryStateStore:
         return cls(project, dataset, settings.bigquery_api_endpoint)
 
     def _client(self) -> bigquery.Client:
-        client = gcp.bigquery_client(self.project, self.api_endpoint)
+        client = bigquery_client(self.project, self.api_endpoint)
         if not self._table_ready:
             self._ensure_table(client)
             self._table_ready = True

@@ -10,11 +10,11 @@ from collections.abc import Collection, Iterator, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+from anomaly_monitor.clients.sqlite import sqlite_path
 from anomaly_monitor.errors import StateError
 from anomaly_monitor.models import HistoryRecord, Status
 from anomaly_monitor.state import by_check
 from anomaly_monitor.state.schema import CHECK_RESULTS_SCHEMA, COLUMNS, SQLITE_TYPES
-from anomaly_monitor.urls import sqlite_path
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS check_results ("

@@ -7,9 +7,9 @@ import sqlite3
 import time
 from pathlib import Path
 
+from anomaly_monitor.clients.sqlite import sqlite_path
 from anomaly_monitor.errors import ConfigError, QueryError
 from anomaly_monitor.models import QueryResult
-from anomaly_monitor.urls import sqlite_path
 from anomaly_monitor.warehouses.sqlite_dialect import to_sqlite
 from anomaly_monitor.warehouses.sqlite_functions import connect_readonly
 

@@ -1,26 +1,29 @@
-"""Secret Manager: the Slack bot token read once per instance, never logged, never in an error message."""
+"""Secret Manager: a secret read once per instance, never logged, never in an error message."""
 
 from __future__ import annotations
 
 import functools
 import threading
+from typing import TYPE_CHECKING
 
-from anomaly_monitor import gcp
+from anomaly_monitor.clients import cached
 from anomaly_monitor.errors import ConfigError
-from anomaly_monitor.settings import Settings
+
+if TYPE_CHECKING:
+    from google.cloud import secretmanager
 
 _lock = threading.Lock()
 
 
-def secret_client():  # -> secretmanager.SecretManagerServiceClient
+def secret_client() -> secretmanager.SecretManagerServiceClient:
     """REST transport: lighter to import and start than gRPC, and one call per instance needs no stream."""
 
-    def build():
+    def build() -> secretmanager.SecretManagerServiceClient:
         from google.cloud import secretmanager
 
         return secretmanager.SecretManagerServiceClient(transport="rest")
 
-    return gcp.cached(("secretmanager",), build)
+    return cached(("secretmanager",), build)
 
 
 @functools.cache
@@ -30,9 +33,9 @@ def _read(version_name: str) -> str:
     except Exception as exc:
         # the exception text names the version and the cause; it cannot hold the payload, which never arrived
         raise ConfigError(
-            f"secret {version_name} could not be read ({type(exc).__name__}: {exc}); check SLACK_BOT_TOKEN_SECRET "
-            "(projects/P/secrets/NAME/versions/latest) and that the function's service account has "
-            "Secret Manager Secret Accessor on it"
+            f"secret {version_name} could not be read ({type(exc).__name__}: {exc}); check the variable that names "
+            "it (e.g. SLACK_BOT_TOKEN_SECRET: projects/P/secrets/NAME/versions/latest) and that the function's "
+            "service account has Secret Manager Secret Accessor on it"
         ) from None
     return response.payload.data.decode("utf-8").strip()
 
@@ -41,12 +44,3 @@ def read_secret(version_name: str) -> str:
     """The secret version's payload as text, fetched on first use and cached for the life of the instance."""
     with _lock:
         return _read(version_name)
-
-
-def slack_bot_token(settings: Settings) -> str | None:
-    """SLACK_BOT_TOKEN when set (it wins), else the secret SLACK_BOT_TOKEN_SECRET names, else None."""
-    if settings.slack_bot_token:
-        return settings.slack_bot_token
-    if settings.slack_bot_token_secret:
-        return read_secret(settings.slack_bot_token_secret)
-    return None
