@@ -19,6 +19,8 @@ from anomaly_monitor.state.bigquery import BigQueryStateStore
 from anomaly_monitor.state.schema import CHECK_RESULTS_SCHEMA
 from anomaly_monitor.warehouses.bigquery import BigQueryWarehouse
 from tests import bq_emulator
+from tests.recording_proxy import recording
+from tests.servers import function_server, post
 
 bigquery_emulator = bq_emulator.bigquery_emulator
 
@@ -129,3 +131,27 @@ def test_timestamps_at_the_edges_of_the_allowed_years_read_back(bigquery_emulato
     client = bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
     [row] = client.query(f"SELECT * FROM `{store.table_id}` WHERE check_name = 'early'").result()
     assert from_row(row).checked_at == first  # history() looks back 90 days only; the row itself round-trips
+
+
+@pytest.mark.slow
+def test_two_invocations_of_one_instance_check_the_table_once(bigquery_emulator: bq_emulator.Emulator, tmp_path):
+    """The function's clients and its table check live per instance, not per request: seen on the wire."""
+    dataset = new_dataset(bigquery_emulator)
+    client = bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
+    client.query(f"CREATE TABLE {dataset}.orders (id INT64, status STRING)").result()
+    (tmp_path / "checks.csv").write_text("name,sql\nunsettled,SELECT id FROM orders WHERE status = 'authorised'\n")
+    url = f"bigquery://{bigquery_emulator.project}/{dataset}"
+    with recording(bigquery_emulator.endpoint) as proxy:
+        settings = {
+            "CHECKS_SOURCE": str(tmp_path / "checks.csv"),
+            "WAREHOUSE_URL": url,
+            "STATE_URL": url,
+            "BIGQUERY_API_ENDPOINT": proxy.url,
+        }
+        with function_server(settings, tmp_path / "server.log") as function:
+            answers = [post(function, {"force": True}) for _ in range(2)]
+    assert [status for status, _ in answers] == [200, 200], (tmp_path / "server.log").read_text()[-2000:]
+    assert [doc["checks"][0]["status"] for _, doc in answers] == ["ok", "ok"]
+    project = f"/bigquery/v2/projects/{bigquery_emulator.project}"
+    assert proxy.count("POST", f"{project}/datasets/{dataset}/tables/check_results/insertAll") == 2
+    assert proxy.count("GET", f"{project}/datasets/{dataset}/tables/check_results") == 1

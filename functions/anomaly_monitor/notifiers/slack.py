@@ -22,6 +22,7 @@ from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 
 from anomaly_monitor.alerts import Alert, for_notice
 from anomaly_monitor.charts import chart_for  # imports matplotlib only when a chart is drawn
+from anomaly_monitor.clients import cached
 from anomaly_monitor.clients.secret_manager import read_secret
 from anomaly_monitor.errors import ConfigError, DeliveryError
 from anomaly_monitor.models import Status
@@ -114,7 +115,7 @@ def web_client(token: str, base_url: str | None = None, interval: RetryIntervalC
 
 
 class SlackNotifier:
-    """One per run: it caches the e-mail -> user id lookups of that run."""
+    """One per run: it caches the e-mail -> user id lookups of that run. Its WebClient is the instance's."""
 
     def __init__(
         self, client: WebClient, default_channel: str | None = None, chart: ChartRenderer | None = None
@@ -130,7 +131,7 @@ class SlackNotifier:
         token = slack_bot_token(settings)  # SLACK_BOT_TOKEN wins; else Secret Manager, read once per instance
         if token is None:
             raise ConfigError("no Slack token: set SLACK_BOT_TOKEN or SLACK_BOT_TOKEN_SECRET")
-        client = web_client(token, settings.slack_api_url)
+        client = cached(("slack", token, settings.slack_api_url), lambda: web_client(token, settings.slack_api_url))
         return cls(client, settings.slack_default_channel, chart=chart_for)
 
     # ------------------------------------------------------------ delivery

@@ -8,6 +8,7 @@ from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from anomaly_monitor.clients import cached
 from anomaly_monitor.clients.bigquery import bigquery_client, bigquery_dataset
 from anomaly_monitor.errors import StateError
 from anomaly_monitor.models import HistoryRecord, Status
@@ -71,7 +72,6 @@ class BigQueryStateStore:
         self.dataset = dataset
         self.api_endpoint = api_endpoint
         self.table_id = f"{project}.{dataset}.{TABLE}"
-        self._table_ready = False
 
     @classmethod
     def from_url(cls, url: str, settings: Settings) -> BigQueryStateStore:
@@ -79,14 +79,13 @@ class BigQueryStateStore:
         return cls(project, dataset, settings.bigquery_api_endpoint)
 
     def _client(self) -> bigquery.Client:
+        """The instance's client, once the table is known to exist: checked on first use, then never again."""
         client = bigquery_client(self.project, self.api_endpoint)
-        if not self._table_ready:
-            self._ensure_table(client)
-            self._table_ready = True
+        cached(("bigquery table", self.table_id, self.api_endpoint), lambda: self._ensure_table(client))
         return client
 
     def _ensure_table(self, client: bigquery.Client) -> None:
-        """Terraform creates the table; this covers local use and a deleted table (one GET per instance)."""
+        """Terraform creates the table; this covers local use and a table deleted before the instance started."""
         from google.api_core.exceptions import NotFound
         from google.cloud import bigquery
 
