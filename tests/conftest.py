@@ -1,26 +1,25 @@
-"""Shared fixtures: small real SQLite warehouses and registries in tmp_path."""
+"""Shared fixtures: small real SQLite warehouses and registries in tmp_path, and the demo warehouse built once
+per session. Helpers that tests import live in modules of their own (tests/demo.py, tests/servers.py, ...)."""
 
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+from tests.demo import DEMO_NOW, build_demo_warehouse
+
+# Fixtures of the slow tiers: a test that uses one carries the `slow` marker (`pytest -m "not slow"` skips them).
+SLOW_FIXTURES = {"bigquery_emulator", "slack", "slack_server"}  # the BigQuery emulator, a local Slack Web API
 
 
-def write_registry(path: Path, rows: Sequence[dict[str, str]]) -> Path:
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture
@@ -36,19 +35,23 @@ def warehouse(tmp_path: Path) -> Callable[[str], Path]:
     return build
 
 
-def build_demo_warehouse(folder: Path, now: dt.datetime) -> Path:
-    """The demo warehouse as `make run` builds it, as if it were `now`."""
-    import init_db
-
-    path = folder / "warehouse.db"
-    conn = sqlite3.connect(path)
-    try:
-        init_db.populate(conn, now)
-    finally:
-        conn.close()
-    return path
-
-
 @pytest.fixture
 def registry(tmp_path: Path) -> Callable[[Sequence[dict[str, str]]], Path]:
-    return lambda rows: write_registry(tmp_path / "checks.csv", rows)
+    """Writes registry rows as a checks CSV (the header is every column any row names); returns its path."""
+
+    def write(rows: Sequence[dict[str, str]]) -> Path:
+        path = tmp_path / "checks.csv"
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+        with path.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def demo_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo warehouse built at DEMO_NOW, once per session; read-only for the tests that share it."""
+    return build_demo_warehouse(tmp_path_factory.mktemp("demo"), DEMO_NOW)

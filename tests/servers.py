@@ -1,4 +1,5 @@
-"""The real functions-framework server on a free loopback port, and plain HTTP calls to it."""
+"""The product's doors run as users run them: the functions-framework server on a free loopback port (and
+plain HTTP calls to it), and the command line in a subprocess."""
 
 from __future__ import annotations
 
@@ -17,6 +18,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FRAMEWORK = Path(sys.executable).with_name("functions-framework")
 START_TIMEOUT_S = 30
+
+
+def cli(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m anomaly_monitor ARGS` from the repository root, without Slack variables."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+    environment.update(PYTHONPATH=str(ROOT / "functions"), **(env or {}))
+    return subprocess.run(
+        [sys.executable, "-m", "anomaly_monitor", *args], capture_output=True, text=True, env=environment, cwd=ROOT
+    )
 
 
 def free_port() -> int:

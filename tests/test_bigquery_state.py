@@ -133,7 +133,6 @@ def test_timestamps_at_the_edges_of_the_allowed_years_read_back(bigquery_emulato
     assert from_row(row).checked_at == first  # history() looks back 90 days only; the row itself round-trips
 
 
-@pytest.mark.slow
 def test_two_invocations_of_one_instance_check_the_table_once(bigquery_emulator: bq_emulator.Emulator, tmp_path):
     """The function's clients and its table check live per instance, not per request: seen on the wire."""
     dataset = new_dataset(bigquery_emulator)

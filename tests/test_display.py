@@ -7,7 +7,6 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import build_demo_warehouse
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,8 +19,7 @@ from anomaly_monitor.runner import evaluate
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.sources.csv_source import CsvSource
 from anomaly_monitor.warehouses.sqlite import SqliteWarehouse
-
-NOW = dt.datetime(2025, 6, 11, 23, 0, 0, tzinfo=dt.UTC)
+from tests.demo import DEMO_NOW
 
 
 @pytest.mark.parametrize(
@@ -80,20 +78,15 @@ def test_a_count_in_an_anomaly_message_has_no_decimals() -> None:
     assert "12.0" not in judgement.message
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_demo_warehouse(tmp_path_factory.mktemp("demo"), NOW)
-
-
-def test_demo_orders_daily_says_the_same_range_in_its_message_and_its_alert(demo: Path) -> None:
+def test_demo_orders_daily_says_the_same_range_in_its_message_and_its_alert(demo_warehouse: Path) -> None:
     [check] = [
         c
         for c in parse_registry(CsvSource(init_db.DATA_DIR / "checks.csv").read_rows()).checks
         if c.name == "orders_daily"
     ]
-    result = evaluate(check, SqliteWarehouse(demo), Settings(), NOW, [])
+    result = evaluate(check, SqliteWarehouse(demo_warehouse), Settings(), DEMO_NOW, [])
     assert result.expected is not None, result.message
-    alert = for_result(result, check, NOW)
+    alert = for_result(result, check, DEMO_NOW)
     assert isinstance(alert.evidence, Measure)
     assert f"the expected range for a Tuesday: {alert.evidence.expected} (" in result.message
     assert alert.evidence.value == result.message.split(" is ")[0]

@@ -5,16 +5,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import NOW, REPO
 
 from anomaly_monitor.errors import RegistryError, UnknownCheckError
 from anomaly_monitor.runner import RunOptions, run
@@ -22,12 +18,12 @@ from anomaly_monitor.service import execute
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.state.schema import COLUMNS
 from anomaly_monitor.state.sqlite import SqliteStateStore
+from tests.cloud_fixtures import ORDERS_SCRIPT as TABLES
 from tests.cloud_fixtures import local_backends
+from tests.servers import cli
 
-TABLES = """
-CREATE TABLE orders (id INTEGER, amount REAL, status TEXT);
-INSERT INTO orders VALUES (1, 10.0, 'settled'), (2, -5.0, 'settled'), (3, 7.5, 'stuck');
-"""
+NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+
 SLOW_SQL = (
     "WITH RECURSIVE n AS (SELECT 1 AS x UNION ALL SELECT x + 1 FROM n WHERE x < 100000000) SELECT COUNT(*) AS c FROM n"
 )
@@ -132,14 +128,6 @@ def test_unreadable_registry_fails_the_run(setup, tmp_path):
     settings = dataclasses.replace(setup([FINE]), checks_source=str(tmp_path / "missing.csv"))
     with pytest.raises(RegistryError):
         execute(settings, RunOptions(now=NOW))
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
-    environment.update(PYTHONPATH=str(REPO / "functions"), **(env or {}))
-    return subprocess.run(
-        [sys.executable, "-m", "anomaly_monitor", *args], capture_output=True, text=True, env=environment, cwd=REPO
-    )
 
 
 def cli_args(settings: Settings) -> list[str]:
