@@ -121,11 +121,6 @@ def finding(result: CheckResult) -> tuple[str, Evidence | None]:
     return result.message, None
 
 
-def about(check: Check) -> dict[str, Any]:
-    links = (Link("Runbook", check.runbook, "open the runbook"),) if check.runbook else ()
-    return {"description": check.description, "owners": check.owners, "links": links}
-
-
 def facts(check: Check, result: CheckResult) -> list[str]:
     parts = []
     if check.type is CheckType.ROWS and result.row_count is not None and result.status is Status.ALERT:
@@ -147,56 +142,50 @@ def for_result(result: CheckResult, check: Check, at: dt.datetime) -> Alert:
         header=top,
         summary=f"{top.text}: {result.message}",
         reason=reason,
+        description=check.description,
         evidence=evidence,
+        owners=check.owners,
+        links=(Link("Runbook", check.runbook, "open the runbook"),) if check.runbook else (),
         context=(f"Run {moment(at)}", *facts(check, result)),
-        **about(check),
     )
 
 
 def for_notice(notice: Notice) -> Alert:
     """The alert a notice carries; each transport renders the parts its kind calls for."""
     check, result, at, since = notice.check, notice.result, notice.at, notice.since
-    failing = f"{runs(notice.failing_runs)}"
-    run_context = (f"Run {moment(at)}", f"failing since {moment(since)} ({failing})", *facts(check, result))
+    alert = for_result(result, check, at)
+    failing = runs(notice.failing_runs)
     if notice.kind is NoticeKind.OPENED:
-        return dataclasses.replace(for_result(result, check, at), context=run_context)
-    reason, evidence = finding(result)
-    common: dict[str, Any] = {"kind": notice.kind, "status": result.status, **about(check)}
+        run_context = (f"Run {moment(at)}", f"failing since {moment(since)} ({failing})", *facts(check, result))
+        return dataclasses.replace(alert, context=run_context)
     if notice.kind is NoticeKind.REMINDER:
-        return Alert(
-            header=header(check, result.status),
+        return dataclasses.replace(
+            alert,
+            kind=notice.kind,
             lead=Lead(
                 REMINDER_MARKER, "Still failing", f"since {moment(since)}: {failing}, {duration(since, at)} so far."
             ),
             summary=f"{check.name} still failing since {moment(since)} ({failing}): {result.message}",
-            reason=reason,
-            evidence=evidence,
-            **common,
+            context=(),
         )
     if notice.kind is NoticeKind.CHANGED:
+        run_context = (f"Run {moment(at)}", f"failing since {moment(since)} ({failing})", *facts(check, result))
         if result.status is Status.ERROR:
             lead = Lead(ERROR_MARKER, "Now failing to run", "(until now it was a data alert).")
             summary = f"{check.name} now fails to run: {result.message}"
         else:
-            lead = Lead(
-                MARKERS[check.severity], "Runs again, and the data still fails the check", "(it was a query error)."
-            )
+            headline = "Runs again, and the data still fails the check"
+            lead = Lead(MARKERS[check.severity], headline, "(it was a query error).")
             summary = f"{check.name} runs again and still alerts: {result.message}"
-        return Alert(
-            header=header(check, result.status),
-            lead=lead,
-            summary=summary,
-            reason=reason,
-            evidence=evidence,
-            context=run_context,
-            **common,
-        )
-    lasted = f"{runs(notice.failing_runs)} ({duration(since, at)})"
-    return Alert(
+        return dataclasses.replace(alert, kind=notice.kind, lead=lead, summary=summary, context=run_context)
+    lasted = f"{failing} ({duration(since, at)})"
+    return dataclasses.replace(
+        alert,
+        kind=notice.kind,
         header=Header(RESOLVED_MARKER, ("Resolved",), check.name),
         lead=Lead(RESOLVED_MARKER, "Resolved", f"after {lasted}: {clip(result.message, QUOTE_CHARS)}"),
         summary=f"{check.name} resolved after {lasted}",
         reason=notice.problem,
+        evidence=None,
         context=(f"Failing since {moment(since)}", f"cleared {moment(at)}", f"after {lasted}"),
-        **common,
     )
