@@ -155,8 +155,8 @@ def for_notice(notice: Notice) -> Alert:
     check, result, at, since = notice.check, notice.result, notice.at, notice.since
     alert = for_result(result, check, at)
     failing = runs(notice.failing_runs)
+    run_context = (f"Run {moment(at)}", f"failing since {moment(since)} ({failing})", *facts(check, result))
     if notice.kind is NoticeKind.OPENED:
-        run_context = (f"Run {moment(at)}", f"failing since {moment(since)} ({failing})", *facts(check, result))
         return dataclasses.replace(alert, context=run_context)
     if notice.kind is NoticeKind.REMINDER:
         return dataclasses.replace(
@@ -169,7 +169,6 @@ def for_notice(notice: Notice) -> Alert:
             context=(),
         )
     if notice.kind is NoticeKind.CHANGED:
-        run_context = (f"Run {moment(at)}", f"failing since {moment(since)} ({failing})", *facts(check, result))
         if result.status is Status.ERROR:
             lead = Lead(ERROR_MARKER, "Now failing to run", "(until now it was a data alert).")
             summary = f"{check.name} now fails to run: {result.message}"
