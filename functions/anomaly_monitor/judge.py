@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from anomaly_monitor import anomaly
-from anomaly_monitor.display import number, value_range
+from anomaly_monitor.display import count, number, value_range
 from anomaly_monitor.models import EXPORT_ROWS, SAMPLE_ROWS, Check, CheckType, QueryResult, Status
 
 
@@ -90,8 +90,7 @@ def series(result: QueryResult) -> list[tuple[dt.datetime, float | None]]:
 def judge_rows(result: QueryResult) -> Verdict:
     if result.row_count == 0:
         return Verdict(Status.OK, "no rows returned", value=0.0)
-    noun = "row" if result.row_count == 1 else "rows"
-    return Verdict(Status.ALERT, f"{result.row_count:,} {noun} returned", value=float(result.row_count))
+    return Verdict(Status.ALERT, f"{count(result.row_count, 'row')} returned", value=float(result.row_count))
 
 
 def judge_threshold(check: Check, result: QueryResult) -> Verdict:
