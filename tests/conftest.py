@@ -12,8 +12,9 @@ import pytest
 
 from tests.demo import DEMO_NOW, build_demo_warehouse
 
-# Fixtures of the slow tiers: a test that uses one carries the `slow` marker (`pytest -m "not slow"` skips them).
-SLOW_FIXTURES = {"bigquery_emulator", "slack", "slack_server"}  # the BigQuery emulator, a local Slack Web API
+# Fixtures of the slow tiers (the BigQuery emulator, local Slack and Sheets API servers): a test that uses one
+# carries the `slow` marker, so `pytest -m "not slow"` leaves it out.
+SLOW_FIXTURES = {"bigquery_emulator", "slack", "slack_server", "sheets"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

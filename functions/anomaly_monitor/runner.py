@@ -11,7 +11,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from anomaly_monitor import incidents
-from anomaly_monitor.errors import QueryError, UnknownCheckError
+from anomaly_monitor.errors import QueryError, RegistryError, UnknownCheckError
 from anomaly_monitor.judge import ShapeError, judge, row_limit
 from anomaly_monitor.models import (
     GB,
@@ -150,7 +150,13 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
     settings = backends.settings
     now = options.now or dt.datetime.now(dt.UTC)  # taken once the lock is held
     clock = time.monotonic()
-    checks, invalid = select(parse_registry(backends.source.read_rows()), options)
+    try:
+        rows = backends.source.read_rows()
+    except RegistryError as exc:
+        if backends.publisher is not None and not options.dry_run:
+            backends.publisher.publish_problem(str(exc), now)  # where the sheet's readers look
+        raise
+    checks, invalid = select(parse_registry(rows), options)
     names = [c.name for c in checks] + [i.name for i in invalid]
     history = backends.state.history(names, limit=HISTORY_LIMIT)
     due, skips = plan(checks, history, options, now)

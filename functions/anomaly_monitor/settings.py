@@ -58,6 +58,7 @@ class Settings:
     checks_source: str = "data/checks.csv"
     checks_worksheet: str = "checks"
     status_worksheet: str = "status"
+    exclusions_worksheet: str = "exclusions"
     warehouse_url: str = "sqlite:///data/warehouse.db"
     state_url: str = "sqlite:///data/state.db"
     slack_bot_token: str | None = field(default=None, repr=False)  # never in a log line
@@ -65,6 +66,7 @@ class Settings:
     slack_default_channel: str | None = None
     slack_api_url: str | None = None
     bigquery_api_endpoint: str | None = None
+    sheets_api_url: str | None = None
     max_gb_billed: float = field(default=10.0, metadata=env(positive_number))
     query_timeout_s: float = field(default=120.0, metadata=env(positive_number))
     max_workers: int = field(default=8, metadata=env(positive_whole_number))

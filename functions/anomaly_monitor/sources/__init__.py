@@ -3,6 +3,7 @@ run's statuses are written back beside them (the sheet; a CSV file takes none)."
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Protocol
 
 from anomaly_monitor.models import RunReport
@@ -18,6 +19,10 @@ class CheckSource(Protocol):
 class StatusPublisher(Protocol):
     def publish(self, report: RunReport) -> None:
         """Writes back what users read beside the registry (statuses, exported rows); never fails the run."""
+        ...
+
+    def publish_problem(self, problem: str, at: dt.datetime) -> None:
+        """The registry could not be read: say so where its readers look (the status tab); never raises."""
         ...
 
 
