@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -14,7 +15,7 @@ from slack_sdk.models.blocks import Block
 
 from anomaly_monitor.alerts import for_notice
 from anomaly_monitor.models import Check, CheckResult, CheckType, Severity, Status
-from anomaly_monitor.notices import MessageRef, Notice, NoticeKind
+from anomaly_monitor.notices import REGISTRY, MessageRef, Notice, NoticeKind
 from anomaly_monitor.notifiers import blocks
 from anomaly_monitor.notifiers.blocks import escape
 
@@ -150,6 +151,14 @@ def ok_result(check: Check) -> CheckResult:
     return CheckResult(check.name, "rows", Status.OK, "no rows returned", 0.0, 0, check=check)
 
 
+def grouped_notice() -> Notice:
+    """One incident for three checks that failed for one cause outside their SQL."""
+    group = Check(name="cause:warehouse", sql="", severity=Severity.CRITICAL)
+    result = CheckResult(group.name, None, Status.ERROR, "the warehouse cannot be reached", check=group)
+    members = ("late_settle", "daily_revenue", "signups_per_hour")
+    return dataclasses.replace(notice(NoticeKind.OPENED, group, result), members=members)
+
+
 CASES = {
     "rows_alert": lambda: notice(NoticeKind.OPENED, late_settle(), rows_result(late_settle(), ORDERS, 3)),
     "threshold_alert": lambda: notice(NoticeKind.OPENED, threshold_check(), threshold_result(threshold_check())),
@@ -179,6 +188,15 @@ CASES = {
     "resolved_reply": lambda: notice(
         NoticeKind.RESOLVED, late_settle(), ok_result(late_settle()), 27, "3 rows returned"
     ),
+    "missed": lambda: dataclasses.replace(
+        notice(NoticeKind.MISSED, late_settle(), ok_result(late_settle()), 4, "3 rows returned"), ref=None, until=NOW
+    ),
+    "grouped_error": lambda: grouped_notice(),
+    "registry_error": lambda: notice(
+        NoticeKind.OPENED,
+        registry := Check(name=REGISTRY, sql="", severity=Severity.CRITICAL, description="No check ran."),
+        CheckResult(registry.name, None, Status.ERROR, "spreadsheet KEY is not shared with the app", check=registry),
+    ),
 }
 
 
@@ -187,6 +205,20 @@ def test_notice_renders_as_stored_fixture(name: str) -> None:
     message = render(CASES[name](), USER_IDS)
     assert_within_slack_limits(message)
     assert_matches_fixture(name, message)
+
+
+def test_a_reply_whose_thread_is_gone_starts_a_message_that_says_so() -> None:
+    message = blocks.render_moved(for_notice(CASES["reminder"]()), USER_IDS)
+    assert_within_slack_limits(message)
+    assert_matches_fixture("moved_reminder", message)
+    assert [b["type"] for b in message["blocks"][:3]] == ["header", "context", "section"]
+    assert "is gone; it continues here" in message["blocks"][1]["elements"][0]["text"]
+
+
+def test_a_message_that_may_repeat_says_so_within_the_block_limit() -> None:
+    body = {"text": "x", "blocks": [blocks.section(str(i)).to_dict() for i in range(50)]}
+    warned = blocks.with_repeat_warning(body)
+    assert len(warned["blocks"]) == 50 and "may repeat an earlier message" in json.dumps(warned["blocks"][-1])
 
 
 def test_resolved_update_renders_as_stored_fixture() -> None:

@@ -27,12 +27,15 @@ def test_each_field_is_read_from_its_variable_and_blank_means_default() -> None:
             "MAX_WORKERS": "3",
             "SLACK_DEFAULT_CHANNEL": "",
             "LOG_FORMAT": "json",
+            "RUN_TIMEOUT_S": "30",
+            "SHARED_CAUSE_MIN_CHECKS": "5",
         }
     )
     assert settings.checks_source == "sheets://KEY"
     assert (settings.max_gb_billed, settings.query_timeout_s, settings.max_workers) == (2.5, 30.0, 3)
     assert settings.slack_default_channel is None
     assert settings.log_format == "json"
+    assert (settings.run_timeout_s, settings.shared_cause_min_checks) == (30.0, 5)
 
 
 def test_the_cloud_logs_json_unless_told_otherwise() -> None:
@@ -57,6 +60,8 @@ def test_every_text_setting_is_read_from_its_variable(item: dataclasses.Field) -
         ("MAX_WORKERS", "2.5", "MAX_WORKERS must be a whole number such as 8, got '2.5'"),
         ("MAX_WORKERS", "0", "MAX_WORKERS must be at least 1"),
         ("LOG_FORMAT", "xml", "LOG_FORMAT must be 'json' or 'text', got 'xml'"),
+        ("RUN_TIMEOUT_S", "10", "RUN_TIMEOUT_S must be a number at least 30, got '10'"),
+        ("SHARED_CAUSE_MIN_CHECKS", "1", "SHARED_CAUSE_MIN_CHECKS must be at least 2, got '1'"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable(variable: str, raw: str, says: str) -> None:
@@ -80,3 +85,4 @@ def test_any_environment_gives_settings_or_a_config_error(environ: dict[str, str
         assert str(exc).startswith("environment variable ")
         return
     assert settings.max_gb_billed > 0 and settings.query_timeout_s > 0 and settings.max_workers >= 1
+    assert settings.run_timeout_s >= 30 and settings.shared_cause_min_checks >= 2

@@ -13,7 +13,7 @@ from typing import Any
 
 from anomaly_monitor.display import clip, count, duration, moment, number, value_range
 from anomaly_monitor.models import Check, CheckResult, CheckType, Severity, Status
-from anomaly_monitor.notices import Notice, NoticeKind
+from anomaly_monitor.notices import REGISTRY, Notice, NoticeKind
 
 MARKERS = {Severity.CRITICAL: "🔴", Severity.WARNING: "🟠", Severity.INFO: "🔵"}
 ERROR_MARKER = "⚠️"
@@ -24,15 +24,15 @@ QUOTE_CHARS = 500  # a failing message quoted in a lead line
 
 @dataclass(frozen=True)
 class Header:
-    """The alert's title: a marker, then its severity or state in words, then the check."""
+    """The alert's title: a marker, then its severity or state in words, then what it is about."""
 
     marker: str
     words: tuple[str, ...]  # ("Critical",), ("Warning", "Query error"), ("Resolved",)
-    check_name: str
+    subject: str  # the check's name, "3 checks could not run", "The check registry cannot be read"
 
     @property
     def text(self) -> str:
-        return f"{self.marker} {' · '.join(self.words)} · {self.check_name}"
+        return f"{self.marker} {' · '.join(self.words)} · {self.subject}"
 
 
 @dataclass(frozen=True)
@@ -99,19 +99,29 @@ class Alert:
     owners: tuple[str, ...] = ()
     links: tuple[Link, ...] = ()
     context: tuple[str, ...] = ()  # small facts: when it ran, since when it fails, what kind of check
+    members: tuple[str, ...] = ()  # a grouped incident: the checks that failed for its one cause
+    since: dt.datetime | None = None  # the incident's first failing run
     actions: tuple[Action, ...] = ()
 
 
-def header(check: Check, status: Status) -> Header:
+def header(check: Check, status: Status, members: tuple[str, ...] = ()) -> Header:
     severity = str(check.severity).capitalize()
+    if check.name == REGISTRY:
+        return Header(ERROR_MARKER, (severity,), "The check registry cannot be read")
+    if members:  # a grouped incident: one shared cause
+        return Header(ERROR_MARKER, (severity,), f"{count(len(members), 'check')} could not run")
     if status is Status.ERROR:
         return Header(ERROR_MARKER, (severity, "Query error"), check.name)
     return Header(MARKERS[check.severity], (severity,), check.name)
 
 
-def finding(result: CheckResult) -> tuple[str, Evidence | None]:
-    """The reason and the evidence for it: the value and its range, or the first rows, or the query's error."""
+def finding(result: CheckResult, members: tuple[str, ...] = ()) -> tuple[str, Evidence | None]:
+    """The reason and the evidence for it: the value and its range, or the first rows, or the error."""
     if result.status is Status.ERROR:
+        if result.name == REGISTRY:
+            return "The registry could not be read, so no check ran", QueryFailure(result.message)
+        if members:
+            return "Their queries did not give a result, so their data was not checked", QueryFailure(result.message)
         return "The query did not give a result, so the data was not checked", QueryFailure(result.message)
     if result.rows:
         return result.message, Rows(result.rows, max(result.row_count or 0, len(result.rows)))
@@ -125,7 +135,9 @@ def facts(check: Check, result: CheckResult) -> list[str]:
     parts = []
     if check.type is CheckType.ROWS and result.row_count is not None and result.status is Status.ALERT:
         parts.append(count(result.row_count, "row"))
-    return [*parts, f"{check.type} check", f"severity {check.severity}"]
+    if check.sql:  # the monitor's own incidents (registry, grouped causes) are no check of a type
+        parts.append(f"{check.type} check")
+    return [*parts, f"severity {check.severity}"]
 
 
 def runs(n: int) -> str:
@@ -154,6 +166,17 @@ def for_notice(notice: Notice) -> Alert:
     """The alert a notice carries; each transport renders the parts its kind calls for."""
     check, result, at, since = notice.check, notice.result, notice.at, notice.since
     alert = for_result(result, check, at)
+    top = header(check, result.status, notice.members)
+    reason, evidence = finding(result, notice.members)
+    alert = dataclasses.replace(
+        alert,
+        header=top,
+        summary=f"{top.text}: {result.message}",
+        reason=reason,
+        evidence=evidence,
+        members=notice.members,
+        since=since,
+    )
     failing = runs(notice.failing_runs)
     run_context = (f"Run {moment(at)}", f"failing since {moment(since)} ({failing})", *facts(check, result))
     if notice.kind is NoticeKind.OPENED:
@@ -177,6 +200,23 @@ def for_notice(notice: Notice) -> Alert:
             lead = Lead(MARKERS[check.severity], headline, "(it was a query error).")
             summary = f"{check.name} runs again and still alerts: {result.message}"
         return dataclasses.replace(alert, kind=notice.kind, lead=lead, summary=summary, context=run_context)
+    if notice.kind is NoticeKind.MISSED:
+        until = notice.until or at
+        span = f"{moment(since)} to {moment(until)}"
+        return dataclasses.replace(
+            alert,
+            kind=notice.kind,
+            header=Header(RESOLVED_MARKER, ("Resolved",), check.name),
+            lead=Lead(
+                "",
+                f"Failed from {span}",
+                f"({failing}, {duration(since, until)}) while Slack was unreachable; it is ok again.",
+            ),
+            summary=f"{RESOLVED_MARKER} {check.name} failed from {span} while Slack was unreachable: {notice.problem}",
+            reason=notice.problem,
+            evidence=None,
+            context=(),
+        )
     lasted = f"{failing} ({duration(since, at)})"
     return dataclasses.replace(
         alert,

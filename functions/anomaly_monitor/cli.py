@@ -136,5 +136,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return do_sheet_init(settings)
         return do_run(args, settings) if args.command == "run" else do_validate(args, settings)
     except MonitorError as exc:
-        log.error("%s", exc)
+        # one line the monitoring matches (Terraform's log-based alert): the run could not happen
+        log.error("the run could not happen: %s", exc, extra={"event": "run_failed"})
         return EXIT_RUN_FAILED

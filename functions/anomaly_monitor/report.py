@@ -33,7 +33,7 @@ def summary_table(report: RunReport) -> str:
 
 def render_alert(alert: Alert) -> str:
     """One alert as a block of terminal text: what the Slack message says, without Slack."""
-    title = f"[{' · '.join(alert.header.words).upper()}] {alert.header.check_name}"
+    title = f"[{' · '.join(alert.header.words).upper()}] {alert.header.subject}"
     lines = [title, "=" * len(title)]
     if alert.description:
         lines.append(alert.description)
@@ -48,6 +48,8 @@ def render_alert(alert: Alert) -> str:
         lines += ["", text_table(evidence.rows)]
         if evidence.total > len(evidence.rows):
             lines.append(f"… and {count(evidence.total - len(evidence.rows), 'more row')}")
+    if alert.members:
+        lines.append("checks: " + ", ".join(alert.members))
     if alert.owners:
         lines.append("owners: " + ", ".join(alert.owners))
     lines += [f"{link.title.lower()}: {link.url}" for link in alert.links]

@@ -11,24 +11,35 @@ from typing import Any
 from anomaly_monitor.errors import ConfigError
 
 
-def positive_number(name: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"environment variable {name} must be a number, got {raw!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"environment variable {name} must be a number above 0, got {raw!r}")
-    return value
+def number_above(low: float, *, at_least: bool = False) -> Callable[[str, str], float]:
+    """A finite number above `low` (or at least `low`)."""
+    bound = f"at least {low:g}" if at_least else f"above {low:g}"
+
+    def parse(name: str, raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"environment variable {name} must be a number, got {raw!r}") from None
+        if not math.isfinite(value) or value < low or (value == low and not at_least):
+            raise ConfigError(f"environment variable {name} must be a number {bound}, got {raw!r}")
+        return value
+
+    return parse
 
 
-def positive_whole_number(name: str, raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"environment variable {name} must be a whole number such as 8, got {raw!r}") from None
-    if value < 1:
-        raise ConfigError(f"environment variable {name} must be at least 1, got {raw!r}")
-    return value
+def whole_number_from(low: int) -> Callable[[str, str], int]:
+    """A whole number of at least `low`."""
+
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"environment variable {name} must be a whole number such as 8, got {raw!r}") from None
+        if value < low:
+            raise ConfigError(f"environment variable {name} must be at least {low}, got {raw!r}")
+        return value
+
+    return parse
 
 
 def one_of(*allowed: str) -> Callable[[str, str], str]:
@@ -67,10 +78,14 @@ class Settings:
     slack_api_url: str | None = None
     bigquery_api_endpoint: str | None = None
     sheets_api_url: str | None = None
-    max_gb_billed: float = field(default=10.0, metadata=env(positive_number))
-    query_timeout_s: float = field(default=120.0, metadata=env(positive_number))
-    max_workers: int = field(default=8, metadata=env(positive_whole_number))
+    max_gb_billed: float = field(default=10.0, metadata=env(number_above(0)))
+    query_timeout_s: float = field(default=120.0, metadata=env(number_above(0)))
+    max_workers: int = field(default=8, metadata=env(whole_number_from(1)))
     log_format: str = field(default="text", metadata=env(one_of("json", "text")))  # "json" in the cloud
+    # the invocation's time budget (the function's timeout): Slack waits fit in it
+    run_timeout_s: float = field(default=540.0, metadata=env(number_above(30, at_least=True)))
+    # checks failing for one cause outside their SQL that make one grouped alert
+    shared_cause_min_checks: int = field(default=3, metadata=env(whole_number_from(2)))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

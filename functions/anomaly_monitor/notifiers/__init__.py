@@ -6,14 +6,25 @@ from collections.abc import Callable
 from typing import Protocol
 
 from anomaly_monitor.models import CheckResult
-from anomaly_monitor.notices import MessageRef, Notice
+from anomaly_monitor.notices import Notice, Sent
 
 ChartRenderer = Callable[[CheckResult], bytes | None]  # a PNG of a result's series, None when it has none
 
 
 class Notifier(Protocol):
-    def send(self, notice: Notice) -> MessageRef | None:
-        """Delivers one notice; returns the incident's message (None where there is none, e.g. the terminal).
+    def channel_for(self, notice: Notice) -> str:
+        """Where the notice goes: the incident's channel for a reply, else the check's or the default one."""
+        ...
 
-        Raises DeliveryError when it could not be delivered: the run records that and retries next time."""
+    def send(self, notice: Notice) -> Sent:
+        """Delivers one notice.
+
+        Raises DeliveryError when it was certainly not delivered (retried on a later run), DeliveryUnknown when
+        it may have been (looked for by `find` on the next run, never sent again blindly)."""
+        ...
+
+    def find(self, notice_id: str, channel: str, thread_ts: str | None) -> tuple[str, str | None] | None:
+        """(ts, thread ts or None) of the message carrying this notice id in the thread or the channel, or None.
+
+        Raises LookupUnavailable when it cannot be searched at all, DeliveryError when Slack cannot be reached."""
         ...

@@ -19,7 +19,7 @@ from slack_sdk.models.blocks import (
 )
 
 from anomaly_monitor.alerts import Alert, Lead, Measure, QueryFailure, Rows
-from anomaly_monitor.display import clip, count, text_table
+from anomaly_monitor.display import clip, count, moment, text_table
 from anomaly_monitor.notices import NoticeKind
 
 # Slack's documented limits that slack_sdk's models do not carry, and the margins we keep under them.
@@ -87,7 +87,15 @@ def context(parts: Sequence[str]) -> Block:
 
 
 def lead(it: Lead) -> Block:
-    return section(f"{it.marker} *{escape(it.headline)}* {escape(it.detail)}")
+    marker = f"{it.marker} " if it.marker else ""
+    return section(f"{marker}*{escape(it.headline)}* {escape(it.detail)}")
+
+
+def members_blocks(alert: Alert) -> list[Block]:
+    """The checks a grouped incident covers."""
+    if not alert.members:
+        return []
+    return [section("*Checks:* " + escape(clip(", ".join(alert.members), 2000)))]
 
 
 def line_width(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], width: int) -> int:
@@ -181,32 +189,71 @@ def message(text: str, blocks: list[Block]) -> Message:
 
 
 def render(alert: Alert, user_ids: Mapping[str, str] | None = None) -> Message:
-    """The message an alert posts: a new top-level message when OPENED, else a reply in the incident's thread.
+    """The message an alert posts: a new top-level message when OPENED or MISSED, else a reply in the incident's
+    thread.
 
     `user_ids` maps owner e-mails Slack resolved to their user ids; other e-mails are shown as text."""
-    user_ids = user_ids or {}
+    return message(alert.summary, blocks(alert, user_ids or {}))
+
+
+def blocks(alert: Alert, user_ids: Mapping[str, str]) -> list[Block]:
+    """The parts of the alert its kind calls for, in reading order."""
+    if alert.kind is NoticeKind.MISSED and alert.lead is not None:
+        return [
+            header(alert.header.text),
+            *description_blocks(alert),
+            lead(alert.lead),
+            section("*Was:* " + escape(clip(alert.reason, WAS_CHARS))),
+            *members_blocks(alert),
+            *about_blocks(alert, user_ids),
+        ]
     if alert.kind is NoticeKind.OPENED or alert.lead is None:
-        blocks = [header(alert.header.text)]
-        if alert.description:
-            blocks.append(section(escape(alert.description)))
-        blocks += [*finding_blocks(alert), *about_blocks(alert, user_ids), context(alert.context)]
-        return message(alert.summary, [*blocks, *actions_blocks(alert)])
+        return [
+            header(alert.header.text),
+            *description_blocks(alert),
+            *finding_blocks(alert),
+            *members_blocks(alert),
+            *about_blocks(alert, user_ids),
+            context(alert.context),
+            *actions_blocks(alert),
+        ]
     if alert.kind is NoticeKind.RESOLVED:
-        return message(alert.summary, [lead(alert.lead)])
-    blocks = [lead(alert.lead), *finding_blocks(alert)]
+        return [lead(alert.lead)]
+    replied = [lead(alert.lead), *finding_blocks(alert)]
     if alert.kind is NoticeKind.REMINDER and alert.owners:
-        blocks.append(context(["cc " + owners_text(alert.owners, user_ids)]))
-    elif alert.context:
-        blocks.append(context(alert.context))
-    return message(alert.summary, blocks)
+        return [*replied, context(["cc " + owners_text(alert.owners, user_ids)])]
+    return [*replied, context(alert.context)] if alert.context else replied
+
+
+def description_blocks(alert: Alert) -> list[Block]:
+    return [section(escape(alert.description))] if alert.description else []
 
 
 def render_resolved(alert: Alert, user_ids: Mapping[str, str] | None = None) -> Message:
     """The incident's original message, rewritten (chat.update) so the channel shows it is over."""
-    blocks = [header(alert.header.text)]
-    if alert.description:
-        blocks.append(section(escape(alert.description)))
-    blocks.append(section("*Was:* " + escape(clip(alert.reason, WAS_CHARS))))
-    blocks += about_blocks(alert, user_ids or {})
-    blocks.append(context(alert.context))
-    return message(f"{alert.header.text} (was: {alert.reason})", blocks)
+    parts = [
+        header(alert.header.text),
+        *description_blocks(alert),
+        section("*Was:* " + escape(clip(alert.reason, WAS_CHARS))),
+        *about_blocks(alert, user_ids or {}),
+        context(alert.context),
+    ]
+    return message(f"{alert.header.text} (was: {alert.reason})", parts)
+
+
+def render_moved(alert: Alert, user_ids: Mapping[str, str] | None = None) -> Message:
+    """A notice whose incident message was deleted: a new top-level message that says so, then the notice."""
+    began = f" ({moment(alert.since)})" if alert.since else ""
+    note = context([f"The message this incident began with{began} is gone; it continues here."])
+    return message(alert.summary, [header(alert.header.text), note, *blocks(alert, user_ids or {})])
+
+
+def with_repeat_warning(body: Message) -> Message:
+    """A message that may repeat an earlier one whose delivery could not be confirmed, saying so."""
+    note = context(
+        [
+            "This may repeat an earlier message: its delivery could not be confirmed, and the app cannot "
+            "read this channel's history to check (scopes channels:history, groups:history)."
+        ]
+    )
+    return {"text": body["text"], "blocks": [*body["blocks"][: MAX_BLOCKS - 1], note.to_dict()]}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from anomaly_monitor.notices import MessageRef, Notice, NoticeKind
+from anomaly_monitor.errors import LookupUnavailable
+from anomaly_monitor.notices import Notice, NoticeKind, Sent
 from anomaly_monitor.notifiers import ChartRenderer
 
 log = logging.getLogger(__name__)
@@ -19,8 +20,11 @@ class ConsoleNotifier:
         self.chart = chart
         self.chart_dir = chart_dir
 
-    def send(self, notice: Notice) -> MessageRef | None:
-        channel = notice.check.channel or self.default_channel or "(no channel)"
+    def channel_for(self, notice: Notice) -> str:
+        return notice.check.channel or self.default_channel or "(no channel)"
+
+    def send(self, notice: Notice) -> Sent:
+        channel = self.channel_for(notice)
         log.info(
             "SLACK_BOT_TOKEN unset: %s notice for %s not posted to %s: %s",
             notice.kind,
@@ -31,7 +35,10 @@ class ConsoleNotifier:
         )
         if notice.kind is NoticeKind.OPENED:
             self._save_chart(notice)
-        return None
+        return Sent(None, None)
+
+    def find(self, notice_id: str, channel: str, thread_ts: str | None) -> tuple[str, str | None] | None:
+        raise LookupUnavailable("SLACK_BOT_TOKEN is unset, so Slack cannot be searched")
 
     def _save_chart(self, notice: Notice) -> None:
         """The chart Slack would show, as a file; like there, a chart that fails only costs a warning."""
@@ -42,7 +49,7 @@ class ConsoleNotifier:
             if png is None:
                 return
             self.chart_dir.mkdir(parents=True, exist_ok=True)
-            path = self.chart_dir / f"{notice.check.name}-{notice.at:%Y%m%dT%H%M%S}.png"
+            path = self.chart_dir / f"{notice.check.name}-{notice.at or notice.since:%Y%m%dT%H%M%S}.png"
             path.write_bytes(png)
         except Exception as exc:
             log.warning("check %s: chart not saved (%s: %s)", notice.check.name, type(exc).__name__, exc)

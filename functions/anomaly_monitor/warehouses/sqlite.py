@@ -14,6 +14,7 @@ from anomaly_monitor.warehouses.sqlite_dialect import to_sqlite
 from anomaly_monitor.warehouses.sqlite_functions import connect_readonly
 
 PROGRESS_STEPS = 10_000  # SQLite VM instructions between deadline checks
+UNREADABLE = ("file is not a database", "unable to open database", "disk image is malformed", "disk I/O error")
 
 
 class SqliteWarehouse:
@@ -40,7 +41,10 @@ class SqliteWarehouse:
         query itself."""
         translated = to_sqlite(sql)
         deadline = time.monotonic() + timeout_s
-        conn = connect_readonly(str(self.path), now)
+        try:
+            conn = connect_readonly(str(self.path), now)
+        except sqlite3.Error as exc:
+            raise self._unreadable(exc) from None
         conn.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
         try:
             cursor = conn.execute(translated)
@@ -50,12 +54,22 @@ class SqliteWarehouse:
         except sqlite3.OperationalError as exc:
             if time.monotonic() > deadline:
                 raise QueryError(f"timed out after {timeout_s:g} s (QUERY_TIMEOUT_S) and was cancelled") from None
+            if any(sign in str(exc) for sign in UNREADABLE):
+                raise self._unreadable(exc) from None
+            raise QueryError(f"SQLite rejected the translated query: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            if any(sign in str(exc) for sign in UNREADABLE):
+                raise self._unreadable(exc) from None
             raise QueryError(f"SQLite rejected the translated query: {exc}") from None
         except sqlite3.Error as exc:
             raise QueryError(f"SQLite rejected the translated query: {exc}") from None
         finally:
             conn.close()
         return QueryResult(columns, [dict(zip(columns, row)) for row in rows], count)
+
+    def _unreadable(self, exc: sqlite3.Error) -> QueryError:
+        """The warehouse file itself, not the check's SQL: every check fails alike (one grouped alert)."""
+        return QueryError(f"the warehouse {self.path} cannot be read: {exc}", cause="warehouse")
 
     def dry_run(self, sql: str, *, check_name: str, now: dt.datetime) -> int | None:
         """Prepares the statement without running it (EXPLAIN); SQLite cannot say how much it would scan."""
