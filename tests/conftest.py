@@ -3,7 +3,6 @@ per session. Helpers that tests import live in modules of their own (tests/demo.
 
 from __future__ import annotations
 
-import csv
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.demo import DEMO_NOW, build_demo_warehouse
+from tests.local_files import write_registry
 
 # Fixtures of the slow tiers (the BigQuery emulator, local Slack and Sheets API servers): a test that uses one
 # carries the `slow` marker, so `pytest -m "not slow"` leaves it out.
@@ -40,16 +40,7 @@ def warehouse(tmp_path: Path) -> Callable[[str], Path]:
 def registry(tmp_path: Path) -> Callable[[Sequence[dict[str, str]]], Path]:
     """Writes registry rows as a checks CSV (the header is every column any row names); returns its path."""
 
-    def write(rows: Sequence[dict[str, str]]) -> Path:
-        path = tmp_path / "checks.csv"
-        columns = list(dict.fromkeys(k for row in rows for k in row))
-        with path.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, columns)
-            writer.writeheader()
-            writer.writerows(rows)
-        return path
-
-    return write
+    return lambda rows: write_registry(tmp_path / "checks.csv", rows)
 
 
 @pytest.fixture(scope="session")

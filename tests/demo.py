@@ -9,7 +9,7 @@ from pathlib import Path
 import init_db
 
 # The instant the session's demo warehouse is built at, and so what CURRENT_TIMESTAMP() means when it is queried.
-DEMO_NOW = dt.datetime(2025, 6, 11, 9, 30, tzinfo=dt.UTC)
+DEMO_NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)  # a Monday
 
 
 def build_demo_warehouse(folder: Path, now: dt.datetime) -> Path:

@@ -160,6 +160,33 @@ def test_a_missing_dataset_is_a_state_error(bigquery_emulator: bq_emulator.Emula
         store.latest(["a"], NOW)
 
 
+def test_a_read_only_store_reads_what_is_there_and_creates_nothing(bigquery_emulator: bq_emulator.Emulator) -> None:
+    """What the backtest opens: no table is created, missing ones read as empty, and nothing can be written."""
+    from anomaly_monitor.errors import StateError
+
+    settings = Settings(bigquery_api_endpoint=bigquery_emulator.endpoint)
+    client = bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
+    empty = new_dataset(bigquery_emulator)
+    reader = open_state(f"bigquery://{bigquery_emulator.project}/{empty}", settings, read_only=True)
+    assert reader.points(["m"], NOW) == {} and reader.latest(["m"], NOW) == {}
+    assert reader.pending_notices(["m"], NOW, {}) == []
+    with pytest.raises(StateError, match="opened read-only"):
+        reader.append([record("m", 1, Status.OK, value=1.0)])
+    assert list(client.list_tables(empty)) == []
+
+    dataset = new_dataset(bigquery_emulator)
+    writer = store_in(bigquery_emulator, dataset)
+    writer.append([record("m", 40 - i, Status.OK, value=float(i)) for i in range(5)])
+    reader = open_state(f"bigquery://{bigquery_emulator.project}/{dataset}", settings, read_only=True)
+    now = dt.datetime.now(dt.UTC)
+    assert reader.points(["m"], now) == writer.points(["m"], now) != {}
+    assert [v for _, v in reader.points(["m"], now - dt.timedelta(minutes=37))["m"]] == [0.0, 1.0, 2.0, 3.0]
+
+    missing = open_state(f"bigquery://{bigquery_emulator.project}/no_such_dataset", settings, read_only=True)
+    with pytest.raises(StateError, match="no_such_dataset does not exist"):
+        missing.points(["m"], NOW)
+
+
 def test_a_run_on_bigquery_records_and_remembers(bigquery_emulator: bq_emulator.Emulator, tmp_path) -> None:
     """One end-to-end run: checks from CSV, queries and history on the emulator, alerts on the console."""
     dataset = new_dataset(bigquery_emulator)

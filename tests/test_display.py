@@ -88,5 +88,6 @@ def test_demo_orders_daily_says_the_same_range_in_its_message_and_its_alert(demo
     assert result.expected is not None, result.message
     alert = for_result(result, check, DEMO_NOW)
     assert isinstance(alert.evidence, Measure)
-    assert f"the expected range for a Tuesday: {alert.evidence.expected} (" in result.message
+    judged_day = f"{DEMO_NOW - dt.timedelta(days=1):%A}"  # yesterday's orders, against the same weekday
+    assert f"the expected range for a {judged_day}: {alert.evidence.expected} (" in result.message
     assert alert.evidence.value == result.message.split(" is ")[0]

@@ -131,7 +131,8 @@ def test_aware_now_is_converted_to_utc(tmp_path: Path) -> None:
     init_db.populate(conn, aware)
     newest = parse(conn.execute("SELECT MAX(created_date) FROM orders").fetchone()[0])
     conn.close()
-    assert NOW - dt.timedelta(hours=1) < newest <= NOW
+    utc = dt.datetime(2025, 6, 11, 9, 30)  # 11:30 at UTC+2
+    assert utc - dt.timedelta(hours=1) < newest <= utc
 
 
 def test_cli_builds_then_refuses_to_overwrite_without_force(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

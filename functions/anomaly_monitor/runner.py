@@ -23,7 +23,6 @@ from anomaly_monitor.models import (
     CheckType,
     HistoryRecord,
     InvalidCheck,
-    NoticeEvent,
     OpenIncident,
     RunReport,
     Severity,
@@ -256,8 +255,7 @@ def announce(
         state = steps[check.name].state
         for notice in delivered:
             if notice.check.name == check.name:
-                event = delivery.journal(notice, NoticeEvent.DELIVERED, run_id, "", outcomes[notice.id])
-                state = incidents.fold(state, event, based_on="")
+                state = delivery.confirmed(state, notice, outcomes[notice.id], run_id)
         rows.append(record(run_id, now, result, state, check.name in notified))
         if state.open and state.since:
             open_since[check.name] = state.since

@@ -36,7 +36,8 @@ class StateStore(Protocol):
     def points(
         self, check_names: Collection[str], now: dt.datetime, *, limit: int = POINTS_LIMIT
     ) -> dict[str, list[tuple[dt.datetime, float]]]:
-        """The newest `limit` judged values (ok or alert, with a value) of each check, oldest first."""
+        """The newest `limit` judged values (ok or alert, with a value) of each check at or before `now` (a run at
+        an earlier --now judges against what came before it, not against rows recorded later), oldest first."""
         ...
 
     def pending_notices(
@@ -52,13 +53,15 @@ class StateStore(Protocol):
         ...
 
 
-def open_state(url: str, settings: Settings) -> StateStore:
+def open_state(url: str, settings: Settings, *, read_only: bool = False) -> StateStore:
+    """The store a URL names. `read_only`: it is only read, and nothing is created in it (no file, no table; the
+    tables it lacks read as empty); writing raises StateError."""
     if url.startswith("sqlite:///"):
         from anomaly_monitor.state.sqlite import SqliteStateStore
 
-        return SqliteStateStore.from_url(url)
+        return SqliteStateStore.from_url(url, read_only=read_only)
     if url.startswith("bigquery://"):
         from anomaly_monitor.state.bigquery import BigQueryStateStore
 
-        return BigQueryStateStore.from_url(url, settings)
+        return BigQueryStateStore.from_url(url, settings, read_only=read_only)
     raise ConfigError(f"state URL {url!r} is not sqlite:///PATH or bigquery://PROJECT/DATASET")

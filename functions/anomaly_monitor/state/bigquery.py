@@ -85,26 +85,59 @@ ORDER BY recorded_at, notice_id
 
 
 class BigQueryStateStore:
-    def __init__(self, project: str, dataset: str, api_endpoint: str | None = None) -> None:
+    def __init__(self, project: str, dataset: str, api_endpoint: str | None = None, *, read_only: bool = False) -> None:
         self.project = project
         self.dataset = dataset
         self.api_endpoint = api_endpoint
+        self.read_only = read_only  # reads only, and creates nothing: the tables it lacks read as empty
         self.table_id = f"{project}.{dataset}.check_results"
         self.notices_id = f"{project}.{dataset}.notices"
+        self._absent: set[str] | None = None  # read only: the tables that do not exist (known on first use)
         self.bytes_processed = 0  # by this store's queries, for the run's summary line
 
     @classmethod
-    def from_url(cls, url: str, settings: Settings) -> BigQueryStateStore:
+    def from_url(cls, url: str, settings: Settings, *, read_only: bool = False) -> BigQueryStateStore:
         project, dataset = bigquery_dataset(url)
-        return cls(project, dataset, settings.bigquery_api_endpoint)
+        return cls(project, dataset, settings.bigquery_api_endpoint, read_only=read_only)
 
     def _client(self) -> bigquery.Client:
-        """The instance's client, once the tables are known to be there: checked on first use, then never again."""
+        """The instance's client, once the tables are known to be there: checked on first use, then never again
+        (read only: which tables are absent, found once per store)."""
         client = bigquery_client(self.project, self.api_endpoint)
+        if self.read_only:
+            if self._absent is None:
+                self._absent = self._absent_tables(client)
+            return client
         for table in TABLES:
             key = ("bigquery table", self.project, self.dataset, table, self.api_endpoint)
             cached(key, functools.partial(self._ensure_table, client, table))
         return client
+
+    def _has(self, table_id: str) -> bool:
+        self._client()
+        return table_id not in (self._absent or set())
+
+    def _absent_tables(self, client: bigquery.Client) -> set[str]:
+        """Read only: which tables do not exist yet (they read as empty); the dataset itself must."""
+        from google.api_core.exceptions import NotFound
+        from google.cloud import bigquery
+
+        retry = bigquery.DEFAULT_RETRY.with_deadline(REQUEST_DEADLINE_S)
+        absent = set()
+        try:
+            for name in TABLES:
+                table_id = f"{self.project}.{self.dataset}.{name}"
+                try:
+                    client.get_table(table_id, retry=retry)
+                except NotFound:
+                    absent.add(table_id)
+            if absent:
+                client.get_dataset(f"{self.project}.{self.dataset}", retry=retry)
+        except NotFound:
+            raise StateError(f"dataset {self.project}.{self.dataset} does not exist: fix the state URL") from None
+        except Exception as exc:
+            raise StateError(f"state dataset {self.project}.{self.dataset} cannot be read: {exc}") from exc
+        return absent
 
     def _ensure_table(self, client: bigquery.Client, name: str) -> None:
         """Terraform creates the tables; this covers local use, a deleted table, and a table from an older version
@@ -154,6 +187,8 @@ class BigQueryStateStore:
         per run the cost is negligible. The insertId lets BigQuery drop a retried duplicate."""
         if not rows:
             return
+        if self.read_only:
+            raise StateError(f"state store {self.project}.{self.dataset} is opened read-only: {table_id} not written")
         from google.cloud import bigquery
 
         try:
@@ -197,6 +232,8 @@ class BigQueryStateStore:
         from google.cloud import bigquery
 
         found: dict[str, HistoryRecord] = {}
+        if not self._has(self.table_id):
+            return found
         missing = sorted(set(check_names))
         for n, days in enumerate(LATEST_WINDOWS_DAYS):
             if n and not missing:
@@ -223,6 +260,8 @@ class BigQueryStateStore:
         from google.cloud import bigquery
 
         out: dict[str, list[tuple[dt.datetime, float]]] = {}
+        if not self._has(self.table_id):
+            return out
         short = sorted(set(check_names))
         for days in POINTS_WINDOWS_DAYS:
             if not short:
@@ -250,7 +289,7 @@ class BigQueryStateStore:
         from google.cloud import bigquery
 
         names = sorted(set(check_names))
-        if not names:
+        if not names or not self._has(self.notices_id):
             return []
         since = dt.datetime.now(dt.UTC) - dt.timedelta(days=NOTICES_DAYS)  # recorded_at is the wall clock
         rows = self._query(

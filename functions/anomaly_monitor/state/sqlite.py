@@ -48,15 +48,25 @@ def _values(row: sqlite3.Row) -> dict[str, Any]:
     return {k: _from_text(v) if k in TIMES and isinstance(v, str) else v for k, v in dict(row).items()}
 
 
+def _create_table(table: str, *, temp: bool = False) -> str:
+    columns = ", ".join(
+        f"{name} {SQLITE_TYPES[kind]}{' NOT NULL' if mode == 'REQUIRED' else ''}" for name, kind, mode in TABLES[table]
+    )
+    return f"CREATE {'TEMP ' if temp else ''}TABLE IF NOT EXISTS {table} ({columns})"
+
+
 class SqliteStateStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = path
+        self.read_only = read_only
 
     @classmethod
-    def from_url(cls, url: str) -> SqliteStateStore:
-        return cls(sqlite_path(url))
+    def from_url(cls, url: str, *, read_only: bool = False) -> SqliteStateStore:
+        return cls(sqlite_path(url), read_only=read_only)
 
     def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            return self._connect_read_only()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=30)
@@ -72,11 +82,7 @@ class SqliteStateStore:
         for table, schema in TABLES.items():
             existing = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
             if not existing:
-                columns = ", ".join(
-                    f"{name} {SQLITE_TYPES[kind]}{' NOT NULL' if mode == 'REQUIRED' else ''}"
-                    for name, kind, mode in schema
-                )
-                conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
+                conn.execute(_create_table(table))
                 continue
             for name, kind, _ in schema:
                 if name not in existing:
@@ -85,7 +91,25 @@ class SqliteStateStore:
             conn.execute(statement)
         conn.commit()
 
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """The file opened so that nothing can be written to it, nor the file created: the tables it lacks (all of
+        them when there is no file yet) read as empty."""
+        try:
+            if self.path.is_file():
+                conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+            else:
+                conn = sqlite3.connect(":memory:")
+            conn.row_factory = sqlite3.Row
+            have = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            for table in TABLES.keys() - have:
+                conn.execute(_create_table(table, temp=True))  # in memory, beside the file
+        except (OSError, sqlite3.Error) as exc:
+            raise StateError(f"state store {self.path} cannot be opened read-only: {exc}") from exc
+        return conn
+
     def _insert(self, table: str, columns: list[str], rows: Sequence[HistoryRecord | NoticeRecord]) -> None:
+        if self.read_only:
+            raise StateError(f"state store {self.path} is opened read-only: {table} cannot be written")
         values = []
         for row in rows:
             plain = to_values(row)
