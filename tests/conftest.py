@@ -47,3 +47,17 @@ def registry(tmp_path: Path) -> Callable[[Sequence[dict[str, str]]], Path]:
 def demo_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo warehouse built at DEMO_NOW, once per session; read-only for the tests that share it."""
     return build_demo_warehouse(tmp_path_factory.mktemp("demo"), DEMO_NOW)
+
+
+MEASURED: list[str] = []  # figures tests measure without asserting on them (timing is not for assertions here)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in MEASURED:
+        terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def measured() -> list[str]:
+    """Lines printed at the end of the session: figures to report, e.g. answer times."""
+    return MEASURED

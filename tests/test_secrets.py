@@ -11,8 +11,8 @@ import responses
 
 from anomaly_monitor import clients
 from anomaly_monitor.clients import secret_manager
+from anomaly_monitor.clients.secret_manager import slack_bot_token
 from anomaly_monitor.errors import ConfigError
-from anomaly_monitor.notifiers.slack import slack_bot_token
 from anomaly_monitor.settings import Settings
 
 VERSION = "projects/demo/secrets/slack-bot-token/versions/latest"

@@ -42,6 +42,7 @@ class Lead:
     marker: str
     headline: str
     detail: str
+    by: str | None = None  # the Slack user whose click it tells of (marked expected)
 
 
 @dataclass(frozen=True)
@@ -78,12 +79,13 @@ class Link:
 
 
 @dataclass(frozen=True)
-class Action:
-    """A button a person can press on the alert (Slack actions fill these in)."""
+class Actions:
+    """What a person can do about an open incident from its message (SPEC "Slack actions"): acknowledge, snooze
+    (until a time in the check's time zone), mute until resolved and, where a value is judged, mark it expected."""
 
-    action_id: str
-    label: str
-    value: str = ""
+    check_name: str
+    timezone: str
+    expected: bool  # threshold and anomaly checks: "this value is normal"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,7 +103,7 @@ class Alert:
     context: tuple[str, ...] = ()  # small facts: when it ran, since when it fails, what kind of check
     members: tuple[str, ...] = ()  # a grouped incident: the checks that failed for its one cause
     since: dt.datetime | None = None  # the incident's first failing run
-    actions: tuple[Action, ...] = ()
+    actions: Actions | None = None  # offered on the incident's message while it is open
 
 
 def header(check: Check, status: Status, members: tuple[str, ...] = ()) -> Header:
@@ -144,6 +146,10 @@ def runs(n: int) -> str:
     return count(n, "run")
 
 
+def actions_for(check: Check) -> Actions:
+    return Actions(check.name, check.timezone, check.type in (CheckType.THRESHOLD, CheckType.ANOMALY))
+
+
 def for_result(result: CheckResult, check: Check, at: dt.datetime) -> Alert:
     """A failing result on its own, as a new incident would show it (the terminal's report)."""
     reason, evidence = finding(result)
@@ -159,6 +165,7 @@ def for_result(result: CheckResult, check: Check, at: dt.datetime) -> Alert:
         owners=check.owners,
         links=(Link("Runbook", check.runbook, "open the runbook"),) if check.runbook else (),
         context=(f"Run {moment(at)}", *facts(check, result)),
+        actions=actions_for(check),
     )
 
 
@@ -218,6 +225,20 @@ def for_notice(notice: Notice) -> Alert:
             context=(),
         )
     lasted = f"{failing} ({duration(since, at)})"
+    if notice.kind is NoticeKind.EXPECTED:
+        quiet = "The check stays quiet until it is ok again."
+        if check.type is CheckType.ANOMALY:
+            quiet += " Its value is left out of the check's baseline from now on."
+        return dataclasses.replace(
+            alert,
+            kind=notice.kind,
+            header=Header(RESOLVED_MARKER, ("Resolved",), check.name),
+            lead=Lead(RESOLVED_MARKER, "Marked expected", f"resolved after {lasted}. {quiet}", by=notice.by),
+            summary=f"{check.name} marked expected: resolved after {failing}",
+            reason=notice.problem,
+            evidence=None,
+            context=(f"Failing since {moment(since)}", f"marked expected {moment(at)}", f"after {lasted}"),
+        )
     return dataclasses.replace(
         alert,
         kind=notice.kind,

@@ -86,6 +86,8 @@ class Settings:
     run_timeout_s: float = field(default=540.0, metadata=env(number_above(30, at_least=True)))
     # checks failing for one cause outside their SQL that make one grouped alert
     shared_cause_min_checks: int = field(default=3, metadata=env(whole_number_from(2)))
+    slack_signing_secret: str | None = field(default=None, repr=False)  # slack_actions only: a click is Slack's
+    slack_signing_secret_secret: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -3,6 +3,7 @@ within the limits they carry."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -11,15 +12,20 @@ from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
+    ConfirmObject,
     ContextBlock,
     HeaderBlock,
     MarkdownTextObject,
+    Option,
     PlainTextObject,
     SectionBlock,
+    StaticSelectElement,
 )
 
-from anomaly_monitor.alerts import Alert, Lead, Measure, QueryFailure, Rows
+from anomaly_monitor.alerts import RESOLVED_MARKER, Actions, Alert, Lead, Measure, QueryFailure, Rows, actions_for
 from anomaly_monitor.display import clip, count, moment, text_table
+from anomaly_monitor.incidents import Marks
+from anomaly_monitor.models import Action, Check, IncidentEvent
 from anomaly_monitor.notices import NoticeKind
 
 # Slack's documented limits that slack_sdk's models do not carry, and the margins we keep under them.
@@ -31,6 +37,16 @@ LINE_CHARS = 110  # wider lines wrap in Slack's code blocks and stop reading as 
 CELL_WIDTHS = (40, 24, 16, 10)
 REASON_CHARS = 500
 WAS_CHARS = 1000
+ACTION_MARKERS = {Action.ACKNOWLEDGE: "👀", Action.SNOOZE: "💤", Action.MUTE: "🔕", Action.EXPECTED: RESOLVED_MARKER}
+CLOSED = (NoticeKind.RESOLVED, NoticeKind.EXPECTED)  # the notices after which the incident offers no buttons
+
+# The buttons (SPEC "Slack actions"): each click carries its check in the block id, its action in the action id,
+# and, for a snooze, the choice and the check's time zone in the option's value; slack_actions checks all of it
+# against the history before it records anything.
+ACTIONS_BLOCK_PREFIX = "incident:"
+STATUS_BLOCK_ID = "incident_status"  # the line that says who did what, rewritten by each click
+BLOCK_ID_CHARS = 255
+SNOOZE_LABELS = {"1h": "1 hour", "4h": "4 hours", "24h": "24 hours", "tomorrow": "Until 09:00 tomorrow"}
 
 Message = dict[str, Any]
 
@@ -88,6 +104,8 @@ def context(parts: Sequence[str]) -> Block:
 
 def lead(it: Lead) -> Block:
     marker = f"{it.marker} " if it.marker else ""
+    if it.by is not None:
+        return section(f"{marker}*{escape(it.headline)}* by {mention(it.by)}: {escape(it.detail)}")
     return section(f"{marker}*{escape(it.headline)}* {escape(it.detail)}")
 
 
@@ -167,14 +185,108 @@ def about_blocks(alert: Alert, user_ids: Mapping[str, str]) -> list[Block]:
     return [section("\n".join(lines))] if lines else []
 
 
-def actions_blocks(alert: Alert) -> list[Block]:
-    if not alert.actions:
+def actions_blocks(offered: Actions | None) -> list[Block]:
+    """Acknowledge, Snooze (a menu), Mute until resolved and, on threshold and anomaly checks, Expected."""
+    if offered is None:
         return []
-    buttons = [
-        ButtonElement(text=clip(a.label, ButtonElement.text_max_length), action_id=a.action_id, value=a.value or None)
-        for a in alert.actions
+    block_id = ACTIONS_BLOCK_PREFIX + offered.check_name
+    if len(block_id) > BLOCK_ID_CHARS:  # only a grouped cause with a very long dataset name: no buttons, no error
+        return []
+    labels = {**SNOOZE_LABELS, "tomorrow": f"{SNOOZE_LABELS['tomorrow']} ({offered.timezone})"}
+    options = [Option(value=f"{choice}|{offered.timezone}", text=label) for choice, label in labels.items()]
+    elements: list[Any] = [
+        ButtonElement(text="Acknowledge", action_id=Action.ACKNOWLEDGE, value=Action.ACKNOWLEDGE, style="primary"),
+        StaticSelectElement(placeholder="Snooze…", action_id=Action.SNOOZE, options=options),
+        ButtonElement(
+            text="Mute until resolved",
+            action_id=Action.MUTE,
+            value=Action.MUTE,
+            confirm=ConfirmObject(
+                title="Mute until resolved?",
+                text="No reminders or updates about this incident until it resolves.",
+                confirm="Mute",
+                deny="Cancel",
+            ),
+        ),
     ]
-    return [ActionsBlock(elements=buttons[: ActionsBlock.elements_max_length])]
+    if offered.expected:
+        elements.append(
+            ButtonElement(
+                text="Expected",
+                action_id=Action.EXPECTED,
+                value=Action.EXPECTED,
+                confirm=ConfirmObject(
+                    title="Is this value normal?",
+                    text="The incident resolves, and the check stays quiet until it is ok again; an anomaly check "
+                    "leaves this value out of its baseline.",
+                    confirm="It is expected",
+                    deny="Cancel",
+                ),
+            )
+        )
+    return [ActionsBlock(block_id=block_id, elements=elements)]
+
+
+def actions_block(check: Check) -> list[dict[str, Any]]:
+    """The buttons an incident of this check offers, as Slack holds them in its message."""
+    return [block.to_dict() for block in actions_blocks(actions_for(check))]
+
+
+def mention(user_id: str | None) -> str:
+    return f"<@{user_id}>" if user_id and re.fullmatch(r"[UW][A-Z0-9]{2,}", user_id) else "someone"
+
+
+def slack_time(at: dt.datetime) -> str:
+    """A time each reader sees in their own time zone, with UTC as the fallback text."""
+    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{moment(at)}>"
+
+
+def status_line(marks: Marks) -> str:
+    """Who did what to the incident, as its message shows it ("👀 Acknowledged by @ana · …")."""
+    parts = []
+    if marks.acknowledged:
+        people = ", ".join(dict.fromkeys(mention(e.user_id) for e in marks.acknowledged))
+        parts.append(f"{ACTION_MARKERS[Action.ACKNOWLEDGE]} Acknowledged by {people}")
+    if marks.snooze is not None and marks.snooze.until is not None:
+        until = slack_time(marks.snooze.until)
+        parts.append(f"{ACTION_MARKERS[Action.SNOOZE]} Snoozed until {until} by {mention(marks.snooze.user_id)}")
+    if marks.muted is not None:
+        parts.append(f"{ACTION_MARKERS[Action.MUTE]} Muted until resolved by {mention(marks.muted.user_id)}")
+    if marks.expected is not None:
+        who = mention(marks.expected.user_id)
+        parts.append(f"{ACTION_MARKERS[Action.EXPECTED]} Marked expected by {who}: resolves on the next run")
+    return " · ".join(parts)
+
+
+def clicked_message(message_blocks: Sequence[dict[str, Any]], marks: Marks) -> list[dict[str, Any]]:
+    """The incident message after a click: its blocks as Slack holds them, with the line of who did what before
+    the buttons (replacing the last one); once it is marked expected, the buttons go."""
+    kept = [b for b in message_blocks if b.get("block_id") != STATUS_BLOCK_ID]
+    buttons = [n for n, b in enumerate(kept) if str(b.get("block_id", "")).startswith(ACTIONS_BLOCK_PREFIX)]
+    at = buttons[0] if buttons else len(kept)
+    line = status_line(marks)
+    status = [{**context([line]).to_dict(), "block_id": STATUS_BLOCK_ID}] if line else []
+    rest = kept[at + 1 :] if buttons and marks.expected is not None else kept[at:]
+    return [*kept[:at], *status, *rest][:MAX_BLOCKS]
+
+
+def click_reply(event: IncidentEvent) -> str:
+    """What a click tells the incident's thread."""
+    who = mention(event.user_id)
+    marker = ACTION_MARKERS[event.action]
+    if event.action is Action.ACKNOWLEDGE:
+        return f"{marker} {who} acknowledged this incident: no more reminders about it."
+    if event.action is Action.SNOOZE and event.until is not None:
+        return (
+            f"{marker} {who} snoozed check *{escape(event.check_name)}* until {slack_time(event.until)}: no "
+            "reminders and no new incident until then."
+        )
+    if event.action is Action.MUTE:
+        return f"{marker} {who} muted this incident: nothing more about it until it resolves."
+    return (
+        f"{marker} {who} marked this value expected: the incident resolves on the next run, and the check stays "
+        "quiet until it is ok again."
+    )
 
 
 def fallback(text: str) -> str:
@@ -215,9 +327,9 @@ def blocks(alert: Alert, user_ids: Mapping[str, str]) -> list[Block]:
             *members_blocks(alert),
             *about_blocks(alert, user_ids),
             context(alert.context),
-            *actions_blocks(alert),
+            *actions_blocks(alert.actions),
         ]
-    if alert.kind is NoticeKind.RESOLVED:
+    if alert.kind in CLOSED:
         return [lead(alert.lead)]
     replied = [lead(alert.lead), *finding_blocks(alert)]
     if alert.kind is NoticeKind.REMINDER and alert.owners:
@@ -235,6 +347,7 @@ def render_resolved(alert: Alert, user_ids: Mapping[str, str] | None = None) -> 
         header(alert.header.text),
         *description_blocks(alert),
         section("*Was:* " + escape(clip(alert.reason, WAS_CHARS))),
+        *([section(f"*Marked expected* by {mention(alert.lead.by)}")] if alert.lead and alert.lead.by else []),
         *about_blocks(alert, user_ids or {}),
         context(alert.context),
     ]
@@ -245,7 +358,9 @@ def render_moved(alert: Alert, user_ids: Mapping[str, str] | None = None) -> Mes
     """A notice whose incident message was deleted: a new top-level message that says so, then the notice."""
     began = f" ({moment(alert.since)})" if alert.since else ""
     note = context([f"The message this incident began with{began} is gone; it continues here."])
-    return message(alert.summary, [header(alert.header.text), note, *blocks(alert, user_ids or {})])
+    buttons = [] if alert.kind in CLOSED else actions_blocks(alert.actions)  # the incident's message from now on
+    body = blocks(alert, user_ids or {})[: MAX_BLOCKS - 2 - len(buttons)]
+    return message(alert.summary, [header(alert.header.text), note, *body, *buttons])
 
 
 def with_repeat_warning(body: Message) -> Message:

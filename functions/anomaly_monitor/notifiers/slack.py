@@ -38,7 +38,7 @@ from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 from anomaly_monitor import redact
 from anomaly_monitor.alerts import Alert, for_notice
 from anomaly_monitor.charts import chart_for  # imports matplotlib only when a chart is drawn
-from anomaly_monitor.clients.secret_manager import read_secret
+from anomaly_monitor.clients.secret_manager import slack_bot_token
 from anomaly_monitor.errors import ConfigError, DeliveryError, DeliveryUnknown, LookupUnavailable
 from anomaly_monitor.models import Status
 from anomaly_monitor.notices import TOP_LEVEL, MessageRef, Notice, NoticeKind, Sent
@@ -207,16 +207,6 @@ def retry_handlers(budget: Budget, interval: RetryIntervalCalculator | None = No
     ]
 
 
-def slack_bot_token(settings: Settings) -> str | None:
-    """SLACK_BOT_TOKEN when set (it wins), else the secret SLACK_BOT_TOKEN_SECRET names (read once per instance),
-    else None."""
-    if settings.slack_bot_token:
-        return settings.slack_bot_token
-    if settings.slack_bot_token_secret:
-        return read_secret(settings.slack_bot_token_secret)
-    return None
-
-
 def web_client(
     token: str,
     base_url: str | None = None,
@@ -308,7 +298,7 @@ class SlackNotifier:
             alert = for_notice(notice)  # what the notice says, built once; rendered for each message it makes
             if notice.kind in TOP_LEVEL or notice.ref is None:
                 return self._post_top_level(notice, alert, channel, moved=notice.kind not in TOP_LEVEL)
-            if notice.kind is NoticeKind.RESOLVED:
+            if notice.kind in (NoticeKind.RESOLVED, NoticeKind.EXPECTED):
                 self._mark_resolved(notice, alert, notice.ref)
             return self._reply(notice, alert, notice.ref)
         except SlackApiError as exc:

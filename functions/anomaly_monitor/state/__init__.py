@@ -1,4 +1,5 @@
-"""State stores keep the append-only history (`check_results`) and delivery journal (`notices`): SQLite, BigQuery."""
+"""State stores keep the append-only history (`check_results`), the delivery journal (`notices`) and what people did
+from Slack (`incident_events`): SQLite, BigQuery."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from anomaly_monitor.errors import ConfigError
-from anomaly_monitor.models import HistoryRecord, NoticeRecord
+from anomaly_monitor.models import HistoryRecord, IncidentEvent, NoticeRecord
 from anomaly_monitor.settings import Settings
 
 RESERVED_PREFIX = "_"  # the monitor's own incidents (`_registry`, grouped causes); registry names cannot start so
@@ -46,6 +47,23 @@ class StateStore(Protocol):
         """The newest event of each notice of these checks that a run still has to act on: unconfirmed
         (`attempt`, `unknown`), a closing notice not yet delivered (`failed` resolved or missed), or decided
         by a run that never recorded its results (its `based_on` is the check's newest run, `committed`)."""
+        ...
+
+    def append_events(self, events: Sequence[IncidentEvent]) -> None:
+        """Appends clicks to incident_events; one whose event_id is stored already is not stored again. Raises
+        StateError when they could not be written."""
+        ...
+
+    def incident_events(self, check_names: Collection[str], now: dt.datetime) -> list[IncidentEvent]:
+        """The events of these checks recorded at or before `now`, oldest first, one per event_id."""
+        ...
+
+    def clicked_incident(
+        self, check_name: str, channel: str, ts: str, now: dt.datetime
+    ) -> tuple[HistoryRecord | None, list[IncidentEvent]]:
+        """What a click on the message (`channel`, `ts`) needs, in one read: the check's newest row at or before
+        `now` (None when it has none since the message was posted) and the events already recorded on that
+        message, oldest first."""
         ...
 
     def run_lock(self, run_id: str) -> AbstractContextManager[None]:
