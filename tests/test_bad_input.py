@@ -8,8 +8,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import REPO
-from test_runner import TABLES, cli
+
+from tests.cloud_fixtures import ORDERS_SCRIPT as TABLES
+from tests.local_files import REPO
+from tests.servers import cli
 
 GOOD = "fine,SELECT 1 AS x WHERE 1 = 0\n"
 

@@ -13,14 +13,16 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import NOW, REPO
-from test_runner import TABLES
 
 from anomaly_monitor.deadline import run_all
 from anomaly_monitor.models import Status
 from anomaly_monitor.runner import RunOptions
 from anomaly_monitor.service import execute
 from anomaly_monitor.settings import Settings
+from tests.cloud_fixtures import ORDERS_SCRIPT as TABLES
+from tests.local_files import REPO
+
+NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 
 
 def series_sql(points: int) -> str:

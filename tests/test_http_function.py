@@ -3,107 +3,46 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
 import http.client
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests import servers
 from tests.cloud_fixtures import CHECKS_HEADER, make_warehouse
+from tests.servers import call, function_server, post, strict_json
 
-ROOT = Path(__file__).resolve().parent.parent
-FRAMEWORK = Path(sys.executable).with_name("functions-framework")
 CHECKS = (
     "unsettled,rows,SELECT id FROM orders WHERE status = 'authorised',,,,,\n"
     "total,threshold,SELECT SUM(amount) AS value FROM orders,,100,,,\n"
 )
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def function_server(tmp: Path, checks: str) -> Iterator[str]:
-    """functions-framework serving main.run_checks on a free port, over checks.csv and warehouse.db in `tmp`."""
-    (tmp / "checks.csv").write_text(CHECKS_HEADER + checks)
-    if not (tmp / "warehouse.db").exists():
-        make_warehouse(tmp / "warehouse.db")
-    port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT / "functions"),
-        "CHECKS_SOURCE": str(tmp / "checks.csv"),
-        "WAREHOUSE_URL": f"sqlite:///{tmp / 'warehouse.db'}",
-        "STATE_URL": f"sqlite:///{tmp / 'state.db'}",
-        "LOG_FORMAT": "json",
-    }
-    for name in ("SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN_SECRET", "K_SERVICE"):
-        env.pop(name, None)
-    log = (tmp / "server.log").open("w")
-    command = [str(FRAMEWORK), "--target", "run_checks", "--source", str(ROOT / "functions" / "main.py")]
-    process = subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            call(url, "GET")
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"functions-framework did not start:\n{(tmp / 'server.log').read_text()}")
-            time.sleep(0.2)
-    try:
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
+pytestmark = pytest.mark.slow  # a real server process
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("function")
-    with function_server(tmp, CHECKS) as url:
+    (tmp / "checks.csv").write_text(CHECKS_HEADER + CHECKS)
+    make_warehouse(tmp / "warehouse.db")
+    with function_server(function_settings(tmp), tmp / "server.log") as url:
         yield url, tmp
 
 
-def strict_json(text: bytes | str) -> Any:
-    """JSON as the RFC defines it: NaN and Infinity are not JSON, so they fail here."""
-
-    def refuse(token: str) -> None:
-        raise ValueError(f"{token} is not valid JSON")
-
-    return json.loads(text, parse_constant=refuse)
-
-
-def call(url: str, method: str = "POST", body: bytes | None = None) -> tuple[int, dict, dict]:
-    request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            return answer.status, strict_json(answer.read()), dict(answer.headers)
-    except urllib.error.HTTPError as error:
-        return error.code, strict_json(error.read()), dict(error.headers)
-
-
-def post(url: str, body: object = None) -> tuple[int, dict]:
-    status, doc, _ = call(url, "POST", None if body is None else json.dumps(body).encode())
-    return status, doc
+def function_settings(tmp: Path) -> dict[str, str]:
+    """The function's environment over checks.csv, warehouse.db and state.db in `tmp`."""
+    return {
+        "CHECKS_SOURCE": str(tmp / "checks.csv"),
+        "WAREHOUSE_URL": f"sqlite:///{tmp / 'warehouse.db'}",
+        "STATE_URL": f"sqlite:///{tmp / 'state.db'}",
+        "LOG_FORMAT": "json",
+    }
 
 
 def test_a_post_runs_the_checks_and_answers_the_run_document(server) -> None:
@@ -198,7 +137,7 @@ def test_importing_main_stays_cheap() -> None:
     """Every cold start pays for the import: the Google, Sheets and Slack clients load on first use only."""
     heavy = ["google.cloud.bigquery", "gspread", "pandas", "slack_sdk", "google.cloud.secretmanager", "sqlglot"]
     code = f"import sys, main; print([m for m in {heavy!r} if m in sys.modules])"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "functions")}
+    env = {**os.environ, "PYTHONPATH": str(servers.ROOT / "functions")}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -226,7 +165,7 @@ def app():
     outside a server."""
     import functions_framework
 
-    return functions_framework.create_app("run_checks", str(ROOT / "functions" / "main.py"))
+    return functions_framework.create_app("run_checks", str(servers.ROOT / "functions" / "main.py"))
 
 
 def test_a_crash_inside_the_function_is_a_json_500(app) -> None:
@@ -263,9 +202,10 @@ ODD_ROW = {
 @pytest.fixture(scope="module")
 def odd_server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("oddities")
+    (tmp / "checks.csv").write_text(CHECKS_HEADER + ODD_CHECKS)
     with sqlite3.connect(make_warehouse(tmp / "warehouse.db")) as conn:
         conn.executescript(ODDITIES)
-    with function_server(tmp, ODD_CHECKS) as url:
+    with function_server(function_settings(tmp), tmp / "server.log") as url:
         yield url, tmp
 
 
@@ -283,14 +223,15 @@ def test_any_value_the_data_holds_is_answered_200_with_valid_json(odd_server) ->
 def test_the_cli_json_encodes_values_exactly_as_the_http_answer(odd_server) -> None:
     url, tmp = odd_server
     _, answer = post(url, {"checks": ["oddities"], "force": True, "dry_run": True})
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")} | {"PYTHONPATH": str(ROOT / "functions")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+    env |= {"PYTHONPATH": str(servers.ROOT / "functions")}
     warehouse, state = f"sqlite:///{tmp / 'warehouse.db'}", f"sqlite:///{tmp / 'state.db'}"
     options = ["--json", "--force", "--dry-run", "--check", "oddities", "--checks", str(tmp / "checks.csv")]
     done = subprocess.run(
         [sys.executable, "-m", "anomaly_monitor", "run", *options, "--warehouse", warehouse, "--state", state],
         capture_output=True,
         env=env,
-        cwd=ROOT,
+        cwd=servers.ROOT,
     )
     assert done.returncode == 1, done.stderr
     printed = strict_json(done.stdout)

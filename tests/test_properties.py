@@ -23,8 +23,6 @@ from typing import Any
 import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
-from test_http_function import CHECKS, function_server, strict_json
-from test_runner import TABLES
 
 from anomaly_monitor import cli
 from anomaly_monitor.errors import RegistryError
@@ -32,6 +30,9 @@ from anomaly_monitor.models import Check, json_value
 from anomaly_monitor.registry import COLUMN_NAMES, parse_registry
 from anomaly_monitor.schedule import ScheduleError, check_schedule, is_due, next_tick
 from anomaly_monitor.sources.csv_source import CsvSource
+from tests.cloud_fixtures import CHECKS_HEADER, make_warehouse
+from tests.cloud_fixtures import ORDERS_SCRIPT as TABLES
+from tests.servers import call, function_server, strict_json
 
 WORKSHEETS = ("checks", "status", "exclusions")
 
@@ -319,7 +320,7 @@ def bodies() -> st.SearchStrategy[bytes]:
     fields = st.fixed_dictionaries(
         {},
         optional={
-            "checks": st.one_of(st.lists(st.sampled_from(["unsettled", "total", "nope"]), max_size=2), json_values),
+            "checks": st.one_of(st.lists(st.sampled_from(["total", "nope"]), max_size=2), json_values),
             "tags": st.one_of(st.lists(st.text(max_size=8), max_size=2), json_values),
             "force": st.one_of(st.booleans(), json_values),
             "dry_run": st.one_of(st.just(True), json_values),
@@ -331,14 +332,19 @@ def bodies() -> st.SearchStrategy[bytes]:
 
 @pytest.fixture(scope="module")
 def body_server(tmp_path_factory):
-    with function_server(tmp_path_factory.mktemp("bodies"), CHECKS) as url:
+    tmp = tmp_path_factory.mktemp("bodies")
+    (tmp / "checks.csv").write_text(f"{CHECKS_HEADER}total,threshold,SELECT SUM(amount) AS value FROM orders,,100,,,\n")
+    settings = {
+        "CHECKS_SOURCE": str(tmp / "checks.csv"),
+        "WAREHOUSE_URL": f"sqlite:///{make_warehouse(tmp / 'warehouse.db')}",
+        "STATE_URL": f"sqlite:///{tmp / 'state.db'}",
+    }
+    with function_server(settings, tmp / "server.log") as url:
         yield url
 
 
 @given(bodies())
 def test_any_request_body_is_answered_200_or_400_with_json(body_server: str, body: bytes) -> None:
-    from test_http_function import call
-
     status, doc, headers = call(body_server, "POST", body)
     assert headers["Content-Type"] == "application/json"
     assert status in (200, 400), (status, doc)

@@ -248,6 +248,15 @@ def parse_check(row: Mapping[str, str], row_number: int, worksheets: Collection[
     )
 
 
+def row_type(row: Mapping[str, str]) -> CheckType | None:
+    """The type a row declares (rows when blank), or None when its `type` cell is not a type: what an
+    invalid row reports."""
+    try:
+        return _choice(row, "type", CheckType, CheckType.ROWS)
+    except RowError:
+        return None
+
+
 @dataclass
 class Registry:
     checks: list[Check]
@@ -294,23 +303,20 @@ def parse_registry(rows: Iterable[Mapping[str, str]], worksheets: Collection[str
         name = _label(row, row_number)
         where = f'checks row {row_number} (name "{name}")'
         if name in first_row:
-            invalid.append(
-                InvalidCheck(
-                    name, row_number, f'{where}: column "name" repeats row {first_row[name]}; names must be unique'
-                )
-            )
+            message = f'{where}: column "name" repeats row {first_row[name]}; names must be unique'
+            invalid.append(InvalidCheck(name, row_number, message, row_type(row)))
             continue
         first_row[name] = row_number
         problem = _cell_problem(row)
         if problem:
-            invalid.append(InvalidCheck(name, row_number, f"{where}: {problem}"))
+            invalid.append(InvalidCheck(name, row_number, f"{where}: {problem}", row_type(row)))
             continue
         try:
             checks.append(parse_check(row, row_number, worksheets))
         except RowError as exc:
-            invalid.append(InvalidCheck(name, row_number, f"{where}: {exc}"))
+            invalid.append(InvalidCheck(name, row_number, f"{where}: {exc}", row_type(row)))
         except Exception as exc:  # a bug must cost one row, not the run; the log has the traceback
             log.exception("checks row %d could not be parsed", row_number)
             reason = f"{type(exc).__name__}: {shown(str(exc))}"
-            invalid.append(InvalidCheck(name, row_number, f"{where}: could not be checked ({reason})"))
+            invalid.append(InvalidCheck(name, row_number, f"{where}: could not be checked ({reason})", row_type(row)))
     return Registry(checks, invalid)

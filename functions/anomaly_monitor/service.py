@@ -6,15 +6,15 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from anomaly_monitor.clients.sqlite import same_sqlite_file
 from anomaly_monitor.errors import ConfigError, MonitorError, QueryError, UnknownCheckError
 from anomaly_monitor.models import GB, Check, RunReport
 from anomaly_monitor.notifiers import Notifier
 from anomaly_monitor.registry import parse_registry
 from anomaly_monitor.runner import Backends, RunOptions, run
 from anomaly_monitor.settings import Settings
-from anomaly_monitor.sources import open_source
+from anomaly_monitor.sources import open_source, status_publisher
 from anomaly_monitor.state import open_state
-from anomaly_monitor.urls import same_sqlite_file
 from anomaly_monitor.warehouses import Warehouse, open_warehouse
 
 if TYPE_CHECKING:
@@ -40,8 +40,10 @@ def build_backends(settings: Settings) -> Backends:
             "be written into the data the checks read; point --state (STATE_URL) at another file, e.g. "
             "sqlite:///data/state.db"
         )
+    source = open_source(settings.checks_source, settings)
     return Backends(
-        source=open_source(settings.checks_source, settings),
+        source=source,
+        publisher=status_publisher(source),
         warehouse=open_warehouse(settings.warehouse_url, settings),
         state=open_state(settings.state_url, settings),
         notifier=open_notifier(settings),

@@ -8,14 +8,12 @@ a sheet is the registry's to report (registry.CELL_LIMIT), never a reason to ref
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from anomaly_monitor.columns import column_letter
 from anomaly_monitor.errors import RegistryError
-from anomaly_monitor.models import RunReport
 from anomaly_monitor.registry import UNREADABLE, normalize_header, normalize_rows
 
 LINES = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")  # physical lines, with their endings
@@ -133,9 +131,3 @@ class CsvSource:
         # Undecodable bytes become lone surrogates, so only the row holding them is invalid (registry.py);
         # the byte-order mark that spreadsheet exports write is dropped.
         return read_records(data.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff"))
-
-    def publish(self, report: RunReport) -> None:
-        """Local mode shows statuses in the terminal; a CSV file is not written back."""
-
-    def publish_problem(self, problem: str, at: dt.datetime) -> None:
-        """The terminal already shows the problem (the run fails with it)."""

@@ -1,4 +1,4 @@
-"""Parsing of the sqlite:// and bigquery:// URLs the options and environment take."""
+"""The sqlite:/// URLs that name the local warehouse and state files."""
 
 from __future__ import annotations
 
@@ -13,14 +13,6 @@ def sqlite_path(url: str) -> Path:
     if not path or path == url:
         raise ConfigError(f"{url!r} is not a SQLite URL: write sqlite:///relative/path.db or sqlite:////abs/path.db")
     return Path(path)
-
-
-def bigquery_dataset(url: str) -> tuple[str, str]:
-    """bigquery://PROJECT/DATASET -> (project, dataset)."""
-    parts = url.removeprefix("bigquery://").strip("/").split("/")
-    if not url.startswith("bigquery://") or len(parts) != 2 or not all(parts):
-        raise ConfigError(f"{url!r} is not a BigQuery URL: write bigquery://PROJECT/DATASET")
-    return parts[0], parts[1]
 
 
 def same_sqlite_file(first: str, second: str) -> bool:
