@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from anomaly_monitor import series_replay
@@ -93,6 +93,7 @@ def answers_agree(shape: str, lo: int, hi: int, cron: str, days: float, seed: in
     seed=st.integers(0, 1000),
     gap=st.none() | st.tuples(st.integers(0, 1000), st.integers(1, 100)).map(lambda g: (g[0], g[0] + g[1])),
 )
+@example(shape="partial_first_hour", lo=124, hi=0, cron="0 * * * *", days=3.75, seed=96, gap=(0, 75))
 @settings(max_examples=40, deadline=None)
 def test_a_replay_answers_every_tick_as_the_query_at_that_tick(shape, lo, hi, cron, days, seed, gap):
     answers_agree(shape, lo, min(hi, lo - 1) if shape == "trailing_hours" else hi, cron, days, seed, gap)
