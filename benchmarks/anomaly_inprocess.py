@@ -10,10 +10,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "functions"))
-for candidate in (Path("/work/shared/anomaly-bench"), ROOT.parent / "shared" / "anomaly-bench"):
-    if (candidate / "dataset.py").exists():
-        sys.path.insert(0, str(candidate))
-        break
+BENCH = next(
+    (c for c in (ROOT.parent / "shared" / "anomaly-bench", Path("/work/shared/anomaly-bench")) if (c / "dataset.py").exists()),
+    ROOT.parent / "shared" / "anomaly-bench",
+)
+sys.path.insert(0, str(BENCH))
 sys.dont_write_bytecode = True  # keep the shared bench folder free of __pycache__
 
 import baselines  # noqa: E402
@@ -52,9 +53,11 @@ def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--set", choices=["synthetic", "nab"], default="synthetic", help="which labeled series to score")
     ap.add_argument("--family", help="only series of families containing this text")
     args = ap.parse_args()
-    series = [s for s in load_series() if not args.family or args.family in s.family]
+    folder = BENCH / ("nab" if args.set == "nab" else "data")
+    series = [s for s in load_series(folder) if not args.family or args.family in s.family]
     results: dict[str, Alerts] = {}
     timings: dict[str, float] = {}
     detectors = {"product": product}
