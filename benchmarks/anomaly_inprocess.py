@@ -10,10 +10,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "functions"))
-BENCH = next(
-    (c for c in (ROOT.parent / "shared" / "anomaly-bench", Path("/work/shared/anomaly-bench")) if (c / "dataset.py").exists()),
-    ROOT.parent / "shared" / "anomaly-bench",
-)
+CANDIDATES = (ROOT.parent / "shared" / "anomaly-bench", Path("/work/shared/anomaly-bench"))
+BENCH = next((c for c in CANDIDATES if (c / "dataset.py").exists()), CANDIDATES[0])
 sys.path.insert(0, str(BENCH))
 sys.dont_write_bytecode = True  # keep the shared bench folder free of __pycache__
 

@@ -1,22 +1,28 @@
-"""Judges the newest point of a series against the points before it: robust, seasonal, level-adaptive."""
+"""Judges the newest point of a series: a robust seasonal forecast, and a band as wide as its own past errors."""
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MIN_COMPARABLE = 7  # comparable points needed before the check may alert (SPEC)
-MAX_COMPARABLE = {"none": 30, "day_of_week": 12, "hour_of_day": 12}  # trailing comparable points used
-LEVEL_WINDOW = {"none": 7, "day_of_week": 14, "hour_of_day": 48}  # two whole seasons: balanced, outage-proof
-SHIFT_RUN = 3  # this many consecutive points far off on one side mean the level moved: re-base on them
-RELATIVE_FLOOR = 0.005  # on the log scale: changes below ~0.5% per sd are never noise-distinguishable anomalies
+HISTORY = {"none": 1000, "day_of_week": 371, "hour_of_day": 1344}  # points used: a year of days, 8 weeks of hours
+LEVEL_WINDOW = {"none": 24, "day_of_week": 21, "hour_of_day": 72}  # three seasons; an outage must outlast half
+OFFSET_SEASONS = 12  # the seasonal offset of a weekday/hour: median of its last 12 occurrences
+WEEKLY_SEASONS = 12  # hourly data may also have a weekly cycle: hour-of-week offsets from the last 4 weeks
+ERROR_WINDOW = {"none": 400, "day_of_week": 400, "hour_of_day": 400}  # recent one-step errors that size the band
+MIN_ERRORS = 5
 SMALL_COUNT = 100  # below this typical count Poisson noise (sd sqrt(x), 10% at 100) dominates percent-level noise
+RELATIVE_FLOOR = 0.005  # on the log scale: changes below ~0.5% per sd are never noise-distinguishable anomalies
 MAD_TO_SD = 1.4826
 MEAN_AD_TO_SD = 1.2533
-TAIL_QUANTILE, TAIL_GAUSSIAN_Z = 0.8, 1.2816  # P(|Z| < 1.2816) = 0.8 for a standard normal Z
+TAIL_QUANTILE, TAIL_GAUSSIAN_Z = 0.85, 1.4395  # P(|Z| < 1.4395) = 0.85 for a standard normal Z
 MAD_LOG_VARIANCE = 1.36  # n * Var(MAD sd estimate) / sd^2 for Gaussian data: the MAD's sampling variance
 
 Points = Sequence[tuple[dt.datetime, float | None]]
@@ -29,6 +35,7 @@ class Judgement:
     value: float | None
     message: str
     history_points: int  # comparable points used
+    center: float | None = None  # the forecast: the middle of the band
 
 
 @dataclass(frozen=True)
@@ -90,36 +97,107 @@ def _group_of(seasonality: str) -> Callable[[dt.datetime], int]:
     return lambda t: 0
 
 
-def _median(xs: list[float]) -> float:
-    s = sorted(xs)
-    n = len(s)
-    mid = n // 2
-    return s[mid] if n % 2 else (s[mid - 1] + s[mid]) / 2
+def _trailing_median(x: np.ndarray, window: int, partial: bool = True) -> np.ndarray:
+    """out[j] = median(x[j - window : j]) for j = 0 .. len(x); at the start shorter windows, or NaN if not partial."""
+    import numpy as np
+    from numpy.lib.stride_tricks import sliding_window_view
 
-
-def _trailing_medians(xs: list[float], k: int, start: int) -> list[float]:
-    """medians of xs[max(j - k, 0) : j] for j = start .. len(xs), with one sorted window slid along."""
-    start = max(start, 1)
-    window = sorted(xs[max(start - k, 0) : start])
-    out = []
-    for j in range(start, len(xs) + 1):
-        n = len(window)
-        out.append(window[n // 2] if n % 2 else (window[n // 2 - 1] + window[n // 2]) / 2)
-        if j == len(xs):
-            break
-        bisect.insort(window, xs[j])
-        if j - k >= 0:
-            del window[bisect.bisect_left(window, xs[j - k])]
+    n = len(x)
+    out = np.full(n + 1, np.nan)
+    if partial and n:
+        head = min(window, n + 1) - 1  # the first windows are shorter: one triangular matrix, one sort
+        rows = np.tril(np.broadcast_to(x[:head], (head, head)))
+        rows = np.where(np.tri(head, dtype=bool), rows, np.nan)
+        out[1 : head + 1] = _row_medians(rows, np.arange(1, head + 1))
+    if n >= window:
+        out[window:] = np.median(sliding_window_view(x, window), axis=1)
     return out
 
 
-def _robust_sd(xs: list[float], center: float) -> float:
-    """MAD-based sd; when more than half the points tie (MAD 0), the mean absolute deviation instead."""
-    deviations = [abs(x - center) for x in xs]
-    mad = _median(deviations)
-    if mad > 0:
-        return MAD_TO_SD * mad
-    return MEAN_AD_TO_SD * sum(deviations) / len(deviations)
+def _row_medians(rows: np.ndarray, have: np.ndarray) -> np.ndarray:
+    """The median of the first have[i] values of each row (the rest NaN); NaN where a row has none."""
+    import numpy as np
+
+    ordered = np.sort(rows, axis=1)  # NaN sorts last
+    out = np.full(len(rows), np.nan)
+    some = np.nonzero(have > 0)[0]
+    out[some] = (ordered[some, (have[some] - 1) // 2] + ordered[some, have[some] // 2]) / 2
+    return out
+
+
+def _trailing_group_medians(
+    x: np.ndarray, groups: np.ndarray, last: int, n_groups: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each point, the median of the `last` values of its group before it (NaN for a group's first point); and
+    per group, the median of its newest `last` values (what the next point of that group is offset by)."""
+    import numpy as np
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    n = len(x)
+    order = np.argsort(groups, kind="stable")  # by group, in time order within each
+    ranked = x[order]
+    counts = np.bincount(groups, minlength=n_groups)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    rank = np.arange(n) - starts[groups[order]]
+    before = np.full(n, np.nan)
+    if n >= last:
+        full = np.median(sliding_window_view(ranked, last), axis=1)  # full[i] = median(ranked[i : i + last])
+        deep = rank >= last
+        before[deep] = full[np.nonzero(deep)[0] - last]
+    # a group's first `last` points: the median of the (fewer) points of the group before each
+    head = np.full((n_groups, last), np.nan)
+    shallow = rank < last
+    ranked_groups = groups[order]
+    head[ranked_groups[shallow], rank[shallow]] = ranked[shallow]
+    for r in range(1, last):
+        at = shallow & (rank == r)
+        before[at] = _row_medians(head[:, :r], np.minimum(counts, r))[ranked_groups[at]]
+    out = np.empty(n)
+    out[order] = before
+    newest_rows = np.full((n_groups, last), np.nan)
+    back = counts[ranked_groups] - 1 - rank  # 0 for a group's newest point
+    recent = back < last
+    newest_rows[ranked_groups[recent], back[recent]] = ranked[recent]
+    newest = _row_medians(newest_rows, np.minimum(counts, last))
+    return out, newest
+
+
+@dataclass(frozen=True)
+class _Forecast:
+    center: float  # forecast of the judged point, transformed scale
+    errors: np.ndarray  # one-step errors of the same forecaster over the recent history
+    error_groups: np.ndarray
+    all_errors: np.ndarray  # the error of every point of the history (NaN where none)
+    spread: float  # robust sd of those errors (to compare candidate forecasters)
+
+
+def _forecast(y: np.ndarray, groups: np.ndarray, now_group: int, n_groups: int, level_window: int,
+              seasons: int, error_window: int) -> _Forecast | None:  # fmt: skip
+    """Level (trailing median of deseasonalised points) + the seasonal offset of the point's group.
+
+    Every point of the history is forecast from the points before it only, exactly as the judged point is, so the
+    errors of the last `error_window` points say how far off this forecaster really is on this series.
+    """
+    import numpy as np
+
+    raw_level = _trailing_median(y, level_window)  # whole seasons: balanced over the groups
+    residual = y - raw_level[:-1]
+    residual[0] = 0.0
+    offsets, newest = _trailing_group_medians(residual, groups, seasons, n_groups)
+    offsets = np.nan_to_num(offsets)
+    deseasoned = y - offsets
+    level = _trailing_median(deseasoned, level_window)
+    forecasts = level[:-1] + offsets
+    all_errors = y - forecasts
+    errors = all_errors[-error_window:]
+    groups_ = groups[-error_window:]
+    valid = ~np.isnan(errors)
+    errors, groups_ = errors[valid], groups_[valid]
+    if len(errors) < MIN_ERRORS:
+        return None
+    spread = MAD_TO_SD * float(np.median(np.abs(errors - np.median(errors))))
+    center = float(level[-1] + np.nan_to_num(newest[now_group]))
+    return _Forecast(center, errors, groups_, all_errors, spread)
 
 
 @dataclass(frozen=True)
@@ -127,89 +205,46 @@ class _Model:
     center: float  # expected value on the transformed scale
     sd: float  # robust noise sd on the transformed scale
     comparable: int
-    rebased: bool = False  # the level was re-based on the latest points (a level shift)
-    calendar_shift: float = 0.0  # month-end points have run this far from the center before: also expected
-    prior_shift: float = 0.0  # after a re-base: the old level, relative to the center, is still credible
+    calendar_shift: float = 0.0  # month-end points have run this far from the forecast before: also expected
 
 
-def _fit(times: list[dt.datetime], ys: list[float], groups: list[int], now: dt.datetime, now_group: int,
-         seasonality: str, shift_z: float) -> _Model:  # fmt: skip
-    """Expected value for a point after ys: local level + the seasonal offset of its group.
+def _fit(times: list[dt.datetime], ys: list[float], when: dt.datetime, seasonality: str) -> _Model:
+    import numpy as np
 
-    The level is the median of the last two seasons of deseasonalised points, so a trend or a wandering level
-    moves the expectation while same-group points still define the seasonal offset and the noise.
-    """
-    k = LEVEL_WINDOW.get(seasonality, 7)
-    comp = [j for j in range(len(ys)) if groups[j] == now_group][-MAX_COMPARABLE.get(seasonality, 30) :]
-    start = max((comp[0] if comp else 0) - k, 0) + 1
-    if len(comp) < MIN_COMPARABLE or start >= len(ys):
-        return _Model(0.0, 0.0, len(comp))
-    # First pass: offsets of each group vs the raw trailing median (balanced: whole seasons).
-    raw_level = dict(zip(range(start, len(ys)), _trailing_medians(ys, k, start), strict=False))
-    season = {g: _median(d) for g, d in _by_group(groups, {j: ys[j] - lv for j, lv in raw_level.items()}).items()}
-    deseason = [ys[j] - season.get(groups[j], 0.0) for j in range(len(ys))]
-    # Second pass: the level from deseasonalised points is not dragged around by which groups it covers.
-    levels = _trailing_medians(deseason, k, start)
-    adjusted = {j: ys[j] - lv for j, lv in zip(range(start, len(ys)), levels, strict=False)}
-    residuals = [adjusted[j] for j in comp if j in adjusted]
-    if len(residuals) < MIN_COMPARABLE:
-        return _Model(0.0, 0.0, len(residuals))
-    offset = _median(residuals)
-    group_center = {g: _median(es) for g, es in _by_group(groups, adjusted).items()}
-    # A dozen points give a noisy sd; the sd over all groups is steadier. Take the larger: a group may be
-    # noisier than the rest (night hours), but rarely believably quieter.
-    spread = [e - group_center[groups[j]] for j, e in adjusted.items()]
-    pooled = _robust_sd(spread, 0.0)
-    group_sd = _robust_sd(residuals, offset)
-    # The offset is itself a median of n noisy points: a new point's prediction error also carries its
-    # sampling error (variance pi/2 * sd^2 / n), as in a prediction interval. Residuals with heavier than
-    # Gaussian tails (noise whose size changes over time is a scale mixture) widen it further.
-    sd = max(group_sd, pooled) * math.sqrt(1 + math.pi / 2 / len(residuals)) * _tail_factor(spread, pooled)
-    # Some groups do not follow the level (a weekend that is always 0): when the plain comparable points are
-    # much tighter than the level-adjusted ones, the level explains nothing there and is not applied.
-    # Two MAD-based sds of n points each differ by chance: their log ratio has sd about sqrt(2 * 1.36 / n), so
-    # only a ratio beyond 3 such sds says the group does not follow the level (a noisy 2x is chance).
-    plain = [ys[j] for j in comp]
-    plain_center = _median(plain)
-    plain_sd = _robust_sd(plain, plain_center)
-    if plain_sd < group_sd * math.exp(-3 * math.sqrt(2 * MAD_LOG_VARIANCE / len(plain))):
-        return _Model(plain_center, plain_sd * math.sqrt(1 + math.pi / 2 / len(plain)), len(plain))
-    level = levels[-1]
-    recent = deseason[-SHIFT_RUN:]
-    far = [(d - level) / pooled if pooled > 0 else 0.0 for d in recent]
-    rebased = len(recent) == SHIFT_RUN and (all(f > shift_z for f in far) or all(f < -shift_z for f in far))
-    prior = 0.0
-    if rebased:
-        # Three points cannot tell a lasting shift from a transient one (an outage or a double load that ends):
-        # the new level is expected, and a return to the old one is too.
-        prior = level - _median(recent)
-        level = _median(recent)
-    month_end = _month_end_effect(times, adjusted, group_center, groups, now, sd)
-    return _Model(level + offset, sd, len(residuals), rebased, month_end, prior)
-
-
-def _tail_factor(spread: list[float], sd: float) -> float:
-    """How much wider than Gaussian the residuals' shoulders are: q80 of |residual| over its Gaussian value.
-
-    A MAD-based sd fits the middle of the distribution; the band sits in its tail. Business noise is rarely
-    Gaussian there: its size drifts and clusters over time (a scale mixture), and some metrics (latency) are
-    heavy-tailed outright. The 80th percentile of |residual| is the furthest-out quantile a hundred points
-    still estimate well and that a few outliers in the history cannot move; when it sits further out than a
-    Gaussian with the MAD's sd would put it (1.2816 sd), the band widens in proportion. Light-tailed series
-    get about 1.
-    """
-    if sd <= 0 or not spread:
-        return 1.0
-    deviations = sorted(abs(e) for e in spread)
-    q = deviations[min(int(TAIL_QUANTILE * len(deviations)), len(deviations) - 1)]
-    return max(1.0, q / (TAIL_GAUSSIAN_Z * sd))
-
-
-def _by_group(groups: list[int], values: dict[int, float]) -> dict[int, list[float]]:
-    out: dict[int, list[float]] = {}
-    for j, v in values.items():
-        out.setdefault(groups[j], []).append(v)
-    return out
+    group_of = _group_of(seasonality)
+    now_group = group_of(when)
+    groups = np.array([group_of(t) for t in times], dtype=np.int64)
+    comparable = int(np.count_nonzero(groups == now_group))
+    if comparable < MIN_COMPARABLE:
+        return _Model(0.0, 0.0, comparable)
+    y = np.array(ys)
+    n_groups = {"day_of_week": 7, "hour_of_day": 24}.get(seasonality, 1)
+    window = LEVEL_WINDOW.get(seasonality, 24)
+    error_window = ERROR_WINDOW.get(seasonality, 200)
+    candidates = [_forecast(y, groups, now_group, n_groups, window, OFFSET_SEASONS, error_window)]
+    if seasonality == "hour_of_day" and (times[-1] - times[0]).days >= 21:
+        # Hourly data has a weekly cycle too (weekend mornings are not weekday mornings): the hour of the week
+        # is tried as the season as well, and kept when it forecasts the recent points better.
+        week_groups = np.array([t.weekday() * 24 + t.hour for t in times], dtype=np.int64)
+        week_now = when.weekday() * 24 + when.hour
+        candidates.append(_forecast(y, week_groups, week_now, 168, window, WEEKLY_SEASONS, error_window))
+    usable = [c for c in candidates if c is not None and len(c.errors) >= MIN_ERRORS]
+    if not usable:
+        return _Model(0.0, 0.0, min(comparable, MIN_COMPARABLE - 1))
+    best = min(usable, key=lambda c: c.spread)
+    errors = best.errors
+    deviation = np.abs(errors - np.median(errors))
+    pooled = MAD_TO_SD * float(np.median(deviation))
+    if pooled <= 0:
+        pooled = MEAN_AD_TO_SD * float(np.mean(deviation))
+    # Noise differs by hour or weekday (nights are noisier): the group's own errors, never below the pooled ones.
+    mine = errors[(best.error_groups % n_groups) == now_group] if n_groups > 1 else errors
+    group_sd = MAD_TO_SD * float(np.median(np.abs(mine - np.median(mine)))) if len(mine) >= 5 else 0.0
+    # Errors are rarely Gaussian in the tail where the band sits: widen by how far out their 85th percentile is.
+    tail = float(np.quantile(deviation, TAIL_QUANTILE)) / (TAIL_GAUSSIAN_Z * pooled) if pooled > 0 else 1.0
+    sd = max(group_sd, pooled) * max(tail, 1.0)
+    shift = _month_end_shift(times, best.all_errors, when, sd)
+    return _Model(best.center, sd, comparable, shift)
 
 
 def _month_turn(day: dt.date) -> str | None:
@@ -224,20 +259,21 @@ def _month_turn(day: dt.date) -> str | None:
     return "first_day" if day.day == 1 else None
 
 
-def _month_end_effect(times: list[dt.datetime], adjusted: dict[int, float], group_center: dict[int, float],
-                      groups: list[int], now: dt.datetime, sd: float) -> float:  # fmt: skip
-    """The typical departure of earlier points at the same turn of the month, when they departed consistently.
+def _month_end_shift(times: list[dt.datetime], errors: np.ndarray, now: dt.datetime, sd: float) -> float:
+    """The typical error of earlier points at the same turn of the month, when they all erred the same way.
 
     The registry can only say day_of_week, yet month-ends often differ (payouts, settlements): when the history
     holds at least two such points and they all sat on one side, more than one sd off, the check expects it again.
     """
+    import numpy as np
+
     turn = _month_turn(now.date())
     if turn is None or sd <= 0:
         return 0.0
-    same = [adjusted[j] - group_center[groups[j]] for j in adjusted if _month_turn(times[j].date()) == turn]
+    same = [float(e) for t, e in zip(times, errors, strict=True) if not np.isnan(e) and _month_turn(t.date()) == turn]
     if len(same) < 2 or not (all(d > sd for d in same) or all(d < -sd for d in same)):
         return 0.0
-    return _median(same)
+    return float(np.median(same))
 
 
 def judge(
@@ -258,14 +294,13 @@ def judge(
         return Judgement(False, (low, high), None, "no points: not judged", 0)
     ordered = sorted(points, key=lambda p: p[0])
     when, value = ordered[-1]
-    history = [(t, float(v)) for t, v in ordered[:-1] if v is not None and math.isfinite(v)]
-    group_of = _group_of(seasonality)
     if value is None or not math.isfinite(value):
         return Judgement(False, (low, high), None, "the newest value is NULL: not judged", 0)
+    history = [(t, float(v)) for t, v in ordered[:-1] if v is not None and math.isfinite(v)]
+    history = history[-HISTORY.get(seasonality, 1000) :]
     breach = _hard_breach(value, low, high)
     scale = _choose_scale([v for _, v in history] or [value])
-    model = _fit([t for t, _ in history], [scale.forward(v) for _, v in history], [group_of(t) for t, _ in history],
-                 when, group_of(when), seasonality, sensitivity)  # fmt: skip
+    model = _fit([t for t, _ in history], [scale.forward(v) for _, v in history], when, seasonality)
     where = _where(when, seasonality)
     if model.comparable < MIN_COMPARABLE:
         n = model.comparable
@@ -298,11 +333,9 @@ def _verdict(
 ) -> Judgement:
     sd = max(model.sd, scale.floor(model.center))
     y = scale.forward(value) if value >= scale.domain_low else -math.inf
-    # a month-end effect seen before widens the band towards it (union of both bands: it may not recur)
-    # so does a re-based level towards the level it left (a transient shift may end)
-    shifts = (0.0, model.calendar_shift, model.prior_shift)
-    low_center = model.center + min(shifts)
-    high_center = model.center + max(shifts)
+    # a month-end departure seen before widens the band towards it (the union of both bands: it may not recur)
+    low_center = model.center + min(0.0, model.calendar_shift)
+    high_center = model.center + max(0.0, model.calendar_shift)
     z = (y - high_center) / sd if y > high_center else (y - low_center) / sd if y < low_center else 0.0
     band_low = scale.inverse(low_center - sensitivity * sd) if direction != "up" else None
     band_high = scale.inverse(high_center + sensitivity * sd) if direction != "down" else None
@@ -312,21 +345,19 @@ def _verdict(
     if high is not None:
         band_high = high if band_high is None else min(band_high, high)
     expected = (band_low, band_high)
-    median = _fmt(scale.inverse(model.center))
+    center = scale.inverse(model.center)
     anomalous = (z > sensitivity and direction != "down") or (z < -sensitivity and direction != "up")
     side = "above" if z > 0 else "below"
-    shifted = "; the level moved recently, re-based on the latest points" if model.rebased else ""
-    if model.calendar_shift:
-        shifted += "; allowing for the usual month-end departure"
-    detail = f"({_fmt_z(z)} robust sd {side} the median {median}{shifted})"
+    usual = "; allowing for the usual month-end departure" if model.calendar_shift else ""
+    detail = f"({_fmt_z(z)} robust sd {side} the forecast {_fmt(center)}{usual})"
     rng = f"{_fmt(band_low) if band_low is not None else '-∞'}–{_fmt(band_high) if band_high is not None else '∞'}"
     if breach:
-        return Judgement(True, expected, value, f"{breach} {detail}", model.comparable)
+        return Judgement(True, expected, value, f"{breach} {detail}", model.comparable, center)
     if anomalous:
         message = f"{_fmt(value)} is {side} the expected range {rng}{where} {detail}"
     else:
         message = f"{_fmt(value)} is within the expected range {rng}{where} {detail}"
-    return Judgement(anomalous, expected, value, message, model.comparable)
+    return Judgement(anomalous, expected, value, message, model.comparable, center)
 
 
 def _where(when: dt.datetime, seasonality: str) -> str:
