@@ -74,7 +74,7 @@ resource "google_storage_bucket_object" "function_source" {
 resource "google_cloudfunctions2_function" "monitor" {
   project     = var.project_id
   location    = var.region
-  name        = var.name_prefix
+  name        = local.monitor_function_name
   description = "Runs the SQL anomaly checks from the Google Sheet against BigQuery and alerts on Slack."
   labels      = local.labels
 
@@ -107,6 +107,7 @@ resource "google_cloudfunctions2_function" "monitor" {
       CHECKS_SOURCE         = "sheets://${var.checks_sheet_key}"
       CHECKS_WORKSHEET      = var.checks_worksheet
       STATUS_WORKSHEET      = var.status_worksheet
+      EXCLUSIONS_WORKSHEET  = var.exclusions_worksheet
       WAREHOUSE_URL         = "bigquery://${local.warehouse.project}/${local.warehouse.dataset}"
       STATE_URL             = "bigquery://${var.project_id}/${google_bigquery_dataset.state.dataset_id}"
       SLACK_DEFAULT_CHANNEL = var.slack_default_channel

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 
@@ -115,3 +116,16 @@ def test_a_run_on_bigquery_records_and_remembers(bigquery_emulator: bq_emulator.
         "broken": [Status.ERROR],
     }
     assert history["unsettled"][0].run_id == report.run_id
+
+
+def test_timestamps_at_the_edges_of_the_allowed_years_read_back(bigquery_emulator: bq_emulator.Emulator) -> None:
+    from anomaly_monitor.state.bigquery import from_row
+
+    store = store_in(bigquery_emulator, new_dataset(bigquery_emulator))
+    first, last = dt.datetime(1970, 1, 1, tzinfo=dt.UTC), dt.datetime(2999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)
+    store.append([dataclasses.replace(record("early", 0), checked_at=first)])
+    store.append([dataclasses.replace(record("late", 0), checked_at=last)])
+    assert [r.checked_at for r in store.history(["late"], limit=5)["late"]] == [last]
+    client = gcp.bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
+    [row] = client.query(f"SELECT * FROM `{store.table_id}` WHERE check_name = 'early'").result()
+    assert from_row(row).checked_at == first  # history() looks back 90 days only; the row itself round-trips

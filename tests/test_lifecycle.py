@@ -78,7 +78,7 @@ class Monitor:
         """A run as the doors make it: fresh backends, one notifier per run."""
         backends = Backends(
             source=CsvSource(self.checks),
-            warehouse=SqliteWarehouse(self.warehouse, now),
+            warehouse=SqliteWarehouse(self.warehouse),
             state=SqliteStateStore(self.state),
             notifier=SlackNotifier(web_client(TOKEN, self.slack.base_url, FAST), self.settings.slack_default_channel),
             settings=self.settings,

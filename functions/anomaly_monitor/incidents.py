@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from anomaly_monitor.errors import DeliveryError
-from anomaly_monitor.models import Check, CheckResult, HistoryRecord, Status
+from anomaly_monitor.models import Check, CheckResult, HistoryRecord, OpenIncident, Status
 from anomaly_monitor.notifiers import MessageRef, Notice, NoticeKind, Notifier
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,9 @@ def deliver(
         if result.check is None or result.status not in (Status.OK, *FAILING):
             continue
         incident = current_incident(history.get(result.name, []))
+        if result.status in FAILING:
+            failing = incident.failing
+            result.incident = OpenIncident(since=failing[0].checked_at if failing else now)
         if incident.ref:  # every record of an incident points at its message, however long it lasts
             result.slack_channel, result.slack_ts = incident.ref.channel, incident.ref.ts
         notice = notice_for(result.check, result, incident, now)

@@ -95,6 +95,19 @@ class QueryResult:
     bytes_processed: int | None = None
 
 
+@dataclass(frozen=True)
+class OpenIncident:
+    """A check's incident that is still open after the run, as the status worksheet shows it.
+
+    Who acknowledged, snoozed or muted it comes from Slack actions (`incident_events`); empty until then."""
+
+    since: dt.datetime  # the incident's first failing run
+    acknowledged_by: str | None = None
+    snoozed_by: str | None = None
+    snoozed_until: dt.datetime | None = None
+    muted_by: str | None = None
+
+
 @dataclass
 class CheckResult:
     """The outcome of one check in one run; one history row and one entry of the JSON document."""
@@ -112,7 +125,8 @@ class CheckResult:
     notified: bool = False
     slack_channel: str | None = None
     slack_ts: str | None = None
-    # Not in the document: what the notifier and the chart need.
+    # Not in the document: what the notifier, the chart and the status sheet need.
+    incident: OpenIncident | None = None  # set by the lifecycle when the check is failing after this run
     check: Check | None = None
     series: list[tuple[dt.datetime, float]] = field(default_factory=list)
     export_rows: list[dict[str, Any]] = field(default_factory=list)  # for export_sheet: up to EXPORT_ROWS

@@ -11,7 +11,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from anomaly_monitor import incidents
-from anomaly_monitor.errors import QueryError, UnknownCheckError
+from anomaly_monitor.errors import QueryError, RegistryError, UnknownCheckError
 from anomaly_monitor.judge import ShapeError, judge, row_limit
 from anomaly_monitor.models import (
     GB,
@@ -87,6 +87,7 @@ def evaluate(
             limit=row_limit(check),
             timeout_s=settings.query_timeout_s,
             max_bytes=int(check.byte_cap_gb(settings.max_gb_billed) * GB),
+            now=now,
         )
         result.bytes_processed = data.bytes_processed
         result.row_count = data.row_count
@@ -138,10 +139,11 @@ def plan(
     due: list[Check] = []
     skips: dict[str, CheckResult] = {}
     for check in checks:
-        past = history.get(check.name, [])
+        # a run recorded after `now` (an earlier --now in the future) does not silence the check until then
+        last_run = max((r.checked_at for r in history.get(check.name, []) if r.checked_at <= now), default=None)
         if not check.enabled:
             skips[check.name] = skipped(check, "disabled in the registry")
-        elif options.force or is_due(check, past[-1].checked_at if past else None, now):
+        elif options.force or is_due(check, last_run, now):
             due.append(check)
         else:
             when = next_tick(check, now).isoformat(timespec="minutes")
@@ -164,7 +166,13 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
     settings = backends.settings
     now = options.now or dt.datetime.now(dt.UTC)  # taken once the lock is held
     clock = time.monotonic()
-    checks, invalid = select(parse_registry(backends.source.read_rows()), options)
+    try:
+        rows = backends.source.read_rows()
+    except RegistryError as exc:
+        if not options.dry_run:
+            backends.source.publish_problem(str(exc), now)  # where the sheet's readers look
+        raise
+    checks, invalid = select(parse_registry(rows), options)
     names = [c.name for c in checks] + [i.name for i in invalid]
     history = backends.state.history(names, limit=HISTORY_LIMIT)
     due, skips = plan(checks, history, options, now)

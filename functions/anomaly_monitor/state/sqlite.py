@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import re
 import sqlite3
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import closing, contextmanager
@@ -26,12 +27,20 @@ DDL = (
 
 
 def _to_text(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    """UTC as `YYYY-MM-DD HH:MM:SS.ffffff`: isoformat pads every year to four digits (strftime's %Y does not), so
+    the text sorts as time and reads back whatever the year."""
+    return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def _from_text(text: str) -> dt.datetime:
+    # Rows written before the year was padded hold e.g. "226-03-29 …": pad it rather than fail every run.
+    padded = re.sub(r"^\d{1,3}(?=-)", lambda year: year.group().zfill(4), text)
+    return dt.datetime.fromisoformat(padded).replace(tzinfo=dt.UTC)
 
 
 def _record(row: sqlite3.Row) -> HistoryRecord:
     values = dict(zip(COLUMNS, row))
-    values["checked_at"] = dt.datetime.fromisoformat(values["checked_at"]).replace(tzinfo=dt.UTC)
+    values["checked_at"] = _from_text(values["checked_at"])
     values["status"] = Status(values["status"])
     values["notified"] = bool(values["notified"])
     return HistoryRecord(**values)

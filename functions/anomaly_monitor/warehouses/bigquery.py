@@ -70,9 +70,18 @@ class BigQueryWarehouse:
         )
 
     def query(
-        self, sql: str, *, check_name: str, limit: int | None, timeout_s: float, max_bytes: int | None
+        self,
+        sql: str,
+        *,
+        check_name: str,
+        limit: int | None,
+        timeout_s: float,
+        max_bytes: int | None,
+        now: dt.datetime,
     ) -> QueryResult:
-        """Submits the job, waits at most timeout_s (then cancels it), and fetches only the rows needed."""
+        """Submits the job, waits at most timeout_s (then cancels it), and fetches only the rows needed.
+
+        `now` is accepted for the Warehouse interface; BigQuery still keeps its own clock."""
         config = self._config(check_name, maximum_bytes_billed=max_bytes)
         client = self.client
         try:
@@ -92,7 +101,7 @@ class BigQueryWarehouse:
         total = rows.total_rows if rows.total_rows is not None else len(kept)
         return QueryResult(columns, kept, total, job.total_bytes_processed)
 
-    def dry_run(self, sql: str, *, check_name: str) -> int | None:
+    def dry_run(self, sql: str, *, check_name: str, now: dt.datetime) -> int | None:
         """A dry-run job: BigQuery parses and plans the query and says how many bytes it would scan."""
         config = self._config(check_name, dry_run=True, use_query_cache=False)
         try:

@@ -17,23 +17,30 @@ PROGRESS_STEPS = 10_000  # SQLite VM instructions between deadline checks
 
 
 class SqliteWarehouse:
-    def __init__(self, path: Path, now: dt.datetime) -> None:
+    def __init__(self, path: Path) -> None:
         if not path.is_file():
             raise ConfigError(f"warehouse {path} does not exist: build it with `make init-db` (python init_db.py)")
         self.path = path
-        self.now = now
 
     @classmethod
-    def from_url(cls, url: str, now: dt.datetime) -> SqliteWarehouse:
-        return cls(sqlite_path(url), now)
+    def from_url(cls, url: str) -> SqliteWarehouse:
+        return cls(sqlite_path(url))
 
     def query(
-        self, sql: str, *, check_name: str, limit: int | None, timeout_s: float, max_bytes: int | None = None
+        self,
+        sql: str,
+        *,
+        check_name: str,
+        limit: int | None,
+        timeout_s: float,
+        max_bytes: int | None = None,
+        now: dt.datetime,
     ) -> QueryResult:
-        """Runs in a connection of its own (one per thread); the deadline interrupts the query itself."""
+        """Runs in a connection of its own (one per thread), whose clock is `now`; the deadline interrupts the
+        query itself."""
         translated = to_sqlite(sql)
         deadline = time.monotonic() + timeout_s
-        conn = connect_readonly(str(self.path), self.now)
+        conn = connect_readonly(str(self.path), now)
         conn.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
         try:
             cursor = conn.execute(translated)
@@ -50,9 +57,9 @@ class SqliteWarehouse:
             conn.close()
         return QueryResult(columns, [dict(zip(columns, row)) for row in rows], count)
 
-    def dry_run(self, sql: str, *, check_name: str) -> int | None:
+    def dry_run(self, sql: str, *, check_name: str, now: dt.datetime) -> int | None:
         """Prepares the statement without running it (EXPLAIN); SQLite cannot say how much it would scan."""
-        conn = connect_readonly(str(self.path), self.now)
+        conn = connect_readonly(str(self.path), now)
         try:
             conn.execute("EXPLAIN " + to_sqlite(sql))
         except sqlite3.Error as exc:
