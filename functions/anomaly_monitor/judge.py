@@ -11,6 +11,7 @@ from typing import Any
 
 from anomaly_monitor import anomaly
 from anomaly_monitor.models import EXPORT_ROWS, SAMPLE_ROWS, Check, CheckType, QueryResult, Status
+from anomaly_monitor.periods import Periods, complete_periods, upper_bound
 
 
 @dataclass
@@ -20,6 +21,21 @@ class Verdict:
     value: float | None = None
     expected: tuple[float | None, float | None] | None = None
     series: list[tuple[dt.datetime, float]] | None = None
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What a run knows about a check beyond its query: what to leave out of the anomaly baseline."""
+
+    incident_since: dt.datetime | None = None  # an open incident began with the run at this time
+    windows: tuple[tuple[dt.datetime, dt.datetime, str], ...] = ()  # exclusion windows: [start, end), what
+    expected_at: tuple[dt.datetime, ...] = ()  # when people marked the judged value Expected
+
+    def window_at(self, moment: dt.datetime) -> str | None:
+        return next((what for start, end, what in self.windows if start <= moment < end), None)
+
+
+NO_BASELINE = Baseline()
 
 
 class ShapeError(ValueError):
@@ -125,25 +141,78 @@ def judge_threshold(check: Check, result: QueryResult) -> Verdict:
     )
 
 
-def judge_points(check: Check, points: Sequence[tuple[dt.datetime, float | None]]) -> Verdict:
-    """An anomaly verdict on a series whose last point is the one judged."""
+def judge_points(
+    check: Check,
+    points: Sequence[tuple[dt.datetime, float | None]],
+    now: dt.datetime | None = None,
+    baseline: Baseline = NO_BASELINE,
+) -> Verdict:
+    """An anomaly verdict on a series (`now` given: judged at its newest complete period) or on a single value
+    and its earlier values (`now` None: the last point is judged)."""
     if not points:
         raise ShapeError("no data: the query returned no row")
+    periods = complete_periods(points, now, upper_bound(check.sql)) if now else Periods(sorted(points))
+    clean = [(t, v) for t, v in sorted(points, key=lambda p: p[0]) if v is not None and math.isfinite(v)]
+    if periods.missing:
+        assert periods.last_row is not None and periods.expected_last is not None
+        noun = "period" if periods.missing == 1 else "periods"
+        message = (
+            f"no data since {_when(periods.last_row)}, {periods.missing} {noun} missing"
+            f" (the newest complete period is {_when(periods.expected_last)})"
+        )
+        return Verdict(Status.ALERT, message, None, None, clean)
+    if not periods.points:
+        return Verdict(Status.OK, "the only period is still in progress: not judged", None, None, clean)
+    when, value = periods.points[-1]
+    window = baseline.window_at(when)
+    if window:
+        return Verdict(Status.OK, f"{_when(when)} is inside the {window}: not judged", value, None, clean)
+    history = _baseline(periods, baseline)
     judgement = anomaly.judge(
-        points,
+        [*history, (when, value)],
         seasonality=str(check.seasonality),
         direction=str(check.direction),
         sensitivity=check.sensitivity,
         low=check.min,
         high=check.max,
     )
+    message = judgement.message
+    if baseline.incident_since is not None:
+        message += f"; judged against the range from before the incident began ({_when(baseline.incident_since)})"
     status = Status.ALERT if judgement.anomalous else Status.OK
-    clean = [(t, v) for t, v in points if v is not None and math.isfinite(v)]
-    return Verdict(status, judgement.message, judgement.value, judgement.expected, clean)
+    return Verdict(status, message, judgement.value, judgement.expected, clean)
+
+
+def _baseline(periods: Periods, baseline: Baseline) -> list[tuple[dt.datetime, float | None]]:
+    """The points the judged one is compared with: before an open incident, outside exclusion windows, and
+    without the values people marked Expected."""
+    history = periods.points[:-1]
+    step = periods.step
+
+    def judged_at(moment: dt.datetime) -> dt.datetime | None:
+        """The point a run at `moment` judged: the newest complete period then (the newest value before it)."""
+        done = [t for t, _ in history if (t + step <= moment if step else t <= moment)]
+        return done[-1] if done else None
+
+    marked = {judged_at(at) for at in baseline.expected_at}
+    history = [(t, v) for t, v in history if t not in marked and not baseline.window_at(t)]
+    if baseline.incident_since is not None:
+        first = judged_at(baseline.incident_since)  # the first point the incident alerted on
+        history = [(t, v) for t, v in history if first is None or t < first]
+    return history
+
+
+def _when(moment: dt.datetime) -> str:
+    utc = moment.astimezone(dt.UTC)
+    return utc.strftime("%Y-%m-%d") if utc.time() == dt.time(0) else utc.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def judge(
-    check: Check, result: QueryResult, now: dt.datetime, past_values: Sequence[tuple[dt.datetime, float]] = ()
+    check: Check,
+    result: QueryResult,
+    now: dt.datetime,
+    past_values: Sequence[tuple[dt.datetime, float]] = (),
+    baseline: Baseline = NO_BASELINE,
 ) -> Verdict:
     """The verdict for one check's result; `past_values` are its earlier values, for single-value anomaly checks.
 
@@ -153,5 +222,5 @@ def judge(
     if check.type is CheckType.THRESHOLD:
         return judge_threshold(check, result)
     if {"ts", "value"} <= set(result.columns):
-        return judge_points(check, series(result))
-    return judge_points(check, [*past_values, (now, metric(result))])
+        return judge_points(check, series(result), now, baseline)
+    return judge_points(check, [*past_values, (now, metric(result))], None, baseline)

@@ -165,6 +165,22 @@ class HistoryRecord:
     slack_ts: str | None
 
 
+@dataclass(frozen=True)
+class IncidentEvent:
+    """One row of `incident_events`: what a person did to an incident from Slack."""
+
+    event_id: str
+    check_name: str
+    slack_channel: str | None
+    slack_ts: str | None
+    action: str  # acknowledge, snooze, mute or expected
+    until: dt.datetime | None
+    user_id: str | None
+    user_name: str | None
+    at: dt.datetime
+    detail: str | None = None
+
+
 @dataclass
 class RunReport:
     """A whole run: what the CLI prints, the HTTP function answers and the status sheet shows."""

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 from anomaly_monitor import incidents
 from anomaly_monitor.errors import QueryError, RegistryError, UnknownCheckError
-from anomaly_monitor.judge import ShapeError, judge, row_limit
+from anomaly_monitor.exclusions import Window, parse_exclusions
+from anomaly_monitor.judge import NO_BASELINE, Baseline, ShapeError, judge, row_limit
 from anomaly_monitor.models import (
     GB,
     SAMPLE_ROWS,
@@ -20,6 +21,7 @@ from anomaly_monitor.models import (
     CheckResult,
     CheckType,
     HistoryRecord,
+    IncidentEvent,
     InvalidCheck,
     RunReport,
     Status,
@@ -75,7 +77,12 @@ def select(registry: Registry, options: RunOptions) -> tuple[list[Check], list[I
 
 
 def evaluate(
-    check: Check, warehouse: Warehouse, settings: Settings, now: dt.datetime, past: list[HistoryRecord]
+    check: Check,
+    warehouse: Warehouse,
+    settings: Settings,
+    now: dt.datetime,
+    past: list[HistoryRecord],
+    baseline: Baseline = NO_BASELINE,
 ) -> CheckResult:
     """Runs and judges one check; whatever goes wrong becomes this check's `error`, never the run's."""
     started = time.monotonic()
@@ -95,7 +102,7 @@ def evaluate(
             result.rows = data.rows[:SAMPLE_ROWS]
             result.export_rows = data.rows if check.export_sheet else []
         past_values = [(r.checked_at, r.value) for r in past if r.value is not None and r.status in JUDGED]
-        verdict = judge(check, data, now, past_values)
+        verdict = judge(check, data, now, past_values, baseline)
         result.status, result.message, result.value = verdict.status, verdict.message, verdict.value
         result.expected, result.series = verdict.expected, verdict.series or []
     except (QueryError, ShapeError) as exc:
@@ -105,6 +112,21 @@ def evaluate(
         result.message = f"unexpected {type(exc).__name__}: {exc}"
     result.duration_ms = round((time.monotonic() - started) * 1000)
     return result
+
+
+def baseline_for(
+    check: Check, past: list[HistoryRecord], windows: tuple[Window, ...], events: list[IncidentEvent]
+) -> Baseline:
+    """What an anomaly check's baseline leaves out: the open incident (its range stays the one from before it
+    began, until someone marks it Expected), exclusion windows, and values marked Expected."""
+    expected = tuple(e.at for e in events if e.action == "expected")
+    incident = incidents.current_incident(past)
+    failing = incident.failing
+    open_since = failing[0].checked_at if failing and incident.records[-1].status in incidents.FAILING else None
+    if open_since is not None and any(at >= open_since for at in expected):
+        open_since = None  # a person accepted what this incident showed
+    spans = tuple((*w.span(check.timezone), w.describe()) for w in windows)
+    return Baseline(open_since, spans, expected)
 
 
 def skipped(check: Check, reason: str) -> CheckResult:
@@ -176,6 +198,14 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
     names = [c.name for c in checks] + [i.name for i in invalid]
     history = backends.state.history(names, limit=HISTORY_LIMIT)
     due, skips = plan(checks, history, options, now)
+    exclusions = parse_exclusions(backends.source.read_exclusions())
+    anomaly_checks = [c.name for c in due if c.type is CheckType.ANOMALY]
+    events = backends.state.events(anomaly_checks) if anomaly_checks else {}
+    baselines = {
+        c.name: baseline_for(c, history.get(c.name, []), exclusions.for_check(c.name), events.get(c.name, []))
+        for c in due
+        if c.type is CheckType.ANOMALY
+    }
     log.info(
         "run %s: %d checks due, %d skipped, %d invalid",
         run_id,
@@ -187,12 +217,22 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
 
     with ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="check") as pool:
         futures = {
-            c.name: pool.submit(evaluate, c, backends.warehouse, settings, now, history.get(c.name, [])) for c in due
+            c.name: pool.submit(
+                evaluate,
+                c,
+                backends.warehouse,
+                settings,
+                now,
+                history.get(c.name, []),
+                baselines.get(c.name, NO_BASELINE),
+            )
+            for c in due
         }
         evaluated = {name: f.result() for name, f in futures.items()}
     rows = [(c.row_number, evaluated.get(c.name) or skips[c.name]) for c in checks]
     rows += [(i.row_number, invalid_result(i)) for i in invalid]
     results = [result for _, result in sorted(rows, key=lambda pair: pair[0])]
+    results += exclusions.invalid_results()  # a bad exclusion row is reported like a bad registry row
     for r in results:
         fields = {"run_id": run_id, "check": r.name, "status": str(r.status), "duration_ms": r.duration_ms}
         log.info("check %s: %s (%s)", r.name, r.status, r.message, extra=fields)

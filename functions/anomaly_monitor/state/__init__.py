@@ -7,7 +7,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from anomaly_monitor.errors import ConfigError
-from anomaly_monitor.models import HistoryRecord
+from anomaly_monitor.models import HistoryRecord, IncidentEvent
 from anomaly_monitor.settings import Settings
 
 
@@ -18,6 +18,14 @@ class StateStore(Protocol):
 
     def history(self, check_names: Collection[str], *, limit: int) -> dict[str, list[HistoryRecord]]:
         """The newest `limit` rows of each named check, oldest first (checks without rows are absent)."""
+        ...
+
+    def append_events(self, events: Sequence[IncidentEvent]) -> None:
+        """Appends rows to incident_events (what people did from Slack); raises StateError when not written."""
+        ...
+
+    def events(self, check_names: Collection[str]) -> dict[str, list[IncidentEvent]]:
+        """The incident_events rows of each named check, oldest first (checks without events are absent)."""
         ...
 
     def run_lock(self, run_id: str) -> AbstractContextManager[None]:

@@ -10,16 +10,17 @@ from typing import TYPE_CHECKING, Any
 
 from anomaly_monitor import gcp
 from anomaly_monitor.errors import StateError
-from anomaly_monitor.models import HistoryRecord, Status
+from anomaly_monitor.models import HistoryRecord, IncidentEvent, Status
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.state import by_check
-from anomaly_monitor.state.schema import CHECK_RESULTS_SCHEMA, COLUMNS
+from anomaly_monitor.state.schema import CHECK_RESULTS_SCHEMA, COLUMNS, EVENT_COLUMNS, INCIDENT_EVENTS_SCHEMA
 from anomaly_monitor.urls import bigquery_dataset
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
 
 TABLE = "check_results"
+EVENTS_TABLE = "incident_events"
 HISTORY_DAYS = 90  # partition filter: alert state, schedules and anomaly history never look further back
 QUERY_TIMEOUT_S = 60
 REQUEST_DEADLINE_S = 60  # retries of one API call stop here (the client's default is 10 minutes)
@@ -47,6 +48,10 @@ def to_row(record: HistoryRecord) -> dict[str, Any]:
     return row
 
 
+def _json_value(value: Any) -> Any:
+    return value.astimezone(dt.UTC).isoformat() if isinstance(value, dt.datetime) else value
+
+
 def from_row(row: Any) -> HistoryRecord:
     values = {column: row[column] for column in COLUMNS}
     values["status"] = Status(values["status"])
@@ -55,6 +60,14 @@ def from_row(row: Any) -> HistoryRecord:
     values["duration_ms"] = values["duration_ms"] or 0
     return HistoryRecord(**values)
 
+
+EVENTS_SQL = f"""
+SELECT {", ".join(EVENT_COLUMNS)}
+FROM `{{table}}`
+WHERE check_name IN UNNEST(@names)
+  AND at >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL {HISTORY_DAYS} DAY)
+ORDER BY check_name, at
+"""
 
 HISTORY_SQL = f"""
 SELECT {", ".join(COLUMNS)}
@@ -72,6 +85,7 @@ class BigQueryStateStore:
         self.dataset = dataset
         self.api_endpoint = api_endpoint
         self.table_id = f"{project}.{dataset}.{TABLE}"
+        self.events_table_id = f"{project}.{dataset}.{EVENTS_TABLE}"
         self._table_ready = False
 
     @classmethod
@@ -103,10 +117,16 @@ class BigQueryStateStore:
             raise StateError(
                 f"dataset {self.project}.{self.dataset} does not exist: create it (terraform apply) or fix STATE_URL"
             ) from None
-        table = bigquery.Table(self.table_id, schema=bigquery_schema())
-        table.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY, field="checked_at")
-        table.clustering_fields = ["check_name"]
-        client.create_table(table, exists_ok=True, retry=retry)
+        for table_id, schema, partition in (
+            (self.table_id, CHECK_RESULTS_SCHEMA, "checked_at"),
+            (self.events_table_id, INCIDENT_EVENTS_SCHEMA, "at"),
+        ):
+            table = bigquery.Table(table_id, schema=[bigquery.SchemaField(n, k, mode=m) for n, k, m in schema])
+            table.time_partitioning = bigquery.TimePartitioning(
+                type_=bigquery.TimePartitioningType.DAY, field=partition
+            )
+            table.clustering_fields = ["check_name"]
+            client.create_table(table, exists_ok=True, retry=retry)
 
     def append(self, records: Sequence[HistoryRecord]) -> None:
         """Streaming inserts, chosen over the Storage Write API: rows are queryable at once (the next run's
@@ -151,6 +171,53 @@ class BigQueryStateStore:
         except Exception as exc:
             raise StateError(f"history could not be read from {self.table_id}: {exc}") from exc
         return by_check(from_row(row) for row in rows)
+
+    def append_events(self, events: Sequence[IncidentEvent]) -> None:
+        """Streaming inserts with insertId = event_id: a click Slack delivers twice is recorded once."""
+        if not events:
+            return
+        from google.cloud import bigquery
+
+        rows = [{c: _json_value(getattr(e, c)) for c in EVENT_COLUMNS} for e in events]
+        try:
+            errors = self._client().insert_rows_json(
+                self.events_table_id,
+                rows,
+                row_ids=[e.event_id for e in events],
+                retry=bigquery.DEFAULT_RETRY.with_deadline(REQUEST_DEADLINE_S),
+            )
+        except StateError:
+            raise
+        except Exception as exc:
+            raise StateError(f"incident events could not be written to {self.events_table_id}: {exc}") from exc
+        if errors:
+            raise StateError(f"incident events could not be written to {self.events_table_id}: {errors[:3]}")
+
+    def events(self, check_names: Collection[str]) -> dict[str, list[IncidentEvent]]:
+        from google.api_core.exceptions import NotFound
+        from google.cloud import bigquery
+
+        names = sorted(set(check_names))
+        if not names:
+            return {}
+        config = bigquery.QueryJobConfig(
+            query_parameters=[bigquery.ArrayQueryParameter("names", "STRING", names)],
+            labels={"app": "anomaly-monitor", "check": "events"},
+        )
+        try:
+            job = self._client().query(EVENTS_SQL.format(table=self.events_table_id), job_config=config)
+            rows = list(job.result(timeout=QUERY_TIMEOUT_S))
+        except NotFound:
+            return {}  # a deployment from before the table existed: nobody has clicked anything yet
+        except StateError:
+            raise
+        except Exception as exc:
+            raise StateError(f"incident events could not be read from {self.events_table_id}: {exc}") from exc
+        out: dict[str, list[IncidentEvent]] = {}
+        for row in rows:
+            event = IncidentEvent(**{c: row[c] for c in EVENT_COLUMNS})
+            out.setdefault(event.check_name, []).append(event)
+        return out
 
     @contextmanager
     def run_lock(self, run_id: str) -> Iterator[None]:

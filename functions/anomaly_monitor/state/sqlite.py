@@ -11,9 +11,15 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 from anomaly_monitor.errors import StateError
-from anomaly_monitor.models import HistoryRecord, Status
+from anomaly_monitor.models import HistoryRecord, IncidentEvent, Status
 from anomaly_monitor.state import by_check
-from anomaly_monitor.state.schema import CHECK_RESULTS_SCHEMA, COLUMNS, SQLITE_TYPES
+from anomaly_monitor.state.schema import (
+    CHECK_RESULTS_SCHEMA,
+    COLUMNS,
+    EVENT_COLUMNS,
+    INCIDENT_EVENTS_SCHEMA,
+    SQLITE_TYPES,
+)
 from anomaly_monitor.urls import sqlite_path
 
 DDL = (
@@ -23,6 +29,13 @@ DDL = (
         for name, kind, mode in CHECK_RESULTS_SCHEMA
     )
     + ");\nCREATE INDEX IF NOT EXISTS check_results_by_check ON check_results (check_name, checked_at);"
+    + "\nCREATE TABLE IF NOT EXISTS incident_events ("
+    + ", ".join(
+        f"{name} {SQLITE_TYPES[kind]}{' NOT NULL' if mode == 'REQUIRED' else ''}"
+        for name, kind, mode in INCIDENT_EVENTS_SCHEMA
+    )
+    + ", PRIMARY KEY (event_id));"
+    + "\nCREATE INDEX IF NOT EXISTS incident_events_by_check ON incident_events (check_name, at);"
 )
 
 
@@ -92,6 +105,43 @@ class SqliteStateStore:
         except sqlite3.Error as exc:
             raise StateError(f"state store {self.path}: history could not be read: {exc}") from exc
         return by_check(_record(row) for row in rows)
+
+    def append_events(self, events: Sequence[IncidentEvent]) -> None:
+        """INSERT OR IGNORE on event_id: a click Slack delivers twice is recorded once."""
+        rows = [
+            tuple(_to_text(v) if isinstance(v, dt.datetime) else v for v in (getattr(e, c) for c in EVENT_COLUMNS))
+            for e in events
+        ]
+        marks = ", ".join("?" for _ in EVENT_COLUMNS)
+        try:
+            with closing(self._connect()) as conn, conn:
+                conn.executemany(
+                    f"INSERT OR IGNORE INTO incident_events ({', '.join(EVENT_COLUMNS)}) VALUES ({marks})", rows
+                )
+        except sqlite3.Error as exc:
+            raise StateError(f"state store {self.path}: incident events could not be written: {exc}") from exc
+
+    def events(self, check_names: Collection[str]) -> dict[str, list[IncidentEvent]]:
+        names = sorted(set(check_names))
+        if not names:
+            return {}
+        sql = (
+            f"SELECT {', '.join(EVENT_COLUMNS)} FROM incident_events"
+            f" WHERE check_name IN ({', '.join('?' for _ in names)}) ORDER BY check_name, at, rowid"
+        )
+        try:
+            with closing(self._connect()) as conn:
+                rows = conn.execute(sql, names).fetchall()
+        except sqlite3.Error as exc:
+            raise StateError(f"state store {self.path}: incident events could not be read: {exc}") from exc
+        out: dict[str, list[IncidentEvent]] = {}
+        for row in rows:
+            values = dict(zip(EVENT_COLUMNS, row, strict=True))
+            values["at"] = _from_text(values["at"])
+            values["until"] = _from_text(values["until"]) if values["until"] else None
+            event = IncidentEvent(**values)
+            out.setdefault(event.check_name, []).append(event)
+        return out
 
     @contextmanager
     def run_lock(self, run_id: str) -> Iterator[None]:
