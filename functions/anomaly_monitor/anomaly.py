@@ -71,7 +71,7 @@ def _choose_scale(values: list[float]) -> _Scale:
     typical = positive[len(positive) // 2] if positive else 0.0
     if counts and typical < SMALL_COUNT:
         # Anscombe's 2 sqrt(x + 3/8): Poisson noise becomes sd 1 whatever the rate, so 1 is the noise floor
-        return _Scale(lambda x: 2 * math.sqrt(x + 0.375), lambda y: (max(y, 0.0) / 2) ** 2 - 0.375, 0.0, 0.0, True)
+        return _Scale(lambda x: 2 * math.sqrt(x + 0.375), _inverse_anscombe, 0.0, 0.0, True)
     if not counts and all(v <= 1 for v in values):
         # a rate: arcsine-sqrt is the variance-stabilising transform of a binomial proportion, and takes 0 and 1
         return _Scale(_arcsine_sqrt, _inverse_arcsine_sqrt, 0.0, 0.0, False)
@@ -79,6 +79,10 @@ def _choose_scale(values: list[float]) -> _Scale:
     # Large counts use c = 1; amounts a small fraction of their typical size.
     c = 1.0 if counts or not typical else 0.01 * typical
     return _Scale(lambda x: math.log(x + c), lambda y: math.exp(y) - c, 0.0, c, counts)
+
+
+def _inverse_anscombe(y: float) -> float:
+    return max((max(y, 0.0) / 2) ** 2 - 0.375, 0.0)
 
 
 def _arcsine_sqrt(x: float) -> float:
@@ -351,13 +355,14 @@ def _verdict(
     usual = "; allowing for the usual month-end departure" if model.calendar_shift else ""
     detail = f"({_fmt_z(z)} robust sd {side} the forecast {_fmt(center)}{usual})"
     rng = f"{_fmt(band_low) if band_low is not None else '-∞'}–{_fmt(band_high) if band_high is not None else '∞'}"
-    if breach:
-        return Judgement(True, expected, value, f"{breach} {detail}", model.comparable, center)
     if anomalous:
         message = f"{_fmt(value)} is {side} the expected range {rng}{where} {detail}"
-    else:
-        message = f"{_fmt(value)} is within the expected range {rng}{where} {detail}"
-    return Judgement(anomalous, expected, value, message, model.comparable, center)
+        return Judgement(True, expected, value, message + (f"; {breach}" if breach else ""), model.comparable, center)
+    if breach:
+        message = f"{breach}; from its history alone {rng}{where} was expected {detail}"
+        return Judgement(True, expected, value, message, model.comparable, center)
+    message = f"{_fmt(value)} is within the expected range {rng}{where} {detail}"
+    return Judgement(False, expected, value, message, model.comparable, center)
 
 
 def _where(when: dt.datetime, seasonality: str) -> str:

@@ -153,8 +153,7 @@ def judge_points(
         raise ShapeError("no data: the query returned no row")
     periods = complete_periods(points, now, upper_bound(check.sql)) if now else Periods(sorted(points))
     clean = [(t, v) for t, v in sorted(points, key=lambda p: p[0]) if v is not None and math.isfinite(v)]
-    if periods.missing:
-        assert periods.last_row is not None and periods.expected_last is not None
+    if periods.missing and periods.last_row and periods.expected_last:
         noun = "period" if periods.missing == 1 else "periods"
         message = (
             f"no data since {_when(periods.last_row)}, {periods.missing} {noun} missing"
