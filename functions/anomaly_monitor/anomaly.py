@@ -18,6 +18,7 @@ OFFSET_SEASONS = 12  # the seasonal offset of a weekday/hour: median of its last
 WEEKLY_SEASONS = 12  # hourly data may also have a weekly cycle: hour-of-week offsets from the last 4 weeks
 ERROR_WINDOW = {"none": 400, "day_of_week": 400, "hour_of_day": 400}  # recent one-step errors that size the band
 MIN_ERRORS = 5
+CHART_POINTS = 96  # recent points whose forecast band a chart shows
 SMALL_COUNT = 100  # below this typical count Poisson noise (sd sqrt(x), 10% at 100) dominates percent-level noise
 RELATIVE_FLOOR = 0.005  # on the log scale: changes below ~0.5% per sd are never noise-distinguishable anomalies
 MAD_TO_SD = 1.4826
@@ -36,6 +37,7 @@ class Judgement:
     message: str
     history_points: int  # comparable points used
     center: float | None = None  # the forecast: the middle of the band
+    band: tuple[tuple[dt.datetime, float, float], ...] = ()  # the model's band over the recent points, for charts
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,7 @@ class _Model:
     center: float  # expected value on the transformed scale
     sd: float  # robust noise sd on the transformed scale
     comparable: int
+    recent: tuple[tuple[dt.datetime, float], ...] = ()  # forecasts of the recent points (transformed scale)
     calendar_shift: float = 0.0  # month-end points have run this far from the forecast before: also expected
 
 
@@ -248,7 +251,11 @@ def _fit(times: list[dt.datetime], ys: list[float], when: dt.datetime, seasonali
     tail = float(np.quantile(deviation, TAIL_QUANTILE)) / (TAIL_GAUSSIAN_Z * pooled) if pooled > 0 else 1.0
     sd = max(group_sd, pooled) * max(tail, 1.0)
     shift = _month_end_shift(times, best.all_errors, when, sd)
-    return _Model(best.center, sd, comparable, shift)
+    forecasts = y - best.all_errors
+    recent = tuple(
+        (t, float(f)) for t, f in zip(times[-CHART_POINTS:], forecasts[-CHART_POINTS:], strict=True) if f == f
+    )
+    return _Model(best.center, sd, comparable, recent, shift)
 
 
 def _month_turn(day: dt.date) -> str | None:
@@ -350,6 +357,11 @@ def _verdict(
         band_high = high if band_high is None else min(band_high, high)
     expected = (band_low, band_high)
     center = scale.inverse(model.center)
+    band = tuple(
+        (t, scale.inverse(c - sensitivity * sd) if direction != "up" else math.nan,
+         scale.inverse(c + sensitivity * sd) if direction != "down" else math.nan)
+        for t, c in model.recent
+    )  # fmt: skip
     anomalous = (z > sensitivity and direction != "down") or (z < -sensitivity and direction != "up")
     side = "above" if z > 0 else "below"
     usual = "; allowing for the usual month-end departure" if model.calendar_shift else ""
@@ -357,12 +369,13 @@ def _verdict(
     rng = f"{_fmt(band_low) if band_low is not None else '-∞'}–{_fmt(band_high) if band_high is not None else '∞'}"
     if anomalous:
         message = f"{_fmt(value)} is {side} the expected range {rng}{where} {detail}"
-        return Judgement(True, expected, value, message + (f"; {breach}" if breach else ""), model.comparable, center)
+        message += f"; {breach}" if breach else ""
+        return Judgement(True, expected, value, message, model.comparable, center, band)
     if breach:
         message = f"{breach}; from its history alone {rng}{where} was expected {detail}"
-        return Judgement(True, expected, value, message, model.comparable, center)
+        return Judgement(True, expected, value, message, model.comparable, center, band)
     message = f"{_fmt(value)} is within the expected range {rng}{where} {detail}"
-    return Judgement(False, expected, value, message, model.comparable, center)
+    return Judgement(False, expected, value, message, model.comparable, center, band)
 
 
 def _where(when: dt.datetime, seasonality: str) -> str:

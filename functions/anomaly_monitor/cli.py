@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from anomaly_monitor import logs
 from anomaly_monitor.errors import MonitorError
@@ -53,6 +54,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--tag", action="append", default=[], metavar="TAG", help="only checks with this tag (repeatable)")
     run.add_argument("--force", action="store_true", help="ignore schedules")
     run.add_argument("--dry-run", action="store_true", help="evaluate, but post and record nothing")
+    run.add_argument(
+        "--charts",
+        metavar="DIR",
+        type=Path,
+        help="write a PNG chart of each anomaly alert printed here (not with --json)",
+    )
     commands.add_parser("validate", parents=[shared], help="check the registry without running queries on the data")
     sheet = commands.add_parser("sheet", help="set up the Google Sheet that holds the checks")
     actions = sheet.add_subparsers(dest="sheet_command", required=True, parser_class=Parser)
@@ -74,6 +81,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
 
 
 def do_run(args: argparse.Namespace, settings: Settings) -> int:
+    from anomaly_monitor.models import Status
     from anomaly_monitor.report import render_report
     from anomaly_monitor.runner import RunOptions
     from anomaly_monitor.service import execute
@@ -85,6 +93,11 @@ def do_run(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.write("\n")
     else:
         sys.stdout.write(render_report(report))
+        if args.charts:
+            from anomaly_monitor.charts import save_charts
+
+            saved = save_charts([r for r in report.results if r.status is Status.ALERT], args.charts)
+            sys.stdout.write(f"{len(saved)} chart{'' if len(saved) == 1 else 's'} written to {args.charts}\n")
     return report.exit_code()
 
 

@@ -21,6 +21,7 @@ class Verdict:
     value: float | None = None
     expected: tuple[float | None, float | None] | None = None
     series: list[tuple[dt.datetime, float]] | None = None
+    band: tuple[tuple[dt.datetime, float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ def judge_points(
     if baseline.incident_since is not None:
         message += f"; judged against the range from before the incident began ({_when(baseline.incident_since)})"
     status = Status.ALERT if judgement.anomalous else Status.OK
-    return Verdict(status, message, judgement.value, judgement.expected, clean)
+    return Verdict(status, message, judgement.value, judgement.expected, clean, judgement.band)
 
 
 def _baseline(periods: Periods, baseline: Baseline) -> list[tuple[dt.datetime, float | None]]:

@@ -104,7 +104,7 @@ def evaluate(
         past_values = [(r.checked_at, r.value) for r in past if r.value is not None and r.status in JUDGED]
         verdict = judge(check, data, now, past_values, baseline)
         result.status, result.message, result.value = verdict.status, verdict.message, verdict.value
-        result.expected, result.series = verdict.expected, verdict.series or []
+        result.expected, result.series, result.band = verdict.expected, verdict.series or [], verdict.band
     except (QueryError, ShapeError) as exc:
         result.message = str(exc)
     except Exception as exc:  # one broken check must not stop the others

@@ -22,10 +22,9 @@ def open_notifier(settings: Settings) -> Notifier:
         from anomaly_monitor.notifiers.slack import SlackNotifier
 
         return SlackNotifier.from_settings(settings)
-    from anomaly_monitor.charts import chart_for
     from anomaly_monitor.notifiers.console import ConsoleNotifier
 
-    return ConsoleNotifier(settings.slack_default_channel, chart=chart_for)
+    return ConsoleNotifier(settings.slack_default_channel)
 
 
 def build_backends(settings: Settings) -> Backends:
