@@ -191,7 +191,7 @@ def _baseline(periods: Periods, baseline: Baseline) -> list[tuple[dt.datetime, f
 
     def judged_at(moment: dt.datetime) -> dt.datetime | None:
         """The point a run at `moment` judged: the newest complete period then (the newest value before it)."""
-        done = [t for t, _ in history if (t + step <= moment if step else t <= moment)]
+        done = [t for t, _ in periods.points if (t + step <= moment if step else t <= moment)]
         return done[-1] if done else None
 
     marked = {judged_at(at) for at in baseline.expected_at}
