@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 MIN_COMPARABLE = 7  # comparable points needed before the check may alert (SPEC)
 HISTORY = {"none": 1000, "day_of_week": 371, "hour_of_day": 1344}  # points used: a year of days, 8 weeks of hours
+MAX_POINTS = 2 * max(HISTORY.values())  # what a caller need keep of a long series (room for empty periods)
 LEVEL_WINDOW = {"none": 24, "day_of_week": 21, "hour_of_day": 72}  # three seasons; an outage must outlast half
 OFFSET_SEASONS = 12  # the seasonal offset of a weekday/hour: median of its last 12 occurrences
 WEEKLY_SEASONS = 12  # hourly data may also have a weekly cycle: hour-of-week offsets from the last 4 weeks
@@ -348,13 +349,11 @@ def _verdict(
     low_center = model.center + min(0.0, model.calendar_shift)
     high_center = model.center + max(0.0, model.calendar_shift)
     z = (y - high_center) / sd if y > high_center else (y - low_center) / sd if y < low_center else 0.0
-    band_low = scale.inverse(low_center - sensitivity * sd) if direction != "up" else None
-    band_high = scale.inverse(high_center + sensitivity * sd) if direction != "down" else None
+    history_low = scale.inverse(low_center - sensitivity * sd) if direction != "up" else None
+    history_high = scale.inverse(high_center + sensitivity * sd) if direction != "down" else None
     # hard bounds narrow the band: a value inside the statistical band can still breach them
-    if low is not None:
-        band_low = low if band_low is None else max(band_low, low)
-    if high is not None:
-        band_high = high if band_high is None else min(band_high, high)
+    band_low = history_low if low is None else low if history_low is None else max(history_low, low)
+    band_high = history_high if high is None else high if history_high is None else min(history_high, high)
     expected = (band_low, band_high)
     center = scale.inverse(model.center)
     band = tuple(
@@ -366,16 +365,24 @@ def _verdict(
     side = "above" if z > 0 else "below"
     usual = "; allowing for the usual month-end departure" if model.calendar_shift else ""
     detail = f"({_fmt_z(z)} robust sd {side} the forecast {_fmt(center)}{usual})"
-    rng = f"{_fmt(band_low) if band_low is not None else '-∞'}–{_fmt(band_high) if band_high is not None else '∞'}"
+    rng = _range(history_low, history_high)  # the history's own range: hard bounds are named on their own
     if anomalous:
         message = f"{_fmt(value)} is {side} the expected range {rng}{where} {detail}"
-        message += f"; {breach}" if breach else ""
+        message += f"; also {breach.split(' is ', 1)[1]}" if breach else ""
         return Judgement(True, expected, value, message, model.comparable, center, band)
     if breach:
-        message = f"{breach}; from its history alone {rng}{where} was expected {detail}"
+        message = f"{breach}; its history alone expects {rng}{where} {detail}"
         return Judgement(True, expected, value, message, model.comparable, center, band)
     message = f"{_fmt(value)} is within the expected range {rng}{where} {detail}"
     return Judgement(False, expected, value, message, model.comparable, center, band)
+
+
+def _range(low: float | None, high: float | None) -> str:
+    if low is None:
+        return f"(at most {_fmt(high)})" if high is not None else "(any value)"
+    if high is None:
+        return f"(at least {_fmt(low)})"
+    return f"{_fmt(low)}–{_fmt(high)}"
 
 
 def _where(when: dt.datetime, seasonality: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -83,11 +84,18 @@ def parse_ts(raw: Any) -> dt.datetime:
         return raw if raw.tzinfo else raw.replace(tzinfo=dt.UTC)
     if isinstance(raw, dt.date):
         return dt.datetime(raw.year, raw.month, raw.day, tzinfo=dt.UTC)
-    text = str(raw).strip().replace("Z", "+00:00")
+    parsed = _parse_text(str(raw))
+    if parsed is None:
+        raise ShapeError(f"column ts holds {raw!r}, which is not a date or timestamp")
+    return parsed
+
+
+@functools.lru_cache(maxsize=65536)  # checks over one table share their timestamps: each is parsed once
+def _parse_text(text: str) -> dt.datetime | None:
     try:
-        parsed = dt.datetime.fromisoformat(text)
+        parsed = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ShapeError(f"column ts holds {raw!r}, which is not a date or timestamp") from None
+        return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
@@ -152,8 +160,9 @@ def judge_points(
     and its earlier values (`now` None: the last point is judged)."""
     if not points:
         raise ShapeError("no data: the query returned no row")
-    periods = complete_periods(points, now, upper_bound(check.sql)) if now else Periods(sorted(points))
-    clean = [(t, v) for t, v in sorted(points, key=lambda p: p[0]) if v is not None and math.isfinite(v)]
+    ordered = sorted(points, key=lambda p: p[0])[-anomaly.MAX_POINTS :]  # the judgement never looks further back
+    periods = complete_periods(ordered, now, upper_bound(check.sql)) if now else Periods(ordered)
+    clean = [(t, v) for t, v in ordered if v is not None and math.isfinite(v)]
     if periods.missing and periods.last_row and periods.expected_last:
         noun = "period" if periods.missing == 1 else "periods"
         message = (
@@ -187,6 +196,8 @@ def _baseline(periods: Periods, baseline: Baseline) -> list[tuple[dt.datetime, f
     """The points the judged one is compared with: before an open incident, outside exclusion windows, and
     without the values people marked Expected."""
     history = periods.points[:-1]
+    if baseline == NO_BASELINE:
+        return history
     step = periods.step
 
     def judged_at(moment: dt.datetime) -> dt.datetime | None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 DENSE = 0.9  # share of periods with a row above which a series is dense: an empty period is news
 STEP_SAMPLE = 200  # the step is the most common gap between the newest timestamps
 _DATE_LITERAL = re.compile(r"'\d{4}-\d{2}-\d{2}")
+_SIMPLE_BOUND = re.compile(r"\bWHERE\b[^;]*?\bts\s*(<=|<)\s*'([^']+)'(?![^;]*\b(?:OR|GROUP|HAVING|UNION)\b)", re.I)
 
 Points = Sequence[tuple[dt.datetime, float | None]]
 
@@ -116,6 +117,11 @@ def upper_bound(sql: str) -> tuple[dt.datetime, bool] | None:
     whether it is inclusive (`<=`). Periods after it are outside what was asked, not missing."""
     if not _DATE_LITERAL.search(sql):
         return None
+    simple = _SIMPLE_BOUND.search(sql)  # the common form, `ts <= '2025-10-16'`, without a parser
+    if simple and len(_DATE_LITERAL.findall(sql)) == 1:
+        moment = _iso(simple.group(2))
+        if moment is not None:
+            return moment, simple.group(1) == "<="
     return _upper_bound(sql)
 
 
@@ -175,8 +181,12 @@ def _literal_time(node: object) -> dt.datetime | None:
         node = node.this
     if not isinstance(node, exp.Literal) or not node.is_string:
         return None
+    return _iso(node.this)
+
+
+def _iso(text: str) -> dt.datetime | None:
     try:
-        moment = dt.datetime.fromisoformat(node.this.strip().replace("Z", "+00:00"))
+        moment = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
