@@ -45,7 +45,10 @@ class Window:
 
     def describe(self) -> str:
         reason = f" ({self.reason})" if self.reason else ""
-        return f"exclusion window {self.start.isoformat()} to {self.end.isoformat()}{reason}"
+        span = (
+            self.start.isoformat() if self.start == self.end else f"{self.start.isoformat()} to {self.end.isoformat()}"
+        )
+        return f"exclusion window {span}{reason}"
 
 
 @dataclass(frozen=True)

@@ -101,14 +101,18 @@ def _parse_text(text: str) -> dt.datetime | None:
 
 def series(result: QueryResult) -> list[tuple[dt.datetime, float | None]]:
     """The (ts, value) rows of an anomaly series, sorted by time."""
-    points = []
-    for row in result.rows:
-        value = row["value"]
-        if value is not None and not is_number(value):
-            raise ShapeError(f"column value holds {value!r}, which is not a number")
-        points.append((parse_ts(row["ts"]), None if value is None else float(value)))
+    values = [row["value"] for row in result.rows]
+    if not {type(v) for v in values} <= {float, int, type(None)}:  # one look at the column, not at each cell
+        for value in values:
+            if value is not None and not is_number(value):
+                raise ShapeError(f"column value holds {value!r}, which is not a number")
+    stamps = [row["ts"] for row in result.rows]
+    times = [_parse_text(t) if type(t) is str else parse_ts(t) for t in stamps]
+    if None in times:
+        parse_ts(stamps[times.index(None)])  # raises, naming the value
+    points = [(t, None if v is None else float(v)) for t, v in zip(times, values, strict=True)]
     points.sort(key=lambda p: p[0])
-    return points
+    return points  # type: ignore[return-value]
 
 
 def fmt(value: float | None) -> str:
