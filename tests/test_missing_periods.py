@@ -104,7 +104,8 @@ def test_upper_bounds_are_read_from_the_query_and_only_from_ts() -> None:
         True,
     )
     bound = upper_bound(
-        "SELECT DATE(created) AS ts, COUNT(*) AS value FROM t WHERE created < TIMESTAMP '2025-01-02 00:00:00' GROUP BY 1"
+        "SELECT DATE(created) AS ts, COUNT(*) AS value FROM t"
+        " WHERE created < TIMESTAMP '2025-01-02 00:00:00' GROUP BY 1"
     )
     assert bound == (dt.datetime(2025, 1, 2, tzinfo=dt.UTC), False)
     assert upper_bound("SELECT ts, value FROM t WHERE '2025-03-01' > ts") == (
