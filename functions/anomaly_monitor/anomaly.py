@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 MIN_COMPARABLE = 7  # comparable points needed before the check may alert (SPEC)
-HISTORY = {"none": 1000, "day_of_week": 371, "hour_of_day": 1344}  # points used: a year of days, 8 weeks of hours
+HISTORY = {"none": 1000, "day_of_week": 371, "hour_of_day": 1008}  # points used: a year of days, 6 weeks of hours
 MAX_POINTS = 2 * max(HISTORY.values())  # what a caller need keep of a long series (room for empty periods)
 LEVEL_WINDOW = {"none": 24, "day_of_week": 21, "hour_of_day": 72}  # three seasons; an outage must outlast half
 OFFSET_SEASONS = 12  # the seasonal offset of a weekday/hour: median of its last 12 occurrences
@@ -193,7 +194,13 @@ def _forecast(y: np.ndarray, groups: np.ndarray, now_group: int, n_groups: int, 
     offsets, newest = _trailing_group_medians(residual, groups, seasons, n_groups)
     offsets = np.nan_to_num(offsets)
     deseasoned = y - offsets
-    level = _trailing_median(deseasoned, level_window)
+    n = len(y)
+    start = n - max(error_window, CHART_POINTS) - level_window  # only the recent forecasts are used
+    if start > 0:
+        level = np.full(n + 1, np.nan)
+        level[start + level_window :] = _trailing_median(deseasoned[start:], level_window, partial=False)[level_window:]
+    else:
+        level = _trailing_median(deseasoned, level_window)
     forecasts = level[:-1] + offsets
     all_errors = y - forecasts
     errors = all_errors[-error_window:]
@@ -259,6 +266,7 @@ def _fit(times: list[dt.datetime], ys: list[float], when: dt.datetime, seasonali
     return _Model(best.center, sd, comparable, recent, shift)
 
 
+@functools.lru_cache(maxsize=4096)
 def _month_turn(day: dt.date) -> str | None:
     """Where a day sits at the turn of a month, where business-month patterns (payroll, settlement) recur."""
     next_day = day + dt.timedelta(days=1)
