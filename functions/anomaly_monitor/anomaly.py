@@ -312,7 +312,7 @@ def judge(
     """
     if not points:
         return Judgement(False, (low, high), None, "no points: not judged", 0)
-    ordered = sorted(points, key=lambda p: p[0])
+    ordered = sorted(points, key=_time)
     when, value = ordered[-1]
     if value is None or not math.isfinite(value):
         return Judgement(False, (low, high), None, "the newest value is NULL: not judged", 0)
@@ -330,6 +330,10 @@ def judge(
             return Judgement(True, (low, high), value, f"{breach}; {note}", n)
         return Judgement(False, (low, high), value, note, n)
     return _verdict(value, model, scale, direction, sensitivity, low, high, breach, where)
+
+
+def _time(point: tuple[dt.datetime, float | None]) -> dt.datetime:
+    return point[0]
 
 
 def _hard_breach(value: float, low: float | None, high: float | None) -> str | None:

@@ -6,6 +6,7 @@ import datetime as dt
 import decimal
 import functools
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -111,7 +112,7 @@ def series(result: QueryResult) -> list[tuple[dt.datetime, float | None]]:
     if None in times:
         parse_ts(stamps[times.index(None)])  # raises, naming the value
     points = [(t, None if v is None else float(v)) for t, v in zip(times, values, strict=True)]
-    points.sort(key=lambda p: p[0])
+    points.sort(key=operator.itemgetter(0))
     return points  # type: ignore[return-value]
 
 
@@ -164,7 +165,7 @@ def judge_points(
     and its earlier values (`now` None: the last point is judged)."""
     if not points:
         raise ShapeError("no data: the query returned no row")
-    ordered = sorted(points, key=lambda p: p[0])[-anomaly.MAX_POINTS :]  # the judgement never looks further back
+    ordered = sorted(points, key=operator.itemgetter(0))[-anomaly.MAX_POINTS :]  # never looked at further back
     periods = complete_periods(ordered, now, upper_bound(check.sql)) if now else Periods(ordered)
     clean = [(t, v) for t, v in ordered if v is not None and math.isfinite(v)]
     if periods.missing and periods.last_row and periods.expected_last:

@@ -56,8 +56,8 @@ def infer_step(times: Sequence[dt.datetime]) -> dt.timedelta | None:
 
 
 def complete_periods(points: Points, now: dt.datetime, bound: tuple[dt.datetime, bool] | None = None) -> Periods:
-    """The series up to its newest complete period as of `now` (and the query's own upper bound on ts)."""
-    ordered = sorted(points, key=lambda p: p[0])
+    """The series (sorted by time) up to its newest complete period as of `now` (and the query's bound on ts)."""
+    ordered = list(points)
     step = infer_step([t for t, _ in ordered])
     if step is None:
         return Periods(ordered)
