@@ -316,8 +316,9 @@ def judge(
     when, value = ordered[-1]
     if value is None or not math.isfinite(value):
         return Judgement(False, (low, high), None, "the newest value is NULL: not judged", 0)
-    history = [(t, float(v)) for t, v in ordered[:-1] if v is not None and math.isfinite(v)]
-    history = history[-HISTORY.get(seasonality, 1000) :]
+    keep = HISTORY.get(seasonality, 1000)
+    recent = ordered[-2 * keep - 1 : -1]  # enough even when many are NULL; never the whole of a long series
+    history = [(t, float(v)) for t, v in recent if v is not None and math.isfinite(v)][-keep:]
     breach = _hard_breach(value, low, high)
     scale = _choose_scale([v for _, v in history] or [value])
     model = _fit([t for t, _ in history], [scale.forward(v) for _, v in history], when, seasonality)

@@ -167,7 +167,9 @@ def judge_points(
         raise ShapeError("no data: the query returned no row")
     ordered = sorted(points, key=operator.itemgetter(0))[-anomaly.MAX_POINTS :]  # never looked at further back
     periods = complete_periods(ordered, now, upper_bound(check.sql)) if now else Periods(ordered)
-    clean = [(t, v) for t, v in ordered if v is not None and math.isfinite(v)]
+    # what a chart shows: the recent points only (a run of thousands of checks must not hold every series)
+    clean = [(t, v) for t, v in ordered[-2 * anomaly.CHART_POINTS :] if v is not None and math.isfinite(v)]
+    clean = clean[-anomaly.CHART_POINTS :]
     if periods.missing and periods.last_row and periods.expected_last:
         noun = "period" if periods.missing == 1 else "periods"
         message = (
