@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 MIN_COMPARABLE = 7  # comparable points needed before the check may alert (SPEC)
-HISTORY = {"none": 1000, "day_of_week": 371, "hour_of_day": 1008}  # points used: a year of days, 6 weeks of hours
+HISTORY = {"none": 600, "day_of_week": 371, "hour_of_day": 1008}  # points used: a year of days, 6 weeks of hours
 MAX_POINTS = 2 * max(HISTORY.values())  # what a caller need keep of a long series (room for empty periods)
 LEVEL_WINDOW = {"none": 24, "day_of_week": 21, "hour_of_day": 72}  # three seasons; an outage must outlast half
 OFFSET_SEASONS = 12  # the seasonal offset of a weekday/hour: median of its last 12 occurrences
@@ -316,7 +316,7 @@ def judge(
     when, value = ordered[-1]
     if value is None or not math.isfinite(value):
         return Judgement(False, (low, high), None, "the newest value is NULL: not judged", 0)
-    keep = HISTORY.get(seasonality, 1000)
+    keep = HISTORY.get(seasonality, 600)
     recent = ordered[-2 * keep - 1 : -1]  # enough even when many are NULL; never the whole of a long series
     history = [(t, float(v)) for t, v in recent if v is not None and math.isfinite(v)][-keep:]
     breach = _hard_breach(value, low, high)
