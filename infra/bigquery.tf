@@ -1,5 +1,5 @@
 # =============================================================================
-# State dataset: the check_results history and the incident_events of Slack clicks
+# State dataset: the check_results history, the notices delivery journal and the incident_events of Slack clicks
 # =============================================================================
 
 resource "google_bigquery_dataset" "state" {
@@ -56,6 +56,27 @@ resource "google_bigquery_table" "incident_events" {
   time_partitioning {
     type  = "DAY"
     field = "at"
+  }
+
+  clustering = ["check_name"]
+
+  deletion_protection = var.deletion_protection
+}
+
+resource "google_bigquery_table" "notices" {
+  # checkov:skip=CKV_GCP_80: Google-managed encryption is enough for delivery records; see the dataset.
+  project     = var.project_id
+  dataset_id  = google_bigquery_dataset.state.dataset_id
+  table_id    = "notices"
+  description = "The delivery journal (append-only): each Slack notice before it is sent, and what became of it."
+  labels      = local.labels
+
+  # Same columns as NOTICES_SCHEMA in functions/anomaly_monitor/state/schema.py.
+  schema = file("${path.module}/schemas/notices.json")
+
+  time_partitioning {
+    type  = "DAY"
+    field = "recorded_at"
   }
 
   clustering = ["check_name"]

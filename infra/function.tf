@@ -115,6 +115,9 @@ resource "google_cloudfunctions2_function" "monitor" {
       QUERY_TIMEOUT_S       = tostring(var.query_timeout_s)
       MAX_WORKERS           = tostring(var.max_workers)
       LOG_FORMAT            = "json"
+      # Slack waits (Retry-After, pacing) must end before the invocation does.
+      RUN_TIMEOUT_S           = tostring(var.function_timeout_s)
+      SHARED_CAUSE_MIN_CHECKS = tostring(var.shared_cause_min_checks)
       # Cloud Functions adds this one itself; declaring it avoids a permanent diff.
       LOG_EXECUTION_ID = "true"
     }

@@ -257,6 +257,17 @@ variable "max_workers" {
   }
 }
 
+variable "shared_cause_min_checks" {
+  description = "How many checks failing in one run for one cause outside their SQL (warehouse unreachable, credentials, a dataset's permissions, quota) make one grouped Slack incident instead of one per check."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.shared_cause_min_checks >= 2 && floor(var.shared_cause_min_checks) == var.shared_cause_min_checks
+    error_message = "The shared_cause_min_checks must be a whole number of at least 2."
+  }
+}
+
 # =============================================================================
 # Function
 # =============================================================================

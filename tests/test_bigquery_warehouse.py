@@ -152,6 +152,38 @@ def test_bigquery_errors_become_messages_a_user_can_act_on(status, reason, messa
     assert re.search(expected, str(warehouse._query_error(error, 10 * GB)))
 
 
+@pytest.mark.parametrize(
+    ("status", "reason", "message", "cause"),
+    [
+        (
+            403,
+            "accessDenied",
+            "Access Denied: Table sales:eu.orders: User does not have permission",
+            "permission:sales.eu",
+        ),
+        (
+            403,
+            "accessDenied",
+            "Access Denied: Dataset sales:eu: Permission bigquery.tables.get denied",
+            "permission:sales.eu",
+        ),
+        (403, "quotaExceeded", "Quota exceeded: Your project exceeded quota for free query bytes scanned", "quota"),
+        (403, "rateLimitExceeded", "Exceeded rate limits: too many concurrent queries", "quota"),
+        (401, "unauthorized", "Request had invalid authentication credentials", "authentication"),
+        (500, "backendError", "Backend error", "warehouse"),
+        (400, "invalidQuery", "Unrecognized name: amonut at [1:8]", None),
+        (404, "notFound", "Not found: Table p:d.t was not found in location EU", None),
+    ],
+)
+def test_failures_outside_the_checks_sql_name_their_shared_cause(status, reason, message, cause) -> None:
+    error = api.from_http_status(status, message, errors=[{"reason": reason, "message": message}])
+    assert BigQueryWarehouse("p", "d")._query_error(error, 10 * GB).cause == cause
+
+
+def test_an_unreachable_bigquery_is_a_shared_cause() -> None:
+    assert BigQueryWarehouse("p", "d")._query_error(ConnectionRefusedError("refused"), None).cause == "warehouse"
+
+
 def test_label_values_follow_bigquery_label_rules() -> None:
     assert label_value("Orders/Late Settle") == "orders_late_settle"
     assert len(label_value("x" * 80)) == 63

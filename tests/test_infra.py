@@ -27,7 +27,7 @@ hcl2 = pytest.importorskip("hcl2", minversion="8")
 
 from anomaly_monitor.settings import ENV_VARS  # noqa: E402
 from anomaly_monitor.state import schema as state_schema  # noqa: E402
-from anomaly_monitor.state.schema import CHECK_RESULTS_SCHEMA  # noqa: E402
+from anomaly_monitor.state.schema import CHECK_RESULTS_SCHEMA, NOTICES_SCHEMA  # noqa: E402
 from tests.cloud_fixtures import CHECKS_HEADER, make_warehouse  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -336,19 +336,22 @@ def test_only_the_slack_actions_service_is_public_with_its_reason_and_a_targeted
 # --- BigQuery ----------------------------------------------------------------
 
 
-def test_history_table_schema_is_the_codes_schema(tf):
-    table = resources(tf, "google_bigquery_table")["check_results"]
+@pytest.mark.parametrize(("name", "schema"), [("check_results", CHECK_RESULTS_SCHEMA), ("notices", NOTICES_SCHEMA)])
+def test_state_table_schemas_are_the_codes_schemas(tf, name, schema):
+    table = resources(tf, "google_bigquery_table")[name]
     m = re.fullmatch(r"\$\{file\(\"\$\{path\.module\}/(.+)\"\)\}", table["schema"])
     assert m, f"schema should be read from a JSON file in infra/, got {table['schema']!r}"
     columns = json.loads((INFRA / m.group(1)).read_text())
-    assert [(c["name"], c["type"], c["mode"]) for c in columns] == CHECK_RESULTS_SCHEMA
+    assert [(c["name"], c["type"], c["mode"]) for c in columns] == schema
+    assert all(c["description"] for c in columns)
 
 
-def test_history_table_is_day_partitioned_on_checked_at_and_clustered_by_check_name(tf):
-    table = resources(tf, "google_bigquery_table")["check_results"]
-    assert table["table_id"] == "check_results"
+@pytest.mark.parametrize(("name", "partitioning"), [("check_results", "checked_at"), ("notices", "recorded_at")])
+def test_state_tables_are_day_partitioned_and_clustered_by_check_name(tf, name, partitioning):
+    table = resources(tf, "google_bigquery_table")[name]
+    assert table["table_id"] == name
     assert table["dataset_id"] == "${google_bigquery_dataset.state.dataset_id}"
-    assert block(table, "time_partitioning") == {"type": "DAY", "field": "checked_at"}
+    assert block(table, "time_partitioning") == {"type": "DAY", "field": partitioning}
     assert table["clustering"] == ["check_name"]
     assert table["deletion_protection"] == "${var.deletion_protection}"
     assert tf["variable"]["deletion_protection"]["default"] is True

@@ -232,7 +232,8 @@ def judge(
     past_values: Sequence[tuple[dt.datetime, float]] = (),
     baseline: Baseline = NO_BASELINE,
 ) -> Verdict:
-    """The verdict for one check's result; `past_values` are its earlier values, for single-value anomaly checks.
+    """The verdict for one check's result; `past_values` are its earlier values, for single-value anomaly checks
+    (those recorded after `now`, by runs at a later --now, are not its past and are left out).
 
     Raises ShapeError when the result does not fit the check type."""
     if check.type is CheckType.ROWS:
@@ -241,4 +242,5 @@ def judge(
         return judge_threshold(check, result)
     if {"ts", "value"} <= set(result.columns):
         return judge_points(check, series(result), now, baseline)
-    return judge_points(check, [*past_values, (now, metric(result))], None, baseline)
+    past = [(t, v) for t, v in past_values if t <= now]
+    return judge_points(check, [*past, (now, metric(result))], None, baseline)

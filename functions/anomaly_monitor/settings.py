@@ -26,6 +26,8 @@ ENV_VARS = (
     "QUERY_TIMEOUT_S",
     "MAX_WORKERS",
     "LOG_FORMAT",
+    "RUN_TIMEOUT_S",
+    "SHARED_CAUSE_MIN_CHECKS",
 )
 
 LOCAL_CHECKS = "data/checks.csv"
@@ -69,6 +71,8 @@ class Settings:
     query_timeout_s: float = 120.0
     max_workers: int = 8
     log_format: str = "text"
+    run_timeout_s: float = 540.0  # the invocation's time budget (the function's timeout): Slack waits fit in it
+    shared_cause_min_checks: int = 3  # checks failing for one cause outside their SQL that make one grouped alert
 
     def __repr__(self) -> str:  # the token must never reach a log line
         token = "set" if self.slack_bot_token else "unset"
@@ -101,4 +105,6 @@ class Settings:
             query_timeout_s=_number(env, "QUERY_TIMEOUT_S", 120.0, minimum=0.001),
             max_workers=int(_number(env, "MAX_WORKERS", 8, minimum=1)),
             log_format=log_format,
+            run_timeout_s=_number(env, "RUN_TIMEOUT_S", 540.0, minimum=30),
+            shared_cause_min_checks=int(_number(env, "SHARED_CAUSE_MIN_CHECKS", 3, minimum=2)),
         )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from anomaly_monitor.notifiers import MessageRef, Notice
+from anomaly_monitor.errors import LookupUnavailable
+from anomaly_monitor.notifiers import Notice, Sent
 
 log = logging.getLogger(__name__)
 
@@ -13,8 +14,11 @@ class ConsoleNotifier:
     def __init__(self, default_channel: str | None = None) -> None:
         self.default_channel = default_channel
 
-    def send(self, notice: Notice) -> MessageRef | None:
-        channel = notice.check.channel or self.default_channel or "(no channel)"
+    def channel_for(self, notice: Notice) -> str:
+        return notice.check.channel or self.default_channel or "(no channel)"
+
+    def send(self, notice: Notice) -> Sent:
+        channel = self.channel_for(notice)
         log.info(
             "SLACK_BOT_TOKEN unset: %s notice for %s not posted to %s: %s",
             notice.kind,
@@ -23,4 +27,7 @@ class ConsoleNotifier:
             notice.result.message,
             extra={"check": notice.check.name},
         )
-        return None
+        return Sent(None, None)
+
+    def find(self, notice_id: str, channel: str, thread_ts: str | None) -> tuple[str, str | None] | None:
+        raise LookupUnavailable("SLACK_BOT_TOKEN is unset, so Slack cannot be searched")

@@ -7,11 +7,13 @@ import concurrent.futures
 import datetime as dt
 import decimal
 import re
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from anomaly_monitor import gcp
 from anomaly_monitor.errors import QueryError
 from anomaly_monitor.models import GB, QueryResult
+from anomaly_monitor.redact import quote
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.urls import bigquery_dataset
 
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
     from google.cloud import bigquery
 
 APP_LABEL = "anomaly-monitor"
+QUOTA_REASONS = ("quotaExceeded", "rateLimitExceeded", "billingTierLimitExceeded", "billingNotEnabled")
+DENIED_DATASET = re.compile(r"(?:Table|Dataset|dataset) ([\w-]+[:.][\w]+)")  # "Access Denied: Table p:d.t: ..."
 
 
 def label_value(text: str) -> str:
@@ -57,7 +61,9 @@ class BigQueryWarehouse:
         try:
             return gcp.bigquery_client(self.project, self.api_endpoint)
         except Exception as exc:  # google.auth.exceptions.DefaultCredentialsError and the like
-            raise QueryError(f"no BigQuery client: {exc} (set up Application Default Credentials)") from exc
+            raise QueryError(
+                f"no BigQuery client: {exc} (set up Application Default Credentials)", cause="authentication"
+            ) from exc
 
     def _config(self, check_name: str, **options: Any) -> bigquery.QueryJobConfig:
         from google.cloud import bigquery
@@ -110,15 +116,28 @@ class BigQueryWarehouse:
             raise self._query_error(exc, None) from None
         return job.total_bytes_processed
 
+    def session(self) -> AbstractContextManager[BigQueryWarehouse]:
+        """Its client is already created once and cached: a session is the warehouse itself."""
+        return nullcontext(self)
+
     def _query_error(self, exc: Exception, max_bytes: int | None) -> QueryError:
         """Turns what BigQuery answered into a message the check's owner can act on."""
         from google.api_core import exceptions as api
+        from google.auth.exceptions import GoogleAuthError
 
+        if isinstance(exc, GoogleAuthError):
+            return QueryError(f"BigQuery refused the credentials: {quote(exc)}", cause="authentication")
         if not isinstance(exc, api.GoogleAPICallError):
-            return QueryError(f"BigQuery could not be reached: {type(exc).__name__}: {exc}")
+            return QueryError(f"BigQuery could not be reached: {type(exc).__name__}: {quote(exc)}", cause="warehouse")
         errors = exc.errors or [{}]
         reason = errors[0].get("reason", "")
-        detail = errors[0].get("message") or exc.message
+        detail = quote(errors[0].get("message") or exc.message, 1000)
+        if isinstance(exc, api.Unauthorized) or reason in ("authError", "unauthorized"):
+            return QueryError(f"BigQuery refused the credentials: {detail}", cause="authentication")
+        if reason in QUOTA_REASONS or isinstance(exc, api.TooManyRequests):
+            return QueryError(f"BigQuery quota or rate limit exceeded ({reason}): {detail}", cause="quota")
+        if isinstance(exc, api.ServerError):
+            return QueryError(f"BigQuery error {exc.code} {reason}: {detail}", cause="warehouse")
         if reason == "bytesBilledLimitExceeded":
             cap = f"max_gb_billed={max_bytes / GB:g} GB" if max_bytes else "its byte cap"
             fix = "raise the column max_gb_billed or filter on the partition column"
@@ -128,9 +147,11 @@ class BigQueryWarehouse:
                 f"not found: {detail} (unqualified tables are looked up in {self.project}.{self.dataset})"
             )
         if isinstance(exc, api.Forbidden) and reason in ("accessDenied", ""):
+            dataset = DENIED_DATASET.search(detail)
             return QueryError(
                 f"permission denied: {detail}: grant the function's service account BigQuery Data Viewer "
-                f"on that dataset (and Job User on project {self.project})"
+                f"on that dataset (and Job User on project {self.project})",
+                cause=f"permission:{dataset.group(1).replace(':', '.')}" if dataset else "permission",
             )
         if reason == "invalidQuery" or isinstance(exc, api.BadRequest):
             return QueryError(f"BigQuery rejected the SQL: {detail}")

@@ -35,6 +35,14 @@ def connect_readonly(path: str, now: datetime.datetime) -> sqlite3.Connection:
     return conn
 
 
+def set_clock(conn: sqlite3.Connection, now: datetime.datetime) -> None:
+    """Moves a connection's clock (what CURRENT_TIMESTAMP() and its kin read) to `now`, for its next statements."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware (UTC)")
+    now_text = timestamp_text(now)
+    conn.create_function("bq_now", 0, lambda: now_text, deterministic=True)
+
+
 def _register_functions(conn: sqlite3.Connection, now_text: str) -> None:
     # Deterministic lets SQLite evaluate a constant call such as bq_now() once per statement, not once per row.
     functions: dict[str, tuple[int, Callable]] = {
