@@ -15,10 +15,11 @@ from typing import Any
 from anomaly_monitor import delivery, incidents, series_replay
 from anomaly_monitor.delivery import Outcome
 from anomaly_monitor.errors import ConfigError, QueryError
+from anomaly_monitor.judge import NO_BASELINE
 from anomaly_monitor.lookahead import lookahead_note
 from anomaly_monitor.models import GB, Check, CheckResult, CheckType, HistoryRecord, NoticeEvent, QueryResult, Status
 from anomaly_monitor.notifiers import Notice, NoticeKind, Sent
-from anomaly_monitor.runner import evaluate, record
+from anomaly_monitor.runner import baseline_for, evaluate, record
 from anomaly_monitor.schedule import ticks as cron_ticks
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.state import NO_ROW, POINTS_LIMIT, StateStore
@@ -315,7 +316,11 @@ def run_backtest(
         replayers = [Replayer(check, s, seed) for s in options.sensitivities or (None,)]
         for tick in ticks:
             for replayer in replayers:
-                replayer.step(evaluate(replayer.check, answers, settings, tick, replayer.past()), tick)
+                # an open incident is judged against its pre-incident range, as in a run
+                state = incidents.from_record(replayer.channel.row)
+                baseline = baseline_for(replayer.check, state, (), []) if check.type is CheckType.ANOMALY else None
+                result = evaluate(replayer.check, answers, settings, tick, replayer.past(), baseline or NO_BASELINE)
+                replayer.step(result, tick)
     backtest.runs = [r.replay for r in replayers]
     backtest.queries = series.queries if series else answers.queries
     how = f"the series fetched in {series.queries} queries" if series else f"{answers.queries} queries"

@@ -345,7 +345,8 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
     single_values = [c.name for c in due if c.type is CheckType.ANOMALY]
     points = backends.state.points(single_values, now) if single_values else {}
     state_rows_read = alert.rows_read + sum(len(p) for p in points.values())
-    exclusions = parse_exclusions(backends.source.read_exclusions())
+    # exclusion windows only change anomaly judgements: no request for them when no anomaly check is due
+    exclusions = parse_exclusions(backends.source.read_exclusions() if single_values else [])
     events = backends.state.events(single_values) if single_values else {}
     baselines = {
         name: baseline_for(check, alert.states.get(name), exclusions.for_check(name), events.get(name, []))
