@@ -179,18 +179,16 @@ class _Forecast:
     spread: float  # robust sd of those errors (to compare candidate forecasters)
 
 
-def _forecast(y: np.ndarray, groups: np.ndarray, now_group: int, n_groups: int, level_window: int,
-              seasons: int, error_window: int) -> _Forecast | None:  # fmt: skip
+def _forecast(y: np.ndarray, residual: np.ndarray, groups: np.ndarray, now_group: int, n_groups: int,
+              level_window: int, seasons: int, error_window: int) -> _Forecast | None:  # fmt: skip
     """Level (trailing median of deseasonalised points) + the seasonal offset of the point's group.
 
     Every point of the history is forecast from the points before it only, exactly as the judged point is, so the
     errors of the last `error_window` points say how far off this forecaster really is on this series.
+    `residual`: each point less the trailing median of the whole seasons before it (balanced over the groups).
     """
     import numpy as np
 
-    raw_level = _trailing_median(y, level_window)  # whole seasons: balanced over the groups
-    residual = y - raw_level[:-1]
-    residual[0] = 0.0
     offsets, newest = _trailing_group_medians(residual, groups, seasons, n_groups)
     offsets = np.nan_to_num(offsets)
     deseasoned = y - offsets
@@ -236,13 +234,15 @@ def _fit(times: list[dt.datetime], ys: list[float], when: dt.datetime, seasonali
     n_groups = {"day_of_week": 7, "hour_of_day": 24}.get(seasonality, 1)
     window = LEVEL_WINDOW.get(seasonality, 24)
     error_window = ERROR_WINDOW.get(seasonality, 200)
-    candidates = [_forecast(y, groups, now_group, n_groups, window, OFFSET_SEASONS, error_window)]
+    residual = y - _trailing_median(y, window)[:-1]  # the same for every candidate season
+    residual[0] = 0.0
+    candidates = [_forecast(y, residual, groups, now_group, n_groups, window, OFFSET_SEASONS, error_window)]
     if seasonality == "hour_of_day" and (times[-1] - times[0]).days >= 21:
         # Hourly data has a weekly cycle too (weekend mornings are not weekday mornings): the hour of the week
         # is tried as the season as well, and kept when it forecasts the recent points better.
         week_groups = np.array([t.weekday() * 24 + t.hour for t in times], dtype=np.int64)
         week_now = when.weekday() * 24 + when.hour
-        candidates.append(_forecast(y, week_groups, week_now, 168, window, WEEKLY_SEASONS, error_window))
+        candidates.append(_forecast(y, residual, week_groups, week_now, 168, window, WEEKLY_SEASONS, error_window))
     usable = [c for c in candidates if c is not None and len(c.errors) >= MIN_ERRORS]
     if not usable:
         return _Model(0.0, 0.0, min(comparable, MIN_COMPARABLE - 1))
