@@ -158,3 +158,21 @@ def test_rows_and_threshold_checks_on_the_demo_data(demo_db: Path, name: str) ->
         high = float(row["max"]) if row["max"] else float("inf")
         status = "ok" if low <= value <= high else "alert"
     assert status == EXPECTED_ON_DEMO_DATA[name]
+
+
+def test_the_demo_outage_alerts_because_of_its_history_not_only_its_hard_maximum(demo_db: Path, tmp_path) -> None:
+    # 27 hours into the acquirer outage: the history's own range flags it, before the hard maximum of 0.3 does
+    from anomaly_monitor.models import Status
+    from anomaly_monitor.runner import RunOptions
+    from anomaly_monitor.service import execute
+    from anomaly_monitor.settings import Settings
+
+    checks = shutil.copy(CHECKS_CSV, tmp_path / "checks.csv")  # no exclusions.csv beside it
+    settings = Settings(
+        checks_source=str(checks), warehouse_url=f"sqlite:///{demo_db}", state_url=f"sqlite:///{tmp_path}/state.db"
+    )
+    report = execute(settings, RunOptions(checks=("auth_failure_rate_hourly",), now=NOW, dry_run=True))
+    (result,) = report.results
+    assert result.status is Status.ALERT
+    assert re.match(r"[\d.]+ is above the expected range \(at most [\d.]+\) for 22:00 \(", result.message)
+    assert "also above the hard maximum 0.3" in result.message

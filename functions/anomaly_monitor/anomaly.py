@@ -6,7 +6,7 @@ import datetime as dt
 import functools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ OFFSET_SEASONS = 12  # the seasonal offset of a weekday/hour: median of its last
 WEEKLY_SEASONS = 12  # hourly data may also have a weekly cycle: hour-of-week offsets from the last 4 weeks
 ERROR_WINDOW = {"none": 400, "day_of_week": 400, "hour_of_day": 400}  # recent one-step errors that size the band
 MIN_ERRORS = 5
+RUN_SD = 1.5  # a newest point this many sds off, on the judged side, belongs to a departed run
 CHART_POINTS = 96  # recent points whose forecast band a chart shows
 SMALL_COUNT = 100  # below this typical count Poisson noise (sd sqrt(x), 10% at 100) dominates percent-level noise
 RELATIVE_FLOOR = 0.005  # on the log scale: changes below ~0.5% per sd are never noise-distinguishable anomalies
@@ -219,6 +220,7 @@ class _Model:
     comparable: int
     recent: tuple[tuple[dt.datetime, float], ...] = ()  # forecasts of the recent points (transformed scale)
     calendar_shift: float = 0.0  # month-end points have run this far from the forecast before: also expected
+    trailing: tuple[float, ...] = ()  # the newest half level window's errors, in sds
 
 
 def _fit(times: list[dt.datetime], ys: list[float], when: dt.datetime, seasonality: str) -> _Model:
@@ -263,7 +265,9 @@ def _fit(times: list[dt.datetime], ys: list[float], when: dt.datetime, seasonali
     recent = tuple(
         (t, float(f)) for t, f in zip(times[-CHART_POINTS:], forecasts[-CHART_POINTS:], strict=True) if f == f
     )
-    return _Model(best.center, sd, comparable, recent, shift)
+    half = window // 2
+    trailing = tuple(float(e) / sd for e in best.all_errors[-half:]) if sd > 0 else ()
+    return _Model(best.center, sd, comparable, recent, shift, trailing)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -330,7 +334,40 @@ def judge(
         if breach:
             return Judgement(True, (low, high), value, f"{breach}; {note}", n)
         return Judgement(False, (low, high), value, note, n)
+    y = scale.forward(value) if value >= scale.domain_low else -math.inf
+    run = _departed_run(model, y, sensitivity)
+    if run:
+        # The newest points already departed the same way: an anomaly that started before this point and is
+        # younger than half a level window has begun to drag the level. Without an open incident to say so, the
+        # series does: judge against the range from before that run (as an open incident would).
+        times, ys = [t for t, _ in history[:-run]], [scale.forward(v) for _, v in history[:-run]]
+        earlier = _fit(times, ys, when, seasonality)
+        if earlier.comparable >= MIN_COMPARABLE and abs(_z(y, earlier, scale)) > sensitivity:
+            judgement = _verdict(value, earlier, scale, direction, sensitivity, low, high, breach, where)
+            noun = "point" if run == 1 else "points"
+            note = f"; the {run} {noun} before it departed the same way: judged against the range before them"
+            return replace(judgement, message=judgement.message + note)
     return _verdict(value, model, scale, direction, sensitivity, low, high, breach, where)
+
+
+def _z(y: float, model: _Model, scale: _Scale) -> float:
+    return (y - model.center) / max(model.sd, scale.floor(model.center))
+
+
+def _departed_run(model: _Model, y: float, sensitivity: float) -> int:
+    """How many of the newest points sat more than 1 sd off on the side the judged value is, when at least 2 did,
+    fewer than half a level window, and the judged value itself is not already beyond the band."""
+    if model.sd <= 0 or not math.isfinite(y):
+        return 0
+    z = (y - model.center) / model.sd
+    if abs(z) > sensitivity or abs(z) < 1:
+        return 0
+    run = 0
+    for e in reversed(model.trailing):
+        if e * z <= 0 or abs(e) < RUN_SD:
+            break
+        run += 1
+    return run if 2 <= run < len(model.trailing) else 0
 
 
 def _time(point: tuple[dt.datetime, float | None]) -> dt.datetime:
