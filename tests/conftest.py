@@ -58,6 +58,20 @@ def registry(tmp_path: Path) -> Callable[[Sequence[dict[str, str]]], Path]:
     return lambda rows: write_registry(tmp_path / "checks.csv", rows)
 
 
+MEASURED: list[str] = []  # figures tests measure without asserting on them (timing is not for assertions here)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in MEASURED:
+        terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def measured() -> list[str]:
+    """Lines printed at the end of the session: figures to report, e.g. answer times."""
+    return MEASURED
+
+
 def recorded(state_db: Path, names: Iterable[str]) -> dict[str, list[HistoryRecord]]:
     """Every row the runs recorded for these checks, oldest first, read straight from the file (nothing is
     created when there is none)."""

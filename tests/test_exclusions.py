@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from anomaly_monitor.exclusions import parse_exclusions
 from anomaly_monitor.judge import Baseline, judge_points
-from anomaly_monitor.models import Check, CheckType, IncidentEvent, Seasonality, Status
+from anomaly_monitor.models import Action, Check, CheckType, IncidentEvent, Seasonality, Status
 from anomaly_monitor.runner import RunOptions
 from anomaly_monitor.service import execute
 from anomaly_monitor.settings import Settings
@@ -132,19 +132,20 @@ def test_an_open_incident_is_judged_against_the_range_from_before_it() -> None:
 # -- the state store: incident_events ---------------------------------------------------------------------------------
 
 
-def event(check: str, at: dt.datetime, action: str = "expected", event_id: str = "e1") -> IncidentEvent:
+def event(check: str, at: dt.datetime, action: Action = Action.EXPECTED, event_id: str = "e1") -> IncidentEvent:
     return IncidentEvent(event_id, check, "C1", "1700000000.000100", action, None, "U1", "ana", at, "value 900")
 
 
-def test_incident_events_are_appended_once_and_read_back_per_check(tmp_path: Path) -> None:
+def test_incident_events_are_appended_once_and_read_back(tmp_path: Path) -> None:
     store = SqliteStateStore(tmp_path / "state.db")
     at = dt.datetime(2026, 11, 23, 9, 30, tzinfo=dt.UTC)
     store.append_events([event("a", at), event("a", at)])  # Slack delivered the click twice
-    store.append_events([event("b", at, "snooze", "e2"), event("a", at + dt.timedelta(hours=1), "mute", "e3")])
-    events = store.events(["a", "b", "c"])
-    assert [(e.event_id, e.action) for e in events["a"]] == [("e1", "expected"), ("e3", "mute")]
-    assert events["a"][0] == event("a", at)
-    assert "c" not in events and store.events([]) == {}
+    store.append_events(
+        [event("b", at, Action.SNOOZE, "e2"), event("a", at + dt.timedelta(hours=1), Action.MUTE, "e3")]
+    )
+    events = store.incident_events(["a", "c"], at + dt.timedelta(days=1))
+    assert [(e.event_id, e.action) for e in events] == [("e1", Action.EXPECTED), ("e3", Action.MUTE)]
+    assert events[0] == event("a", at)
 
 
 # -- a whole run: exclusions.csv beside the checks, events in the state store ----------------------------------------

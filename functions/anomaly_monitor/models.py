@@ -128,7 +128,6 @@ class CheckResult:
     incident: OpenIncident | None = None  # set by the lifecycle when the check is failing after this run
     check: Check | None = None
     series: list[tuple[dt.datetime, float]] = field(default_factory=list)
-    band: tuple[tuple[dt.datetime, float, float], ...] = ()  # the model's expected band over the recent points
     export_rows: list[dict[str, Any]] = field(default_factory=list)  # for export_sheet: up to EXPORT_ROWS
 
     def to_json(self) -> dict[str, Any]:
@@ -207,20 +206,29 @@ class NoticeRecord:
     detail: str | None = None  # why it failed or is unknown (redacted, capped)
 
 
+class Action(StrEnum):
+    """What a person did to an incident from Slack (SPEC "Slack actions")."""
+
+    ACKNOWLEDGE = "acknowledge"  # no reminders for this incident
+    SNOOZE = "snooze"  # no reminders and no new incident for the check until `until`
+    MUTE = "mute"  # nothing about this incident until it resolves
+    EXPECTED = "expected"  # the value is normal: the incident resolves, the value leaves the anomaly baseline
+
+
 @dataclass(frozen=True)
 class IncidentEvent:
-    """One row of `incident_events`: what a person did to an incident from Slack."""
+    """One row of `incident_events`: a click on an incident's message, recorded once (append-only)."""
 
-    event_id: str
+    event_id: str  # derived from Slack's payload: the same click delivered twice has the same id
     check_name: str
-    slack_channel: str | None
+    slack_channel: str | None  # the clicked message, as in check_results
     slack_ts: str | None
-    action: str  # acknowledge, snooze, mute or expected
-    until: dt.datetime | None
+    action: Action
+    until: dt.datetime | None  # the end of a snooze (UTC)
     user_id: str | None
     user_name: str | None
-    at: dt.datetime
-    detail: str | None = None
+    at: dt.datetime  # when it was recorded (wall clock, UTC)
+    detail: str | None = None  # JSON: the snooze chosen, or the value marked expected and the run that judged it
 
 
 @dataclass

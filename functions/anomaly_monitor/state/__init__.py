@@ -1,4 +1,5 @@
-"""State stores keep the append-only history (`check_results`) and delivery journal (`notices`): SQLite, BigQuery."""
+"""State stores keep the append-only history (`check_results`), the delivery journal (`notices`) and what people did
+from Slack (`incident_events`): SQLite, BigQuery."""
 
 from __future__ import annotations
 
@@ -49,12 +50,20 @@ class StateStore(Protocol):
         ...
 
     def append_events(self, events: Sequence[IncidentEvent]) -> None:
-        """Appends rows to incident_events (what people did from Slack), each event_id once; raises StateError
-        when they could not be written."""
+        """Appends clicks to incident_events; one whose event_id is stored already is not stored again. Raises
+        StateError when they could not be written."""
         ...
 
-    def events(self, check_names: Collection[str]) -> dict[str, list[IncidentEvent]]:
-        """The incident_events rows of each named check, oldest first (checks without events are absent)."""
+    def incident_events(self, check_names: Collection[str], now: dt.datetime) -> list[IncidentEvent]:
+        """The events of these checks recorded at or before `now`, oldest first, one per event_id."""
+        ...
+
+    def clicked_incident(
+        self, check_name: str, channel: str, ts: str, now: dt.datetime
+    ) -> tuple[HistoryRecord | None, list[IncidentEvent]]:
+        """What a click on the message (`channel`, `ts`) needs, in one read: the check's newest row at or before
+        `now` (None when it has none since the message was posted) and the events already recorded on that
+        message, oldest first."""
         ...
 
     def run_lock(self, run_id: str) -> AbstractContextManager[None]:

@@ -1,4 +1,5 @@
-"""The cloud state store: `check_results` and `notices` in BigQuery, appended by streaming inserts."""
+"""The cloud state store: `check_results`, `notices` and `incident_events` in BigQuery, appended by streaming
+inserts."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 LATEST_WINDOWS_DAYS = (2, 35, 400)  # the newest row of each check, looked for in widening windows
 POINTS_WINDOWS_DAYS = (7, 90)  # a 10-minute check has its points in a week; slower ones look back up to 90 days
 NOTICES_DAYS = 90  # a notice still pending after this long is given up on (and was logged every run before)
+EVENTS_DAYS = 400  # clicks older than this no longer change what a run does (the table holds a row per click)
+CLICK_MARGIN = dt.timedelta(days=1)  # a clicked message's rows are read from a day before its ts on
 PARTITIONING = {"check_results": "checked_at", "notices": "recorded_at", "incident_events": "at"}
 QUERY_TIMEOUT_S = 60
 REQUEST_DEADLINE_S = 60  # retries of one API call stop here (the client's default is 10 minutes)
@@ -47,14 +50,6 @@ def bigquery_schema(table: str) -> list[bigquery.SchemaField]:
 def to_row(record: HistoryRecord | NoticeRecord | IncidentEvent) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in to_values(record).items()}
 
-
-EVENTS_SQL = f"""
-SELECT {", ".join(EVENT_COLUMNS)}
-FROM `{{table}}`
-WHERE check_name IN UNNEST(@names)
-  AND at >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 400 DAY)
-ORDER BY check_name, at
-"""
 
 LATEST_SQL = f"""
 SELECT {", ".join(COLUMNS)}
@@ -89,6 +84,44 @@ WHERE event IN UNNEST(@unconfirmed)
    OR CONCAT(check_name, '/', based_on) IN UNNEST(@committed)
 ORDER BY recorded_at, notice_id
 """
+
+# `at` is quoted: BigQuery does not need it, but the emulator's SQL engine (DuckDB) takes it for a keyword.
+QUOTED_EVENT_COLUMNS = ", ".join(f"`{c}`" for c in EVENT_COLUMNS)
+
+EVENTS_SQL = f"""
+SELECT {QUOTED_EVENT_COLUMNS}
+FROM `{{table}}`
+WHERE check_name IN UNNEST(@names)
+  AND `at` >= @since AND `at` <= @now
+QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY `at`) = 1
+ORDER BY `at`, event_id
+"""
+
+# A click's lookup, one job: the check's newest row since the clicked message was posted, and the clicks on it.
+CLICKED_SQL = f"""
+SELECT
+  ARRAY(
+    SELECT AS STRUCT {", ".join(COLUMNS)}
+    FROM `{{table}}`
+    WHERE check_name = @name AND status != 'invalid' AND checked_at >= @since AND checked_at <= @now
+    ORDER BY checked_at DESC
+    LIMIT 1
+  ) AS newest,
+  ARRAY(
+    SELECT AS STRUCT {QUOTED_EVENT_COLUMNS}
+    FROM `{{events}}`
+    WHERE check_name = @name AND slack_channel = @channel AND slack_ts = @ts AND `at` >= @since AND `at` <= @now
+    ORDER BY `at`, event_id
+  ) AS events
+"""
+
+
+def message_time(ts: str) -> dt.datetime | None:
+    """A Slack message ts is the Unix time it was posted (`1700000000.000100`); None if it is not one."""
+    try:
+        return dt.datetime.fromtimestamp(float(ts), dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 class BigQueryStateStore:
@@ -222,23 +255,9 @@ class BigQueryStateStore:
         self._insert(self.notices_id, events, ids)
 
     def append_events(self, events: Sequence[IncidentEvent]) -> None:
-        """insertId = event_id: a click Slack delivers twice is recorded once."""
+        """The event_id is the insertId: BigQuery drops a second delivery of one click that arrives within its
+        de-duplication window, and every read keeps one row per event_id for any that lands later."""
         self._insert(self.events_id, events, [e.event_id for e in events])
-
-    def events(self, check_names: Collection[str]) -> dict[str, list[IncidentEvent]]:
-        from google.cloud import bigquery
-
-        names = sorted(set(check_names))
-        if not names or not self._has(self.events_id):
-            return {}
-        rows = self._query(
-            EVENTS_SQL.format(table=self.events_id), [bigquery.ArrayQueryParameter("names", "STRING", names)], "events"
-        )
-        out: dict[str, list[IncidentEvent]] = {}
-        for row in rows:
-            event = from_values(IncidentEvent, {c: row[c] for c in EVENT_COLUMNS})
-            out.setdefault(event.check_name, []).append(event)
-        return out
 
     def _query(self, sql: str, parameters: list[Any], check: str) -> list[Any]:
         from google.cloud import bigquery
@@ -334,6 +353,52 @@ class BigQueryStateStore:
             "notices",
         )
         return [from_values(NoticeRecord, dict(row.items())) for row in rows]
+
+    def incident_events(self, check_names: Collection[str], now: dt.datetime) -> list[IncidentEvent]:
+        from google.cloud import bigquery
+
+        names = sorted(set(check_names))
+        if not names or not self._has(self.events_id):
+            return []
+        rows = self._query(
+            EVENTS_SQL.format(table=self.events_id),
+            [
+                bigquery.ArrayQueryParameter("names", "STRING", names),
+                bigquery.ScalarQueryParameter("since", "TIMESTAMP", now - dt.timedelta(days=EVENTS_DAYS)),
+                bigquery.ScalarQueryParameter("now", "TIMESTAMP", now),
+            ],
+            "incident_events",
+        )
+        return [from_values(IncidentEvent, dict(row.items())) for row in rows]
+
+    def clicked_incident(
+        self, check_name: str, channel: str, ts: str, now: dt.datetime
+    ) -> tuple[HistoryRecord | None, list[IncidentEvent]]:
+        """One query over the partitions since the message was posted (its ts is its time): the cost follows the
+        incident's age, not the history's."""
+        from google.cloud import bigquery
+
+        posted = message_time(ts)
+        if posted is None or not (self._has(self.table_id) and self._has(self.events_id)):
+            return None, []
+        rows = self._query(
+            CLICKED_SQL.format(table=self.table_id, events=self.events_id),
+            [
+                bigquery.ScalarQueryParameter("name", "STRING", check_name),
+                bigquery.ScalarQueryParameter("channel", "STRING", channel),
+                bigquery.ScalarQueryParameter("ts", "STRING", ts),
+                bigquery.ScalarQueryParameter("since", "TIMESTAMP", min(posted, now) - CLICK_MARGIN),
+                bigquery.ScalarQueryParameter("now", "TIMESTAMP", now),
+            ],
+            "click",
+        )
+        if not rows:
+            return None, []
+        newest = [from_values(HistoryRecord, dict(row)) for row in rows[0]["newest"]]
+        events = {}
+        for row in rows[0]["events"]:
+            events.setdefault(row["event_id"], from_values(IncidentEvent, dict(row)))
+        return (newest[0] if newest else None), list(events.values())
 
     @contextmanager
     def run_lock(self, run_id: str) -> Iterator[None]:

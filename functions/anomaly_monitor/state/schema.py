@@ -1,4 +1,5 @@
-"""The state tables `check_results`, `notices` and `incident_events`: one definition for SQLite, BigQuery, Terraform."""
+"""The state tables, `check_results`, `notices` and `incident_events`: one definition for SQLite, BigQuery and the
+Terraform test."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import enum
 from dataclasses import fields
 from typing import Any, TypeVar
 
-from anomaly_monitor.models import HistoryRecord, IncidentEvent, NoticeEvent, NoticeRecord, Status
+from anomaly_monitor.models import Action, HistoryRecord, IncidentEvent, NoticeEvent, NoticeRecord, Status
 
 # (column, BigQuery type, mode); SQLite uses the affinity in SQLITE_TYPES. New columns are only ever appended,
 # NULLABLE, so rows written by older versions stay readable and a table is upgraded by adding columns.
@@ -56,8 +57,7 @@ NOTICES_SCHEMA: list[tuple[str, str, str]] = [
     ("detail", "STRING", "NULLABLE"),
 ]
 
-# What people did to an incident from Slack (SPEC "History and alert state"), append-only; the lifecycle and the
-# anomaly baselines read it (a value marked Expected leaves the baseline).
+# What people did to incidents from Slack (SPEC "History and alert state"; the lifecycle reads it with the history).
 INCIDENT_EVENTS_SCHEMA: list[tuple[str, str, str]] = [
     ("event_id", "STRING", "REQUIRED"),
     ("check_name", "STRING", "REQUIRED"),
@@ -76,11 +76,19 @@ SQLITE_TYPES = {"STRING": "TEXT", "TIMESTAMP": "TEXT", "FLOAT64": "REAL", "INT64
 COLUMNS = [name for name, _, _ in CHECK_RESULTS_SCHEMA]
 NOTICE_COLUMNS = [name for name, _, _ in NOTICES_SCHEMA]
 EVENT_COLUMNS = [name for name, _, _ in INCIDENT_EVENTS_SCHEMA]
-TABLES = {"check_results": CHECK_RESULTS_SCHEMA, "notices": NOTICES_SCHEMA, "incident_events": INCIDENT_EVENTS_SCHEMA}
+TABLES = {
+    "check_results": CHECK_RESULTS_SCHEMA,
+    "notices": NOTICES_SCHEMA,
+    "incident_events": INCIDENT_EVENTS_SCHEMA,
+}
 
 Row = TypeVar("Row", HistoryRecord, NoticeRecord, IncidentEvent)
-_SCHEMAS = {HistoryRecord: CHECK_RESULTS_SCHEMA, NoticeRecord: NOTICES_SCHEMA, IncidentEvent: INCIDENT_EVENTS_SCHEMA}
-_ENUMS: dict[str, type[enum.Enum]] = {"status": Status, "event": NoticeEvent}
+_SCHEMAS: dict[type, list[tuple[str, str, str]]] = {
+    HistoryRecord: CHECK_RESULTS_SCHEMA,
+    NoticeRecord: NOTICES_SCHEMA,
+    IncidentEvent: INCIDENT_EVENTS_SCHEMA,
+}
+_ENUMS: dict[str, type[enum.Enum]] = {"status": Status, "event": NoticeEvent, "action": Action}
 
 
 def _kinds(schema: list[tuple[str, str, str]]) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""The local state store: check_results and notices in a SQLite file, created (or upgraded) on first use."""
+"""The local state store: check_results, notices and incident_events in a SQLite file, created (or upgraded) on first
+use."""
 
 from __future__ import annotations
 
@@ -28,6 +29,9 @@ from anomaly_monitor.urls import sqlite_path
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS check_results_by_check ON check_results (check_name, checked_at)",
     "CREATE INDEX IF NOT EXISTS notices_by_check ON notices (check_name, notice_id, recorded_at)",
+    "CREATE INDEX IF NOT EXISTS incident_events_by_check ON incident_events (check_name, slack_ts)",
+    # a click Slack delivers twice is stored once, even when two requests race
+    "CREATE UNIQUE INDEX IF NOT EXISTS incident_events_by_id ON incident_events (event_id)",
 )
 CHUNK = 500  # names per statement, well under SQLite's limit on bound parameters
 TIMES = {name for schema in TABLES.values() for name, kind, _ in schema if kind == "TIMESTAMP"}
@@ -116,7 +120,11 @@ class SqliteStateStore:
         return conn
 
     def _insert(
-        self, table: str, columns: list[str], rows: Sequence[HistoryRecord | NoticeRecord | IncidentEvent]
+        self,
+        table: str,
+        columns: list[str],
+        rows: Sequence[HistoryRecord | NoticeRecord | IncidentEvent],
+        verb: str = "INSERT",
     ) -> None:
         if self.read_only:
             raise StateError(f"state store {self.path} is opened read-only: {table} cannot be written")
@@ -127,7 +135,7 @@ class SqliteStateStore:
         placeholders = ", ".join("?" for _ in columns)
         try:
             with closing(self._connect()) as conn, conn:
-                conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", values)
+                conn.executemany(f"{verb} INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", values)
         except sqlite3.Error as exc:
             raise StateError(f"state store {self.path}: {table} could not be written: {exc}") from exc
 
@@ -138,6 +146,10 @@ class SqliteStateStore:
     def append_notices(self, events: Sequence[NoticeRecord]) -> None:
         if events:
             self._insert("notices", NOTICE_COLUMNS, events)
+
+    def append_events(self, events: Sequence[IncidentEvent]) -> None:
+        if events:
+            self._insert("incident_events", EVENT_COLUMNS, events, verb="INSERT OR IGNORE")
 
     def _read(self, what: str, statements: Iterator[tuple[str, list[Any]]]) -> list[sqlite3.Row]:
         try:
@@ -151,7 +163,9 @@ class SqliteStateStore:
         earlier --now) are not the state as of now."""
         reserved = self._read("history", iter([(RESERVED_NAMES_SQL, [RESERVED_PREFIX, chr(ord(RESERVED_PREFIX) + 1)])]))
         names = sorted(set(check_names) | {row[0] for row in reserved})
+        return self._newest(names, now)
 
+    def _newest(self, names: Sequence[str], now: dt.datetime) -> dict[str, HistoryRecord]:
         def statements() -> Iterator[tuple[str, list[Any]]]:
             for chunk in _chunks(names):
                 values = ", ".join("(?)" for _ in chunk)
@@ -165,6 +179,29 @@ class SqliteStateStore:
 
         rows = self._read("history", statements())
         return {row["check_name"]: from_values(HistoryRecord, _values(row)) for row in rows}
+
+    def incident_events(self, check_names: Collection[str], now: dt.datetime) -> list[IncidentEvent]:
+        def statements() -> Iterator[tuple[str, list[Any]]]:
+            for chunk in _chunks(sorted(set(check_names))):
+                marks = ", ".join("?" for _ in chunk)
+                yield (
+                    f"SELECT {', '.join(EVENT_COLUMNS)} FROM incident_events"
+                    f" WHERE check_name IN ({marks}) AND at <= ? ORDER BY at, rowid",
+                    [*chunk, _to_text(now)],
+                )
+
+        return [from_values(IncidentEvent, _values(row)) for row in self._read("incident_events", statements())]
+
+    def clicked_incident(
+        self, check_name: str, channel: str, ts: str, now: dt.datetime
+    ) -> tuple[HistoryRecord | None, list[IncidentEvent]]:
+        sql = (
+            f"SELECT {', '.join(EVENT_COLUMNS)} FROM incident_events"
+            " WHERE check_name = ? AND slack_channel = ? AND slack_ts = ? AND at <= ? ORDER BY at, rowid"
+        )
+        rows = self._read("incident_events", iter([(sql, [check_name, channel, ts, _to_text(now)])]))
+        events = [from_values(IncidentEvent, _values(row)) for row in rows]
+        return self._newest([check_name], now).get(check_name), events
 
     def points(
         self, check_names: Collection[str], now: dt.datetime, *, limit: int = POINTS_LIMIT
@@ -200,33 +237,6 @@ class SqliteStateStore:
 
         rows = self._read("notices", statements())
         return [from_values(NoticeRecord, _values(row)) for row in rows]
-
-    def append_events(self, events: Sequence[IncidentEvent]) -> None:
-        """A click Slack delivers twice (the same event_id) is recorded once."""
-        if not events:
-            return
-        ids = [e.event_id for e in events]
-        known = {row[0] for row in self._read("incident_events", iter([(
-            f"SELECT event_id FROM incident_events WHERE event_id IN ({', '.join('?' for _ in ids)})", ids
-        )]))}  # fmt: skip
-        fresh = list({e.event_id: e for e in events if e.event_id not in known}.values())
-        if fresh:
-            self._insert("incident_events", EVENT_COLUMNS, fresh)
-
-    def events(self, check_names: Collection[str]) -> dict[str, list[IncidentEvent]]:
-        names = sorted(set(check_names))
-
-        def statements() -> Iterator[tuple[str, list[Any]]]:
-            for chunk in _chunks(names):
-                marks = ", ".join("?" for _ in chunk)
-                sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM incident_events WHERE check_name IN ({marks})"
-                yield sql + " ORDER BY check_name, at, rowid", list(chunk)
-
-        out: dict[str, list[IncidentEvent]] = {}
-        for row in self._read("incident_events", statements()):
-            event = from_values(IncidentEvent, _values(row))
-            out.setdefault(event.check_name, []).append(event)
-        return out
 
     @contextmanager
     def run_lock(self, run_id: str) -> Iterator[None]:
