@@ -294,7 +294,12 @@ def _month_end_shift(times: list[dt.datetime], errors: np.ndarray, now: dt.datet
     turn = _month_turn(now.date())
     if turn is None or sd <= 0:
         return 0.0
-    same = [float(e) for t, e in zip(times, errors, strict=True) if not np.isnan(e) and _month_turn(t.date()) == turn]
+    month = (now.year, now.month)  # the evidence is earlier months' turns, never this one (an outage today)
+    same = [
+        float(e)
+        for t, e in zip(times, errors, strict=True)
+        if not np.isnan(e) and (t.year, t.month) != month and _month_turn(t.date()) == turn
+    ]
     if len(same) < 2 or not (all(d > sd for d in same) or all(d < -sd for d in same)):
         return 0.0
     return float(np.median(same))
@@ -451,7 +456,7 @@ def _fmt(x: float) -> str:
         return f"{x:,.0f}"
     if magnitude >= 1:
         return f"{x:.3g}" if magnitude < 10 else f"{x:.1f}"
-    return f"{x:.3g}"
+    return f"{x:.3g}" if magnitude >= 0.001 else f"{x:.4f}"  # no exponents in a message: 0.0001, not 8.76e-05
 
 
 def _fmt_z(z: float) -> str:
