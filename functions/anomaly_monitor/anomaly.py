@@ -20,6 +20,7 @@ OFFSET_SEASONS = 12  # the seasonal offset of a weekday/hour: median of its last
 WEEKLY_SEASONS = 12  # hourly data may also have a weekly cycle: hour-of-week offsets from the last 4 weeks
 ERROR_WINDOW = {"none": 400, "day_of_week": 400, "hour_of_day": 400}  # recent one-step errors that size the band
 MIN_ERRORS = 5
+MIN_RUN = 3  # newest points that departed together before they count as a run
 RUN_SD = 1.5  # a newest point this many sds off, on the judged side, belongs to a departed run
 CHART_POINTS = 96  # recent points whose forecast band a chart shows
 SMALL_COUNT = 100  # below this typical count Poisson noise (sd sqrt(x), 10% at 100) dominates percent-level noise
@@ -360,7 +361,8 @@ def _z(y: float, model: _Model, scale: _Scale) -> float:
 
 
 def _departed_run(model: _Model, y: float, sensitivity: float) -> int:
-    """How many of the newest points sat more than 1 sd off on the side the judged value is, when at least 2 did,
+    """How many of the newest points sat more than RUN_SD sds off on the side the judged value is, when at least
+    MIN_RUN did,
     fewer than half a level window, and the judged value itself is not already beyond the band."""
     if model.sd <= 0 or not math.isfinite(y):
         return 0
@@ -372,7 +374,7 @@ def _departed_run(model: _Model, y: float, sensitivity: float) -> int:
         if e * z <= 0 or abs(e) < RUN_SD:
             break
         run += 1
-    return run if 2 <= run < len(model.trailing) else 0
+    return run if MIN_RUN <= run < len(model.trailing) else 0
 
 
 def _time(point: tuple[dt.datetime, float | None]) -> dt.datetime:
