@@ -362,8 +362,7 @@ def _z(y: float, model: _Model, scale: _Scale) -> float:
 
 def _departed_run(model: _Model, y: float, sensitivity: float) -> int:
     """How many of the newest points sat more than RUN_SD sds off on the side the judged value is, when at least
-    MIN_RUN did,
-    fewer than half a level window, and the judged value itself is not already beyond the band."""
+    MIN_RUN and fewer than half a level window did, and the judged value itself is not already beyond the band."""
     if model.sd <= 0 or not math.isfinite(y):
         return 0
     z = (y - model.center) / model.sd
