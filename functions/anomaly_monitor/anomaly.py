@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from anomaly_monitor.display import number, value_range
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -382,9 +384,9 @@ def _time(point: tuple[dt.datetime, float | None]) -> dt.datetime:
 
 def _hard_breach(value: float, low: float | None, high: float | None) -> str | None:
     if low is not None and value < low:
-        return f"{_fmt(value)} is below the hard minimum {_fmt(low)}"
+        return f"{number(value)} is below the hard minimum {number(low)}"
     if high is not None and value > high:
-        return f"{_fmt(value)} is above the hard maximum {_fmt(high)}"
+        return f"{number(value)} is above the hard maximum {number(high)}"
     return None
 
 
@@ -420,25 +422,17 @@ def _verdict(
     anomalous = (z > sensitivity and direction != "down") or (z < -sensitivity and direction != "up")
     side = "above" if z > 0 else "below"
     usual = "; allowing for the usual month-end departure" if model.calendar_shift else ""
-    detail = f"({_fmt_z(z)} robust sd {side} the forecast {_fmt(center)}{usual})"
-    rng = _range(history_low, history_high)  # the history's own range: hard bounds are named on their own
+    detail = f"({_fmt_z(z)} robust sd {side} the forecast {number(center)}{usual})"
+    rng = value_range(history_low, history_high)  # the history's own range: hard bounds are named on their own
     if anomalous:
-        message = f"{_fmt(value)} is {side} the expected range {rng}{where} {detail}"
+        message = f"{number(value)} is {side} the expected range{where}: {rng} {detail}"
         message += f"; also {breach.split(' is ', 1)[1]}" if breach else ""
         return Judgement(True, expected, value, message, model.comparable, center, band)
     if breach:
-        message = f"{breach}; its history alone expects {rng}{where} {detail}"
+        message = f"{breach}; its history alone expects{where}: {rng} {detail}"
         return Judgement(True, expected, value, message, model.comparable, center, band)
-    message = f"{_fmt(value)} is within the expected range {rng}{where} {detail}"
+    message = f"{number(value)} is within the expected range{where}: {rng} {detail}"
     return Judgement(False, expected, value, message, model.comparable, center, band)
-
-
-def _range(low: float | None, high: float | None) -> str:
-    if low is None:
-        return f"(at most {_fmt(high)})" if high is not None else "(any value)"
-    if high is None:
-        return f"(at least {_fmt(low)})"
-    return f"{_fmt(low)}–{_fmt(high)}"
 
 
 def _where(when: dt.datetime, seasonality: str) -> str:
@@ -447,17 +441,6 @@ def _where(when: dt.datetime, seasonality: str) -> str:
     if seasonality == "hour_of_day":
         return f" for {when.hour:02d}:00"
     return ""
-
-
-def _fmt(x: float) -> str:
-    if x == 0 or not math.isfinite(x):
-        return str(x if math.isfinite(x) else "∞")
-    magnitude = abs(x)
-    if magnitude >= 100:
-        return f"{x:,.0f}"
-    if magnitude >= 1:
-        return f"{x:.3g}" if magnitude < 10 else f"{x:.1f}"
-    return f"{x:.3g}" if magnitude >= 0.001 else f"{x:.4f}"  # no exponents in a message: 0.0001, not 8.76e-05
 
 
 def _fmt_z(z: float) -> str:

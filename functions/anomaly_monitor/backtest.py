@@ -19,7 +19,7 @@ from anomaly_monitor.exclusions import Window
 from anomaly_monitor.judge import NO_BASELINE
 from anomaly_monitor.lookahead import lookahead_note
 from anomaly_monitor.models import GB, Check, CheckResult, CheckType, HistoryRecord, NoticeEvent, QueryResult, Status
-from anomaly_monitor.notifiers import Notice, NoticeKind, Sent
+from anomaly_monitor.notices import Notice, NoticeKind, Sent
 from anomaly_monitor.runner import baseline_for, evaluate, record
 from anomaly_monitor.schedule import ticks as cron_ticks
 from anomaly_monitor.settings import Settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from anomaly_monitor.errors import LookupUnavailable
-from anomaly_monitor.notifiers import Notice, Sent
+from anomaly_monitor.notices import Notice, Sent
 
 log = logging.getLogger(__name__)
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import logging
 from pathlib import Path
 
 from anomaly_monitor.errors import RegistryError
-from anomaly_monitor.models import RunReport
 from anomaly_monitor.registry import normalize_rows
 
 EXCLUSIONS_FILE = "exclusions.csv"
@@ -55,9 +53,3 @@ class CsvSource:
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
             log.warning("exclusion windows in %s cannot be read, none applied: %s", path, exc)
             return []
-
-    def publish(self, report: RunReport) -> None:
-        """Local mode shows statuses in the terminal; a CSV file is not written back."""
-
-    def publish_problem(self, problem: str, at: dt.datetime) -> None:
-        """The terminal already shows the problem (the run fails with it)."""
