@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 
@@ -38,6 +39,7 @@ _WRITES = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop, 
 _MESSAGE_LIMIT = 160
 
 
+@functools.lru_cache(maxsize=8192)  # the registry and the warehouse ask about the same text in one run
 def read_only_error(sql: str) -> str | None:
     """None when `sql` is exactly one BigQuery SELECT (WITH, UNION, one trailing `;` are fine), else why not."""
     if not sql or not sql.strip():

@@ -8,6 +8,7 @@ a sheet is the registry's to report (registry.CELL_LIMIT), never a reason to ref
 from __future__ import annotations
 
 import csv
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,10 @@ def column_name(keys: list[str], index: int | None) -> str:
     return f"column {column_letter(index)}"
 
 
+EXCLUSIONS_FILE = "exclusions.csv"
+log = logging.getLogger(__name__)
+
+
 class CsvSource:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -123,11 +128,36 @@ class CsvSource:
 
     def _records(self) -> list[Record]:
         try:
-            data = self.path.read_bytes()
+            return read_file(self.path)
         except FileNotFoundError:
             raise RegistryError(f"checks file {self.path} does not exist (set --checks or CHECKS_SOURCE)") from None
         except OSError as exc:
             raise RegistryError(f"checks file {self.path} cannot be read: {exc}") from exc
-        # Undecodable bytes become lone surrogates, so only the row holding them is invalid (registry.py);
-        # the byte-order mark that spreadsheet exports write is dropped.
-        return read_records(data.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff"))
+
+    def read_exclusions(self) -> list[dict[str, str]]:
+        """`exclusions.csv` beside the checks file, when there is one, read as carefully as the registry (rows
+        checked by parse_exclusions; a row with a stray quote is reported there)."""
+        path = self.path.with_name(EXCLUSIONS_FILE)
+        try:
+            records = read_file(path)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            log.warning("exclusion windows in %s cannot be read, none applied: %s", path, exc)
+            return []
+        if not records:
+            return []
+        keys = [normalize_header(cell) for cell in records[0].cells]
+        rows = []
+        for record in records[1:]:
+            row = {key: cell for key, cell in zip(keys, record.cells) if key}
+            if record.problem:
+                row[UNREADABLE] = f'{column_name(keys, record.column)} has a stray quote ("): {record.problem}; {FIX}'
+            rows.append(row)
+        return rows
+
+
+def read_file(path: Path) -> list[Record]:
+    """A CSV file's records. Undecodable bytes become lone surrogates, so only the row holding them is invalid
+    (registry.py, exclusions.py); the byte-order mark that spreadsheet exports write is dropped."""
+    return read_records(path.read_bytes().decode("utf-8", errors="surrogateescape").removeprefix("\ufeff"))
