@@ -108,3 +108,32 @@ def test_the_state_store_may_not_be_the_warehouse_however_it_is_spelled(tmp_path
     with sqlite3.connect(warehouse_file) as conn:
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "check_results" not in tables
+
+
+ANOMALY = (
+    "name,type,sql\n"
+    'daily,anomaly,"SELECT DATE(TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL id DAY)) AS ts, amount AS value '
+    'FROM orders"\n'
+)
+BROKEN_EXCLUSIONS = (
+    b"check,from,to,reason\n"
+    b"*,2026-12-25,9999-12-31,to the end of time\n"
+    b"*,0001-01-01T00:00:00+05:00,2026-01-01,before the epoch east of UTC\n"
+    b"daily,2026-12-25,2026-12-26,caf\xe9\n"
+    b'daily,"2026-12-25,2026-12-26,a stray quote\n'
+    b"*,2026-12-24,2026-12-24,fine\n"
+)
+
+
+def test_broken_exclusion_rows_are_invalid_rows_and_the_run_finishes(tmp_path, warehouse_file):
+    (tmp_path / "exclusions.csv").write_bytes(BROKEN_EXCLUSIONS)
+    code, doc, _ = run(tmp_path, ANOMALY, "--force")
+    assert code == 2
+    statuses = {c["name"]: c["status"] for c in doc["checks"]}
+    assert statuses["daily"] in ("ok", "alert")  # judged, whatever the exclusions hold
+    found = messages(doc)
+    assert found["_exclusions_row_2"] == 'exclusions row 2: column "to" is not between 1970 and 2999: "9999-12-31"'
+    assert 'column "from" is not between 1970 and 2999' in found["_exclusions_row_3"]
+    assert 'column "reason" is not UTF-8 text' in found["_exclusions_row_4"]
+    assert 'column "from" has a stray quote' in found["_exclusions_row_5"]
+    assert "_exclusions_row_6" not in found  # the row after the stray quote is read as the row it is

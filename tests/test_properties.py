@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from anomaly_monitor import cli
 from anomaly_monitor.errors import RegistryError
+from anomaly_monitor.exclusions import parse_exclusions
 from anomaly_monitor.models import Check, json_value
 from anomaly_monitor.registry import COLUMN_NAMES, parse_registry
 from anomaly_monitor.schedule import ScheduleError, check_schedule, is_due, next_tick
@@ -138,6 +139,31 @@ def registries(draw: st.DrawFn) -> str:
     return "".join(",".join(row) + "\n" for row in [header, *rows])
 
 
+MOMENT_TEXT = st.one_of(
+    st.dates().map(dt.date.isoformat),
+    st.datetimes(timezones=st.timezones()).map(dt.datetime.isoformat),
+    st.sampled_from(["2026-12-25", "9999-12-31", "0001-01-01T00:00:00+05:00", "2026-13-01", "Christmas", ""]),
+    st.text(max_size=12),
+)
+
+
+@st.composite
+def exclusion_files(draw: st.DrawFn) -> str:
+    """An exclusions.csv: mostly sensible windows, some wrong cells, exported or joined by hand."""
+    header = ["check", "from", "to", "reason"]
+    rows = []
+    for _ in range(draw(st.integers(0, 4))):
+        row = [draw(st.sampled_from(["*", "fine", "daily"])), draw(MOMENT_TEXT), draw(MOMENT_TEXT), draw(CELLS)]
+        for i in draw(st.sets(st.integers(0, 3), max_size=1)):
+            row[i] = draw(CELLS)
+        rows.append(row)
+    if draw(st.booleans()):
+        out = io.StringIO()
+        csv.writer(out).writerows([header, *rows])
+        return out.getvalue()
+    return "".join(",".join(row) + "\n" for row in [header, *rows])
+
+
 # --- The registry ------------------------------------------------------------------------------------------------
 
 INVALID_MESSAGE = re.compile(r'checks row (\d+) \(name "([^"\n]*)"\): .*column', re.DOTALL)
@@ -167,6 +193,19 @@ def test_any_registry_file_is_checks_and_invalid_rows_naming_row_and_column_or_a
         assert len(row.message) < 1000
     names = [c.name for c in registry.checks]
     assert len(names) == len(set(names))
+
+
+@given(exclusion_files(), st.timezone_keys())
+def test_any_exclusions_file_is_windows_and_invalid_rows_naming_row_and_column(text: str, zone: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "exclusions.csv").write_text(text, encoding="utf-8", errors="surrogatepass")
+        exclusions = parse_exclusions(CsvSource(Path(folder) / "checks.csv").read_exclusions())
+    for window in exclusions.windows:
+        start, end = window.span(zone)  # in any time zone the check may have
+        assert start < end
+    for number, message in exclusions.problems:
+        assert message.startswith(f"exclusions row {number}: ") and "column" in message, message
+        assert len(message) < 1000
 
 
 # --- Schedules and time ------------------------------------------------------------------------------------------
@@ -233,11 +272,16 @@ def expected_exit(doc: dict) -> int:
     return 2 if statuses & {"error", "invalid"} else 1 if "alert" in statuses else 0
 
 
-@given(registries(), st.sampled_from(["2026-11-23T09:00:00Z", "1970-01-01T00:00:00Z", "2999-12-31T23:59:59Z"]))
+@given(
+    registries(),
+    st.sampled_from(["2026-11-23T09:00:00Z", "1970-01-01T00:00:00Z", "2999-12-31T23:59:59Z"]),
+    exclusion_files(),
+)
 def test_any_registry_runs_to_its_json_document_and_the_exit_code_its_statuses_give(
-    workspace: Path, text: str, now: str
+    workspace: Path, text: str, now: str, exclusions: str
 ) -> None:
     (workspace / "checks.csv").write_text(text, encoding="utf-8", errors="surrogatepass")
+    (workspace / "exclusions.csv").write_text(exclusions, encoding="utf-8", errors="surrogatepass")
     (workspace / "state.db").unlink(missing_ok=True)
     argv = ["run", "--json", "--checks", "checks.csv", "--warehouse", "sqlite:///warehouse.db"]
     code, out, err = main(workspace, [*argv, "--state", "sqlite:///state.db", "--now", now])
@@ -251,7 +295,9 @@ def test_any_registry_runs_to_its_json_document_and_the_exit_code_its_statuses_g
     assert code == expected_exit(doc), (code, doc["summary"])
     assert sum(doc["summary"].values()) == len(doc["checks"])
     for check in doc["checks"]:
-        if check["status"] == "invalid":
+        if check["status"] == "invalid" and check["name"].startswith("_exclusions_row_"):
+            assert re.match(r"exclusions row \d+: .*column", check["message"], re.DOTALL), check["message"]
+        elif check["status"] == "invalid":
             assert INVALID_MESSAGE.match(check["message"]), check["message"]
     validate_code, validate_out, _ = main(workspace, ["validate", "--json", *argv[2:], "--now", now])
     invalid = {c["name"] for c in doc["checks"] if c["status"] == "invalid"}
