@@ -394,6 +394,10 @@ def test_naive_now_is_refused(warehouse: Path) -> None:
 
 
 def test_writing_through_readonly_connection_fails(conn: sqlite3.Connection) -> None:
+    for statement in ("DELETE FROM events", "CREATE TABLE x (a)", "PRAGMA query_only = OFF"):
+        with pytest.raises(sqlite3.DatabaseError, match="not authorized"):
+            conn.execute(statement)
+    conn.set_authorizer(None)  # below the authorizer, the file itself is open read-only
     with pytest.raises(sqlite3.OperationalError, match=r"readonly|read-only"):
         conn.execute("DELETE FROM events")
     with pytest.raises(sqlite3.OperationalError):

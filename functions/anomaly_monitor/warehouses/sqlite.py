@@ -11,9 +11,9 @@ from anomaly_monitor.errors import ConfigError, QueryError
 from anomaly_monitor.models import QueryResult
 from anomaly_monitor.urls import sqlite_path
 from anomaly_monitor.warehouses.sqlite_dialect import to_sqlite
-from anomaly_monitor.warehouses.sqlite_functions import connect_readonly
+from anomaly_monitor.warehouses.sqlite_functions import FUNCTION_ERROR, ReadOnlyConnection, connect_readonly
 
-PROGRESS_STEPS = 10_000  # SQLite VM instructions between deadline checks
+FETCH_BATCH = 500  # rows fetched between deadline checks
 
 
 class SqliteWarehouse:
@@ -30,33 +30,47 @@ class SqliteWarehouse:
     def query(
         self, sql: str, *, check_name: str, limit: int | None, timeout_s: float, max_bytes: int | None = None
     ) -> QueryResult:
-        """Runs in a connection of its own (one per thread); the deadline interrupts the query itself."""
-        translated = to_sqlite(sql)
+        """Runs in a connection of its own (one per thread); the deadline covers the query and the fetch."""
         deadline = time.monotonic() + timeout_s
+        translated = to_sqlite(sql)
         conn = connect_readonly(str(self.path), self.now)
-        conn.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
+        conn.deadline = deadline
         try:
             cursor = conn.execute(translated)
             columns = [d[0] for d in cursor.description or ()]
-            rows = cursor.fetchall() if limit is None else cursor.fetchmany(limit)
-            count = len(rows) + (0 if limit is None else sum(1 for _ in cursor))
-        except sqlite3.OperationalError as exc:
-            if time.monotonic() > deadline:
-                raise QueryError(f"timed out after {timeout_s:g} s (QUERY_TIMEOUT_S) and was cancelled") from None
-            raise QueryError(f"SQLite rejected the translated query: {exc}") from None
+            rows: list[tuple] = []
+            count = 0
+            while batch := cursor.fetchmany(FETCH_BATCH):
+                if conn.past_deadline():
+                    raise sqlite3.OperationalError("interrupted")
+                count += len(batch)
+                if limit is None or len(rows) < limit:
+                    rows += batch if limit is None else batch[: limit - len(rows)]
         except sqlite3.Error as exc:
-            raise QueryError(f"SQLite rejected the translated query: {exc}") from None
+            raise _query_error(conn, exc, timeout_s) from None
         finally:
             conn.close()
         return QueryResult(columns, [dict(zip(columns, row)) for row in rows], count)
 
     def dry_run(self, sql: str, *, check_name: str) -> int | None:
         """Prepares the statement without running it (EXPLAIN); SQLite cannot say how much it would scan."""
+        translated = to_sqlite(sql)
         conn = connect_readonly(str(self.path), self.now)
         try:
-            conn.execute("EXPLAIN " + to_sqlite(sql))
+            conn.execute("EXPLAIN " + translated)
         except sqlite3.Error as exc:
-            raise QueryError(f"SQLite rejected the translated query: {exc}") from None
+            raise _query_error(conn, exc, None) from None
         finally:
             conn.close()
         return None
+
+
+def _query_error(conn: ReadOnlyConnection, exc: sqlite3.Error, timeout_s: float | None) -> QueryError:
+    """What went wrong, in words the check's owner can act on."""
+    if timeout_s is not None and conn.past_deadline():
+        return QueryError(f"timed out after {timeout_s:g} s (QUERY_TIMEOUT_S) and was cancelled")
+    if conn.refused and "not authorized" in str(exc):
+        return QueryError(f"SQLite refused {conn.refused}: a check may only read tables and call safe functions")
+    if conn.function_error and FUNCTION_ERROR in str(exc):
+        return QueryError(conn.function_error)
+    return QueryError(f"SQLite rejected the translated query: {exc}")

@@ -14,7 +14,7 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
 from anomaly_monitor.errors import QueryError
-from anomaly_monitor.readonly import read_only_error
+from anomaly_monitor.readonly import UnsafeSql, parse_select
 from anomaly_monitor.warehouses.sqlite_functions import UTC_NAMES, parse_timestamp, timestamp_text, zone_info
 
 # SQLite stores TIMESTAMP as UTC text; every timestamp we produce uses this form (milliseconds kept only when
@@ -36,26 +36,23 @@ _MS_DIFF = "CAST(round((julianday(:a) - julianday(:b)) * 86400000) AS INTEGER)"
 @functools.lru_cache(maxsize=1024)
 def to_sqlite(sql: str) -> str:
     """Translate one BigQuery SELECT into SQLite SQL; raises QueryError for what cannot be translated."""
-    refusal = read_only_error(sql)
-    if refusal:
-        raise QueryError(refusal)
     try:
-        tree = sqlglot.parse_one(sql, read="bigquery")
-    except SqlglotError as err:
-        raise QueryError(f"SQL does not parse: {_first_line(err)}") from err
-    if not isinstance(tree, exp.Query):
-        raise QueryError(f"only a SELECT can run on SQLite, found {type(tree).__name__.upper()}")
-    tree = _rewrite(tree)
-    result = tree
-    while isinstance(result, exp.SetOperation):
-        result = result.this  # a UNION's column names are its first SELECT's
-    if isinstance(result, exp.Select):
-        _name_anonymous_columns(result)
+        tree = parse_select(sql)
+    except UnsafeSql as err:
+        raise QueryError(str(err)) from None
     try:
+        tree = _rewrite(tree)
+        result = tree
+        while isinstance(result, exp.SetOperation):
+            result = result.this  # a UNION's column names are its first SELECT's
+        if isinstance(result, exp.Select):
+            _name_anonymous_columns(result)
         # RAISE turns sqlglot's "not supported in SQLite" warnings into a clear error instead of broken SQL.
         return tree.sql(dialect="sqlite", unsupported_level=ErrorLevel.RAISE)
     except SqlglotError as err:
         raise QueryError(f"cannot translate to SQLite: {_first_line(err)}") from err
+    except RecursionError:
+        raise QueryError("SQL is nested too deeply to translate for SQLite: simplify it") from None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -581,25 +578,15 @@ def _count_if(node: exp.CountIf) -> exp.Expression:
     return _sql("COUNT(CASE WHEN :x THEN 1 END)", x=node.this)
 
 
-def _regexp_like(node: exp.RegexpLike) -> exp.Expression | None:
-    """Check a literal pattern now, so a typo is a clear error rather than a failing Python function per row."""
-    pattern = node.expression
-    if isinstance(pattern, exp.Literal | exp.RawString):
-        try:
-            re.compile(pattern.name)
-        except re.error as err:
-            raise QueryError(f"invalid regular expression {pattern.sql('bigquery')}: {err}") from err
-    return None
+def _regexp_function(name: str, *keys: str) -> Callable[[exp.Expression], exp.Expression]:
+    """REGEXP_EXTRACT and friends as Python functions over RE2 (patterns were checked when the SQL was parsed)."""
 
+    def rule(node: exp.Expression) -> exp.Expression:
+        present = [key for key in keys if node.args.get(key) is not None]
+        names = ", ".join(f":{key}" for key in ["this", "expression", *present])
+        return _sql(f"{name}({names})", **{key: node.args[key] for key in ["this", "expression", *present]})
 
-def _regexp_extract(node: exp.RegexpExtract) -> exp.Expression:
-    if node.args.get("position") or node.args.get("occurrence"):
-        raise _unsupported(node, "REGEXP_EXTRACT with position or occurrence")
-    return _sql("bq_regexp_extract(:x, :p)", x=node.this, p=node.expression)
-
-
-def _regexp_replace(node: exp.RegexpReplace) -> exp.Expression:
-    return _sql("bq_regexp_replace(:x, :p, :r)", x=node.this, p=node.expression, r=node.args["replacement"])
+    return rule
 
 
 def _literal_array(node: exp.Unnest) -> list[exp.Expression]:
@@ -807,13 +794,15 @@ _RULES: dict[type, Callable[[exp.Expression], exp.Expression | None]] = {
     exp.Variance: lambda n: _sql("bq_var_samp(:x)", x=n.this),
     exp.VariancePop: lambda n: _sql("bq_var_pop(:x)", x=n.this),
     exp.ApproxDistinct: lambda n: _sql("COUNT(DISTINCT :x)", x=n.this),
+    exp.Repeat: lambda n: _sql("bq_repeat(:x, :n)", x=n.this, n=n.args["times"]),
     exp.StartsWith: lambda n: _sql("substr(:x, 1, length(:p)) = :p", x=n.this, p=n.expression),
     exp.EndsWith: lambda n: _sql("(length(:p) = 0 OR substr(:x, -length(:p)) = :p)", x=n.this, p=n.expression),
     exp.Contains: lambda n: _sql("instr(:x, :p) > 0", x=n.this, p=n.expression),
     exp.Star: _star,
-    exp.RegexpLike: _regexp_like,
-    exp.RegexpExtract: _regexp_extract,
-    exp.RegexpReplace: _regexp_replace,
+    exp.RegexpExtract: _regexp_function("bq_regexp_extract", "position", "occurrence"),
+    exp.RegexpExtractAll: _regexp_function("bq_regexp_extract_all"),
+    exp.RegexpInstr: _regexp_function("bq_regexp_instr", "position", "occurrence", "option"),
+    exp.RegexpReplace: _regexp_function("bq_regexp_replace", "replacement"),
     exp.In: _in_unnest,
     exp.Unnest: _unnest_table,
     exp.GroupConcat: _group_concat,
