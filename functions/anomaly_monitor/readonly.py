@@ -76,6 +76,8 @@ def parse_select(sql: str) -> exp.Query:
         tokens = _DIALECT.tokenize(sql)
         _check_nesting(tokens)
         statements = [s for s in _parse_quietly(tokens, sql) if s is not None]
+    except UnsafeSql:
+        raise
     except SqlglotError as err:
         raise UnsafeSql(f"SQL does not parse: {_short_reason(err)}") from None
     except RecursionError:  # nesting without brackets (NOT NOT NOT ..., CASE in CASE ...) can go as deep

@@ -38,19 +38,21 @@ class SqliteWarehouse:
         try:
             cursor = conn.execute(translated)
             columns = [d[0] for d in cursor.description or ()]
-            rows: list[tuple] = []
+            rows: list[dict] = []
             count = 0
+            # Fetching and counting run under the deadline too: SQLite's progress handler interrupts the steps,
+            # and this loop stops between batches.
             while batch := cursor.fetchmany(FETCH_BATCH):
                 if conn.past_deadline():
                     raise sqlite3.OperationalError("interrupted")
                 count += len(batch)
-                if limit is None or len(rows) < limit:
-                    rows += batch if limit is None else batch[: limit - len(rows)]
+                wanted = len(batch) if limit is None else max(0, min(len(batch), limit - len(rows)))
+                rows += [dict(zip(columns, row)) for row in batch[:wanted]]
         except sqlite3.Error as exc:
             raise _query_error(conn, exc, timeout_s) from None
         finally:
             conn.close()
-        return QueryResult(columns, [dict(zip(columns, row)) for row in rows], count)
+        return QueryResult(columns, rows, count)
 
     def dry_run(self, sql: str, *, check_name: str) -> int | None:
         """Prepares the statement without running it (EXPLAIN); SQLite cannot say how much it would scan."""
