@@ -74,7 +74,7 @@ resource "google_storage_bucket_object" "function_source" {
 resource "google_cloudfunctions2_function" "monitor" {
   project     = var.project_id
   location    = var.region
-  name        = var.name_prefix
+  name        = local.monitor_function_name
   description = "Runs the SQL anomaly checks from the Google Sheet against BigQuery and alerts on Slack."
   labels      = local.labels
 
@@ -107,6 +107,7 @@ resource "google_cloudfunctions2_function" "monitor" {
       CHECKS_SOURCE         = "sheets://${var.checks_sheet_key}"
       CHECKS_WORKSHEET      = var.checks_worksheet
       STATUS_WORKSHEET      = var.status_worksheet
+      EXCLUSIONS_WORKSHEET  = var.exclusions_worksheet
       WAREHOUSE_URL         = "bigquery://${local.warehouse.project}/${local.warehouse.dataset}"
       STATE_URL             = "bigquery://${var.project_id}/${google_bigquery_dataset.state.dataset_id}"
       SLACK_DEFAULT_CHANNEL = var.slack_default_channel
@@ -114,6 +115,9 @@ resource "google_cloudfunctions2_function" "monitor" {
       QUERY_TIMEOUT_S       = tostring(var.query_timeout_s)
       MAX_WORKERS           = tostring(var.max_workers)
       LOG_FORMAT            = "json"
+      # Slack waits (Retry-After, pacing) must end before the invocation does.
+      RUN_TIMEOUT_S           = tostring(var.function_timeout_s)
+      SHARED_CAUSE_MIN_CHECKS = tostring(var.shared_cause_min_checks)
       # Cloud Functions adds this one itself; declaring it avoids a permanent diff.
       LOG_EXECUTION_ID = "true"
     }

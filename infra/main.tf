@@ -20,10 +20,15 @@ locals {
 
   labels = merge({ app = "anomaly-monitor" }, var.labels)
 
+  # Function names, which are also the names of the Cloud Run services that
+  # serve them (and so the service_name label on their logs and metrics).
+  monitor_function_name = var.name_prefix
+  actions_function_name = "${var.name_prefix}-slack-actions"
+
   # APIs the monitor needs. Sheets (and Drive, which gspread may call for file
   # metadata) are called by the function; the rest by the deployment (Cloud
   # Functions gen2 builds with Cloud Build, stores the image in Artifact
-  # Registry and runs it on Cloud Run).
+  # Registry and runs it on Cloud Run; Logging and Monitoring watch it).
   services = toset([
     "artifactregistry.googleapis.com",
     "bigquery.googleapis.com",
@@ -34,6 +39,7 @@ locals {
     "drive.googleapis.com",
     "iam.googleapis.com",
     "logging.googleapis.com",
+    "monitoring.googleapis.com",
     "run.googleapis.com",
     "secretmanager.googleapis.com",
     "sheets.googleapis.com",

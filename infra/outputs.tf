@@ -56,3 +56,46 @@ output "source_bucket" {
   description = "Private bucket holding the zipped function source."
   value       = google_storage_bucket.function_source.name
 }
+
+output "incident_events_table_id" {
+  description = "The table of Slack clicks (acknowledge, snooze, mute, expected), as PROJECT.DATASET.TABLE for SQL."
+  value       = "${google_bigquery_table.incident_events.project}.${google_bigquery_table.incident_events.dataset_id}.${google_bigquery_table.incident_events.table_id}"
+}
+
+# --- Slack actions (null when enable_slack_actions = false) -------------------
+
+output "slack_actions_url" {
+  description = "Paste into the Slack app: Interactivity & Shortcuts -> Request URL (settings.interactivity.request_url in slack-app-manifest.yml)."
+  value       = one(google_cloudfunctions2_function.slack_actions[*].service_config[0].uri)
+}
+
+output "slack_actions_service_account_email" {
+  description = "Identity of the slack_actions function."
+  value       = one(google_service_account.slack_actions[*].email)
+}
+
+output "slack_signing_secret_id" {
+  description = "Secret Manager secret that holds the Slack signing secret; add its value with `gcloud secrets versions add`."
+  value       = one(google_secret_manager_secret.slack_signing_secret[*].secret_id)
+}
+
+# --- Watching the monitor ------------------------------------------------------
+
+output "runs_finished_metric" {
+  description = "The log-based metric counting finished runs, as a Cloud Monitoring metric type."
+  value       = "logging.googleapis.com/user/${google_logging_metric.runs_finished.name}"
+}
+
+output "max_silence_minutes" {
+  description = "Minutes without a finished run after which the silence alert fires (0: not watched)."
+  value       = local.silence_minutes
+}
+
+output "alert_policies" {
+  description = "Cloud Monitoring alert policies watching the monitor (empty without alert_emails or alert_notification_channels)."
+  value = concat(
+    google_monitoring_alert_policy.silence[*].name,
+    google_monitoring_alert_policy.server_errors[*].name,
+    google_monitoring_alert_policy.run_failed[*].name,
+  )
+}

@@ -77,6 +77,17 @@ variable "status_worksheet" {
   }
 }
 
+variable "exclusions_worksheet" {
+  description = "Worksheet (tab) of exclusion windows (holidays, known outages) left out of anomaly baselines; optional in the sheet."
+  type        = string
+  default     = "exclusions"
+
+  validation {
+    condition     = length(trimspace(var.exclusions_worksheet)) > 0
+    error_message = "The exclusions_worksheet must not be empty."
+  }
+}
+
 # =============================================================================
 # BigQuery: the monitored data and the state (history) dataset
 # =============================================================================
@@ -167,6 +178,49 @@ variable "slack_default_channel" {
 }
 
 # =============================================================================
+# Slack actions: the buttons on incident messages (a second, public function)
+# =============================================================================
+
+variable "enable_slack_actions" {
+  description = "Deploy the slack_actions function (Acknowledge, Snooze, Mute, Expected buttons), its signing secret and its public URL. False: no public endpoint at all; the buttons then get no answer."
+  type        = bool
+  default     = true
+}
+
+variable "slack_signing_secret_id" {
+  description = "Secret Manager secret created for the Slack app's signing secret (Basic Information -> App Credentials). Terraform creates it empty; add the value with `gcloud secrets versions add`, so that it never enters Terraform state."
+  type        = string
+  default     = "slack-signing-secret"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,255}$", var.slack_signing_secret_id))
+    error_message = "The slack_signing_secret_id may contain only letters, digits, hyphens and underscores (at most 255)."
+  }
+}
+
+variable "slack_signing_secret_version" {
+  description = "Version of the signing secret the slack_actions function reads: \"latest\" or a version number. It is read on an instance's first click and kept; set the new number after a rotation to switch at once."
+  type        = string
+  default     = "latest"
+
+  validation {
+    condition     = can(regex("^(latest|[1-9][0-9]*)$", var.slack_signing_secret_version))
+    error_message = "The slack_signing_secret_version must be \"latest\" or a version number such as \"2\"."
+  }
+}
+
+variable "slack_actions_min_instances" {
+  description = "Instances of the slack_actions function kept warm. Slack wants an answer within 3 seconds; 0 costs nothing when idle, but the first click after a quiet spell meets a cold start and Slack may retry it (it is recorded once). 1 keeps clicks fast for a small idle charge."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = contains([0, 1], var.slack_actions_min_instances)
+    error_message = "The slack_actions_min_instances must be 0 or 1."
+  }
+}
+
+# =============================================================================
 # Run-time limits
 # =============================================================================
 
@@ -200,6 +254,17 @@ variable "max_workers" {
   validation {
     condition     = var.max_workers >= 1 && var.max_workers <= 64 && floor(var.max_workers) == var.max_workers
     error_message = "The max_workers must be a whole number from 1 to 64."
+  }
+}
+
+variable "shared_cause_min_checks" {
+  description = "How many checks failing in one run for one cause outside their SQL (warehouse unreachable, credentials, a dataset's permissions, quota) make one grouped Slack incident instead of one per check."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.shared_cause_min_checks >= 2 && floor(var.shared_cause_min_checks) == var.shared_cause_min_checks
+    error_message = "The shared_cause_min_checks must be a whole number of at least 2."
   }
 }
 
@@ -303,5 +368,42 @@ variable "scheduler_retry_count" {
   validation {
     condition     = var.scheduler_retry_count >= 0 && var.scheduler_retry_count <= 5 && floor(var.scheduler_retry_count) == var.scheduler_retry_count
     error_message = "The scheduler_retry_count must be a whole number from 0 to 5."
+  }
+}
+
+# =============================================================================
+# Watching the monitor from outside (Cloud Monitoring)
+# =============================================================================
+
+variable "alert_emails" {
+  description = "E-mail addresses told (by Cloud Monitoring, not Slack) when no run has finished for max_silence_minutes, when a run could not happen, or when a function answers 5xx. Empty, together with alert_notification_channels: no alert policies."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for e in var.alert_emails : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", e))])
+    error_message = "Each alert_emails entry must be an e-mail address such as data-oncall@example.com."
+  }
+}
+
+variable "alert_notification_channels" {
+  description = "Existing Cloud Monitoring notification channels (PagerDuty, SMS, a Slack workspace other than the monitor's, ...) to notify as well, as projects/PROJECT/notificationChannels/ID."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.alert_notification_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", c))])
+    error_message = "Each alert_notification_channels entry must be a channel name such as projects/my-project/notificationChannels/1234567890 (gcloud beta monitoring channels list)."
+  }
+}
+
+variable "max_silence_minutes" {
+  description = "Alert when no run has finished for this many minutes. null (default): twice the shortest schedule interval plus the function timeout, e.g. 29 for every 10 minutes with the default 540 s timeout; off when that exceeds 1410 (23.5 hours, the longest absence Cloud Monitoring watches), as for daily schedules, or when no cron is of a form it recognises (see infra/README.md). 0: off."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.max_silence_minutes == null ? true : (var.max_silence_minutes == 0 || (var.max_silence_minutes >= 5 && var.max_silence_minutes <= 1410)) && floor(var.max_silence_minutes) == var.max_silence_minutes
+    error_message = "The max_silence_minutes must be null (derived from the schedules), 0 (off) or a whole number from 5 to 1410 (23.5 hours, the longest absence Cloud Monitoring watches)."
   }
 }

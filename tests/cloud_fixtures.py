@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import sqlite3
 from pathlib import Path
 
@@ -26,7 +25,7 @@ def make_warehouse(path: Path) -> Path:
     return path
 
 
-def local_backends(tmp: Path, checks_csv: str, now: dt.datetime) -> Backends:
+def local_backends(tmp: Path, checks_csv: str) -> Backends:
     """Backends over files in `tmp`: checks.csv with CHECKS_HEADER plus the given rows, warehouse.db, state.db."""
     (tmp / "checks.csv").write_text(CHECKS_HEADER + checks_csv)
     warehouse = tmp / "warehouse.db"
@@ -34,7 +33,7 @@ def local_backends(tmp: Path, checks_csv: str, now: dt.datetime) -> Backends:
         make_warehouse(warehouse)
     return Backends(
         source=CsvSource(tmp / "checks.csv"),
-        warehouse=SqliteWarehouse(warehouse, now),
+        warehouse=SqliteWarehouse(warehouse),
         state=SqliteStateStore(tmp / "state.db"),
         notifier=ConsoleNotifier(None),
         settings=Settings(),

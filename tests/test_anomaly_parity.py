@@ -43,7 +43,7 @@ def sqlite_warehouse(tmp_path_factory: pytest.TempPathFactory):
         conn.executemany(
             "INSERT INTO daily_orders VALUES (?, ?, ?)", [(n, t, v) for n, s in SERIES.items() for t, v in s]
         )
-    return open_warehouse(f"sqlite:///{path}", Settings(), NOW)
+    return open_warehouse(f"sqlite:///{path}", Settings())
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def bigquery_warehouse(bigquery_emulator: bq_emulator.Emulator):
     rows = ", ".join(f"('{n}', DATE '{t}', {v})" for n, s in SERIES.items() for t, v in s)
     client.query(f"INSERT INTO {dataset}.daily_orders VALUES {rows}").result()
     settings = Settings(bigquery_api_endpoint=bigquery_emulator.endpoint)
-    return open_warehouse(f"bigquery://{bigquery_emulator.project}/{dataset}", settings, NOW)
+    return open_warehouse(f"bigquery://{bigquery_emulator.project}/{dataset}", settings)
 
 
 @pytest.mark.parametrize(("name", "status"), [("spiky", Status.ALERT), ("ordinary", Status.OK)])

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 
 import pytest
 
 from anomaly_monitor import gcp
-from anomaly_monitor.models import HistoryRecord, Status
+from anomaly_monitor.models import HistoryRecord, NoticeEvent, NoticeRecord, Status
 from anomaly_monitor.notifiers.console import ConsoleNotifier
 from anomaly_monitor.runner import Backends, RunOptions, run
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.sources.csv_source import CsvSource
 from anomaly_monitor.state import open_state
 from anomaly_monitor.state.bigquery import BigQueryStateStore
-from anomaly_monitor.state.schema import CHECK_RESULTS_SCHEMA
+from anomaly_monitor.state.schema import CHECK_RESULTS_SCHEMA, NOTICES_SCHEMA
 from anomaly_monitor.warehouses.bigquery import BigQueryWarehouse
 from tests import bq_emulator
 
 bigquery_emulator = bq_emulator.bigquery_emulator
+NOW = dt.datetime.now(dt.UTC)
 
 
 def new_dataset(emulator: bq_emulator.Emulator) -> str:
@@ -42,33 +44,110 @@ def record(name: str, minutes_ago: int, status: Status = Status.OK, **extra) -> 
     return HistoryRecord(run_id=f"run{minutes_ago}", check_name=name, checked_at=at, status=status, **values)
 
 
-def test_the_table_is_created_day_partitioned_and_clustered(bigquery_emulator: bq_emulator.Emulator) -> None:
+def test_the_tables_are_created_day_partitioned_and_clustered(bigquery_emulator: bq_emulator.Emulator) -> None:
     dataset = new_dataset(bigquery_emulator)
     store = store_in(bigquery_emulator, dataset)
-    assert store.history(["a"], limit=5) == {}
-    table = gcp.bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint).get_table(store.table_id)
+    assert store.latest(["a"], NOW) == {}
+    client = gcp.bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
     legacy = {"FLOAT": "FLOAT64", "INTEGER": "INT64", "BOOLEAN": "BOOL"}  # BigQuery answers these names
-    assert [(f.name, legacy.get(f.field_type, f.field_type), f.mode) for f in table.schema] == CHECK_RESULTS_SCHEMA
-    assert table.time_partitioning.type_ == "DAY"
-    assert table.time_partitioning.field == "checked_at"
-    assert table.clustering_fields == ["check_name"]
+    for name, schema, partitioning in (
+        ("check_results", CHECK_RESULTS_SCHEMA, "checked_at"),
+        ("notices", NOTICES_SCHEMA, "recorded_at"),
+    ):
+        table = client.get_table(f"{bigquery_emulator.project}.{dataset}.{name}")
+        assert [(f.name, legacy.get(f.field_type, f.field_type), f.mode) for f in table.schema] == schema
+        assert table.time_partitioning.type_ == "DAY"
+        assert table.time_partitioning.field == partitioning
+        assert table.clustering_fields == ["check_name"]
 
 
-def test_appended_rows_read_back_newest_per_check_oldest_first(bigquery_emulator: bq_emulator.Emulator) -> None:
+def test_the_newest_row_of_each_check_carries_its_state(bigquery_emulator: bq_emulator.Emulator) -> None:
     store = store_in(bigquery_emulator, new_dataset(bigquery_emulator))
     store.append([record("a", 30), record("b", 25, Status.ALERT, value=7.5, row_count=3, notified=True)])
     store.append(
         [
             record("a", 20, Status.ALERT, message="4 rows", slack_channel="C1", slack_ts="1.2", notified=True),
-            record("a", 10, Status.ERROR, message="boom", bytes_processed=1024),
+            record("a", 10, Status.ERROR, message="boom", bytes_processed=1024, incident_id="i1", failing_runs=2),
+            record("a", 5, Status.INVALID, message="bad row"),
+            record("_registry", 5, Status.ERROR, message="sheet gone", incident_id="r1", failing_runs=1),
         ]
     )
-    history = store.history(["a", "b", "c"], limit=2)
-    assert set(history) == {"a", "b"}
-    assert [(r.status, r.message) for r in history["a"]] == [(Status.ALERT, "4 rows"), (Status.ERROR, "boom")]
-    assert history["a"][0].slack_ts == "1.2" and history["a"][1].bytes_processed == 1024
-    (b,) = history["b"]
-    assert (b.value, b.row_count, b.notified, b.checked_at.tzinfo) == (7.5, 3, True, dt.UTC)
+    latest = store.latest(["a", "b", "c"], NOW)
+    assert set(latest) == {"a", "b", "_registry"}, "reserved names come without being asked for"
+    a = latest["a"]
+    assert (a.status, a.message, a.incident_id, a.failing_runs, a.bytes_processed) == (
+        Status.ERROR,
+        "boom",
+        "i1",
+        2,
+        1024,
+    )
+    b = latest["b"]
+    assert (b.value, b.row_count, b.notified, b.checked_at.tzinfo, b.failing_runs) == (7.5, 3, True, dt.UTC, None)
+
+
+def test_older_rows_are_found_in_wider_windows(bigquery_emulator: bq_emulator.Emulator) -> None:
+    store = store_in(bigquery_emulator, new_dataset(bigquery_emulator))
+    store.append([record("weekly", 60 * 24 * 6, Status.ALERT, incident_id="w1", failing_runs=1)])
+    store.append([record("monthly", 60 * 24 * 80, Status.OK, failing_runs=0)])
+    latest = store.latest(["weekly", "monthly"], NOW)
+    assert latest["weekly"].incident_id == "w1"
+    assert latest["monthly"].status is Status.OK
+
+
+def test_points_are_the_newest_judged_values(bigquery_emulator: bq_emulator.Emulator) -> None:
+    store = store_in(bigquery_emulator, new_dataset(bigquery_emulator))
+    store.append([record("m", 40 - i, Status.OK, value=float(i)) for i in range(5)])
+    store.append([record("m", 1, Status.ERROR, value=None), record("m", 0, Status.ALERT, value=99.0)])
+    points = store.points(["m"], dt.datetime.now(dt.UTC), limit=3)
+    assert [v for _, v in points["m"]] == [3.0, 4.0, 99.0]
+
+
+def test_pending_notices_are_the_unsettled_ones(bigquery_emulator: bq_emulator.Emulator) -> None:
+    store = store_in(bigquery_emulator, new_dataset(bigquery_emulator))
+
+    def event(notice_id: str, kind: str, event: NoticeEvent, based_on: str = "r0") -> NoticeRecord:
+        at = dt.datetime.now(dt.UTC)
+        return NoticeRecord(notice_id, "a", event, at, "r1", kind, NOW, based_on=based_on, incident_id="i1")
+
+    store.append_notices([event("n1", "opened", NoticeEvent.ATTEMPT), event("n2", "resolved", NoticeEvent.ATTEMPT)])
+    store.append_notices([event("n2", "resolved", NoticeEvent.FAILED), event("n3", "reminder", NoticeEvent.ATTEMPT)])
+    store.append_notices([event("n3", "reminder", NoticeEvent.FAILED), event("n4", "opened", NoticeEvent.ATTEMPT)])
+    store.append_notices([event("n4", "opened", NoticeEvent.DELIVERED, based_on="r7")])
+    pending = store.pending_notices(["a"], NOW, {"a": "r5"})  # r5 recorded its results after all of these
+    assert {(p.notice_id, p.event) for p in pending} == {("n1", NoticeEvent.ATTEMPT), ("n2", NoticeEvent.FAILED)}
+    uncommitted = store.pending_notices(["a"], NOW, {"a": "r7"})  # n4's run died before recording
+    assert {p.notice_id for p in uncommitted} == {"n1", "n2", "n4"}
+
+
+def test_a_table_of_an_older_version_gains_the_new_columns_and_keeps_its_rows(
+    bigquery_emulator: bq_emulator.Emulator,
+) -> None:
+    from google.cloud import bigquery
+
+    dataset = new_dataset(bigquery_emulator)
+    client = gcp.bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
+    table = bigquery.Table(
+        f"{bigquery_emulator.project}.{dataset}.check_results",
+        schema=[bigquery.SchemaField(n, t, mode=m) for n, t, m in CHECK_RESULTS_SCHEMA[:12]],
+    )
+    table.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY, field="checked_at")
+    client.create_table(table)
+    old = {"run_id": "old1", "check_name": "a", "checked_at": (NOW - dt.timedelta(hours=1)).isoformat()}
+    old |= {"status": "alert", "message": "3 rows", "notified": True, "slack_channel": "C1", "slack_ts": "1.5"}
+    assert client.insert_rows_json(table, [old]) == []
+
+    store = store_in(bigquery_emulator, dataset)
+    [row] = store.latest(["a"], NOW).values()
+    assert (row.run_id, row.status, row.slack_ts, row.incident_id, row.failing_runs) == (
+        "old1",
+        Status.ALERT,
+        "1.5",
+        None,
+        None,
+    )
+    rows = client.query(f"SELECT incident_id, cause FROM `{table.reference}`").result()
+    assert [tuple(r.values()) for r in rows] == [(None, None)], "the added columns are there, NULL in old rows"
 
 
 def test_a_missing_dataset_is_a_state_error(bigquery_emulator: bq_emulator.Emulator) -> None:
@@ -76,7 +155,7 @@ def test_a_missing_dataset_is_a_state_error(bigquery_emulator: bq_emulator.Emula
 
     store = store_in(bigquery_emulator, "no_such_dataset")
     with pytest.raises(StateError, match="no_such_dataset does not exist"):
-        store.history(["a"], limit=5)
+        store.latest(["a"], NOW)
 
 
 def test_a_run_on_bigquery_records_and_remembers(bigquery_emulator: bq_emulator.Emulator, tmp_path) -> None:
@@ -108,10 +187,30 @@ def test_a_run_on_bigquery_records_and_remembers(bigquery_emulator: bq_emulator.
     assert (by_name["total"].status, by_name["total"].value) == (Status.OK, 35)
     assert by_name["broken"].status is Status.ERROR and "missing_table" in by_name["broken"].message
 
-    history = backends.state.history(["unsettled", "total", "broken"], limit=10)
-    assert {name: [r.status for r in rows] for name, rows in history.items()} == {
-        "unsettled": [Status.ALERT],
-        "total": [Status.OK],
-        "broken": [Status.ERROR],
+    latest = backends.state.latest(["unsettled", "total", "broken"], dt.datetime.now(dt.UTC))
+    assert {name: row.status for name, row in latest.items()} == {
+        "unsettled": Status.ALERT,
+        "total": Status.OK,
+        "broken": Status.ERROR,
     }
-    assert history["unsettled"][0].run_id == report.run_id
+    assert latest["unsettled"].run_id == report.run_id
+    assert latest["unsettled"].incident_id == report.run_id and latest["unsettled"].failing_runs == 1
+    assert latest["unsettled"].announced == "alert", "the console told of it"
+
+    again = run(backends, RunOptions(force=True))
+    latest = backends.state.latest(["unsettled"], dt.datetime.now(dt.UTC))
+    assert latest["unsettled"].run_id == again.run_id
+    assert (latest["unsettled"].incident_id, latest["unsettled"].failing_runs) == (report.run_id, 2)
+
+
+def test_timestamps_at_the_edges_of_the_allowed_years_read_back(bigquery_emulator: bq_emulator.Emulator) -> None:
+    from anomaly_monitor.state.schema import from_values
+
+    store = store_in(bigquery_emulator, new_dataset(bigquery_emulator))
+    first, last = dt.datetime(1970, 1, 1, tzinfo=dt.UTC), dt.datetime(2999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)
+    store.append([dataclasses.replace(record("early", 0), checked_at=first)])
+    store.append([dataclasses.replace(record("late", 0), checked_at=last)])
+    assert store.latest(["late"], last)["late"].checked_at == last
+    client = gcp.bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
+    [row] = client.query(f"SELECT * FROM `{store.table_id}` WHERE check_name = 'early'").result()
+    assert from_values(HistoryRecord, dict(row.items())).checked_at == first  # latest() looks back; the row round-trips

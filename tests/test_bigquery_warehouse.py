@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import uuid
@@ -17,6 +18,8 @@ from anomaly_monitor.settings import Settings
 from anomaly_monitor.warehouses import open_warehouse
 from anomaly_monitor.warehouses.bigquery import BigQueryWarehouse, json_safe, label_value
 from tests import bq_emulator
+
+NOW = dt.datetime(2026, 1, 6, 9, 0, tzinfo=dt.UTC)  # BigQuery keeps its own clock for now: accepted, not used
 
 bigquery_emulator = bq_emulator.bigquery_emulator
 GB = 1024**3
@@ -40,13 +43,13 @@ def shop(bigquery_emulator: bq_emulator.Emulator) -> BigQueryWarehouse:
         "(5, 50, TIMESTAMP '2026-01-05 10:00:00', DATE '2026-01-05', FALSE)"
     ).result()
     settings = Settings(bigquery_api_endpoint=bigquery_emulator.endpoint)
-    warehouse = open_warehouse(f"bigquery://{bigquery_emulator.project}/{dataset}", settings, now=None)  # type: ignore[arg-type]
+    warehouse = open_warehouse(f"bigquery://{bigquery_emulator.project}/{dataset}", settings)
     assert isinstance(warehouse, BigQueryWarehouse)
     return warehouse
 
 
 def run(warehouse: BigQueryWarehouse, sql: str, limit: int | None = 20, check_name: str = "late_settle"):
-    return warehouse.query(sql, check_name=check_name, limit=limit, timeout_s=30, max_bytes=10 * GB)
+    return warehouse.query(sql, check_name=check_name, limit=limit, timeout_s=30, max_bytes=10 * GB, now=NOW)
 
 
 def test_unqualified_tables_resolve_in_the_configured_dataset(shop: BigQueryWarehouse) -> None:
@@ -96,7 +99,7 @@ def test_jobs_carry_labels_a_byte_cap_and_the_default_dataset(
     session = gcp.bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)._http
     session.hooks["response"].append(record)
     try:
-        shop.query("SELECT 1 AS one", check_name="Late Settle/EU", limit=20, timeout_s=30, max_bytes=3 * GB)
+        shop.query("SELECT 1 AS one", check_name="Late Settle/EU", limit=20, timeout_s=30, max_bytes=3 * GB, now=NOW)
     finally:
         session.hooks["response"].remove(record)
     (job,) = sent
@@ -117,9 +120,9 @@ def test_a_syntax_error_is_reported_as_rejected_sql(shop: BigQueryWarehouse) -> 
 
 
 def test_dry_run_validates_without_running(shop: BigQueryWarehouse) -> None:
-    assert isinstance(shop.dry_run("SELECT * FROM orders", check_name="late_settle"), int)
+    assert isinstance(shop.dry_run("SELECT * FROM orders", check_name="late_settle", now=NOW), int)
     with pytest.raises(QueryError, match="not found"):
-        shop.dry_run("SELECT * FROM nope", check_name="late_settle")
+        shop.dry_run("SELECT * FROM nope", check_name="late_settle", now=NOW)
 
 
 # BigQuery's own error answers, as the client raises them (the emulator neither caps bytes nor checks IAM).
@@ -147,6 +150,38 @@ def test_bigquery_errors_become_messages_a_user_can_act_on(status, reason, messa
     error = api.from_http_status(status, message, errors=[{"reason": reason, "message": message}])
     warehouse = BigQueryWarehouse("p", "d")
     assert re.search(expected, str(warehouse._query_error(error, 10 * GB)))
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "message", "cause"),
+    [
+        (
+            403,
+            "accessDenied",
+            "Access Denied: Table sales:eu.orders: User does not have permission",
+            "permission:sales.eu",
+        ),
+        (
+            403,
+            "accessDenied",
+            "Access Denied: Dataset sales:eu: Permission bigquery.tables.get denied",
+            "permission:sales.eu",
+        ),
+        (403, "quotaExceeded", "Quota exceeded: Your project exceeded quota for free query bytes scanned", "quota"),
+        (403, "rateLimitExceeded", "Exceeded rate limits: too many concurrent queries", "quota"),
+        (401, "unauthorized", "Request had invalid authentication credentials", "authentication"),
+        (500, "backendError", "Backend error", "warehouse"),
+        (400, "invalidQuery", "Unrecognized name: amonut at [1:8]", None),
+        (404, "notFound", "Not found: Table p:d.t was not found in location EU", None),
+    ],
+)
+def test_failures_outside_the_checks_sql_name_their_shared_cause(status, reason, message, cause) -> None:
+    error = api.from_http_status(status, message, errors=[{"reason": reason, "message": message}])
+    assert BigQueryWarehouse("p", "d")._query_error(error, 10 * GB).cause == cause
+
+
+def test_an_unreachable_bigquery_is_a_shared_cause() -> None:
+    assert BigQueryWarehouse("p", "d")._query_error(ConnectionRefusedError("refused"), None).cause == "warehouse"
 
 
 def test_label_values_follow_bigquery_label_rules() -> None:
@@ -177,5 +212,5 @@ def test_a_query_past_its_timeout_is_cancelled() -> None:
         api.post(f"{base}/jobs/job1/cancel", json={"job": {**job, "status": {"state": "DONE"}}})
         warehouse = BigQueryWarehouse(project, "d", endpoint)
         with pytest.raises(QueryError, match=r"timed out after 0\.5 s \(QUERY_TIMEOUT_S\) and was cancelled"):
-            warehouse.query("SELECT 1", check_name="slow", limit=20, timeout_s=0.5, max_bytes=GB)
+            warehouse.query("SELECT 1", check_name="slow", limit=20, timeout_s=0.5, max_bytes=GB, now=NOW)
         assert [c.request.method for c in api.calls if c.request.url.split("?")[0].endswith("/cancel")] == ["POST"]

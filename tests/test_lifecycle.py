@@ -2,96 +2,23 @@
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
 import json
-import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from slack_sdk.http_retry import FixedValueRetryIntervalCalculator
 
 from anomaly_monitor.models import RunReport
-from anomaly_monitor.notifiers.slack import SlackNotifier, web_client
-from anomaly_monitor.runner import Backends, RunOptions, run
-from anomaly_monitor.settings import Settings
-from anomaly_monitor.sources.csv_source import CsvSource
-from anomaly_monitor.state.sqlite import SqliteStateStore
-from anomaly_monitor.warehouses.sqlite import SqliteWarehouse
+from tests.deployment import LATE_SQL, T0, Monitor, hours, minutes
 from tests.slack_server import TOKEN, SlackServer, serving
-
-T0 = dt.datetime(2024, 5, 1, 9, 0, tzinfo=dt.UTC)
-FAST = FixedValueRetryIntervalCalculator(0.01)  # the retry policy of production, without the waiting
-HEADER = ["name", "type", "sql", "min", "max", "severity", "channel", "owners", "alert_after", "renotify_hours"]
-LATE_SQL = "SELECT id, note FROM late ORDER BY id"
-
-
-def minutes(n: float) -> dt.datetime:
-    return T0 + dt.timedelta(minutes=n)
-
-
-def hours(n: float) -> dt.datetime:
-    return T0 + dt.timedelta(hours=n)
 
 
 @pytest.fixture
 def slack() -> Iterator[SlackServer]:
     with serving() as server:
         yield server
-
-
-class Monitor:
-    """One deployment of the product in tmp_path: registry CSV, warehouse and state files, Slack settings."""
-
-    def __init__(self, root: Path, slack: SlackServer) -> None:
-        self.root, self.slack = root, slack
-        self.checks = root / "checks.csv"
-        self.warehouse = root / "warehouse.db"
-        self.state = root / "state.db"
-        self.settings = Settings(
-            slack_bot_token=TOKEN, slack_api_url=slack.base_url, slack_default_channel="#alerts", max_workers=2
-        )
-        self.sql("CREATE TABLE late (id INTEGER, note TEXT)")
-        self.sql("CREATE TABLE metric (value REAL)")
-        self.sql("INSERT INTO metric VALUES (100)")
-
-    def sql(self, statement: str, params: Sequence[Any] = ()) -> None:
-        with sqlite3.connect(self.warehouse) as conn:
-            conn.execute(statement, params)
-
-    def late_rows(self, *notes: str) -> None:
-        self.sql("DELETE FROM late")
-        for i, note in enumerate(notes, 1):
-            self.sql("INSERT INTO late VALUES (?, ?)", (i, note))
-
-    def register(self, *rows: dict[str, Any]) -> None:
-        with self.checks.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, HEADER)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: row.get(k, "") for k in HEADER})
-
-    def run(self, now: dt.datetime, **options: Any) -> RunReport:
-        """A run as the doors make it: fresh backends, one notifier per run."""
-        backends = Backends(
-            source=CsvSource(self.checks),
-            warehouse=SqliteWarehouse(self.warehouse, now),
-            state=SqliteStateStore(self.state),
-            notifier=SlackNotifier(web_client(TOKEN, self.slack.base_url, FAST), self.settings.slack_default_channel),
-            settings=self.settings,
-        )
-        return run(backends, RunOptions(now=now, force=True, **options))
-
-    def history(self, name: str | None = None) -> list[dict[str, Any]]:
-        if not self.state.exists():
-            return []
-        with sqlite3.connect(self.state) as conn:
-            conn.row_factory = sqlite3.Row
-            rows = conn.execute("SELECT * FROM check_results ORDER BY checked_at, rowid").fetchall()
-        return [dict(r) for r in rows if name is None or r["check_name"] == name]
 
 
 @pytest.fixture
@@ -246,7 +173,7 @@ def test_alert_undelivered_in_an_outage_is_posted_once_when_slack_is_back(monito
         {"name": "revenue", "type": "threshold", "sql": "SELECT value FROM metric", "min": "10"},
     )
     monitor.late_rows("order 1")
-    slack.state.down = True
+    slack.down = True
     during = monitor.run(minutes(0))
     assert during.exit_code() == 2
     assert [(r["check_name"], r["status"], r["notified"]) for r in monitor.history()] == [
@@ -256,7 +183,7 @@ def test_alert_undelivered_in_an_outage_is_posted_once_when_slack_is_back(monito
     assert status(during, "late_settle")["notified"] is False
 
     attempts = len(slack.calls_to("chat.postMessage"))  # dropped, each retried twice
-    slack.state.down = False
+    slack.down = False
     after = monitor.run(minutes(10))
     assert after.exit_code() == 1
     monitor.run(minutes(20))
@@ -268,9 +195,9 @@ def test_resolved_notice_undelivered_is_retried_next_run(monitor: Monitor, slack
     monitor.late_rows("order 1")
     monitor.run(hours(0))
     monitor.late_rows()
-    slack.state.down = True
+    slack.down = True
     assert monitor.run(hours(1)).exit_code() == 2
-    slack.state.down = False
+    slack.down = False
     monitor.run(hours(2))
     monitor.run(hours(3))
     [opened] = slack.top_level()

@@ -53,7 +53,7 @@ def test_a_run_logs_each_check_and_one_summary(json_lines, tmp_path) -> None:
         "unsettled,rows,SELECT id FROM orders WHERE status = 'authorised',,,,,\n"
         "total,threshold,SELECT SUM(amount) AS value FROM orders,,100,,,\n"
     )
-    report = run(local_backends(tmp_path, checks, NOW), RunOptions(now=NOW))
+    report = run(local_backends(tmp_path, checks), RunOptions(now=NOW))
     entries = json_lines()
     per_check = {e["check"]: e for e in entries if e["message"].startswith("check ")}
     assert set(per_check) == {"unsettled", "total"}

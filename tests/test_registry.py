@@ -81,6 +81,8 @@ def test_every_column_is_read():
         (dict(VALID, min="5", max="1"), 'column "min" (5) is greater than column "max" (1)'),
         (dict(VALID, schedule="every hour"), 'column "schedule" is not a 5-field cron expression'),
         (dict(VALID, schedule="61 * * * *"), 'column "schedule" is not a 5-field cron expression'),
+        (dict(VALID, schedule="0 0 30 2 *"), 'column "schedule" never fires: no month it names has day 30'),
+        (dict(VALID, schedule="0 0 31 4 *"), 'column "schedule" never fires'),
         (dict(VALID, timezone="Mars/Olympus"), 'column "timezone" is not an IANA time zone'),
         (dict(VALID, enabled="maybe"), 'column "enabled" must be TRUE or FALSE'),
         (dict(VALID, alert_after="0"), 'column "alert_after" must be at least 1'),

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import os
 import sqlite3
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from anomaly_monitor.runner import RunOptions
 from anomaly_monitor.service import execute
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.state.schema import COLUMNS
+from anomaly_monitor.state.sqlite import SqliteStateStore
 
 TABLES = """
 CREATE TABLE orders (id INTEGER, amount REAL, status TEXT);
@@ -203,3 +206,18 @@ def test_overlapping_runs_take_turns_and_a_check_runs_once_per_tick(setup):
     statuses = sorted(str(r.results[0].status) for r in reports)
     assert statuses == ["alert", "skipped"], [r.results[0].message for r in reports]
     assert [row["check_name"] for row in history(settings)] == ["hourly"]
+
+
+def test_a_run_that_waited_for_the_lock_judges_with_the_time_it_got_it(setup):
+    """The run's instant is taken once the run lock is held, and is what CURRENT_TIMESTAMP() means in its SQL."""
+    settings = setup([{"name": "clock", "sql": "SELECT CURRENT_TIMESTAMP() AS at"}])
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with SqliteStateStore.from_url(settings.state_url).run_lock("another run"):
+            waiting = pool.submit(execute, settings, RunOptions())
+            time.sleep(0.5)  # lets the run reach the lock; were it slower, what follows would still hold
+            released = dt.datetime.now(dt.UTC)
+        report = waiting.result()
+    [result] = report.results
+    assert report.started_at >= released
+    seen = dt.datetime.fromisoformat(result.rows[0]["at"]).replace(tzinfo=dt.UTC)
+    assert seen == report.started_at.replace(microsecond=report.started_at.microsecond // 1000 * 1000)

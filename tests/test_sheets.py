@@ -17,7 +17,8 @@ from anomaly_monitor.errors import RegistryError
 from anomaly_monitor.models import Check, CheckResult, RunReport, Status
 from anomaly_monitor.registry import parse_registry
 from anomaly_monitor.settings import Settings
-from anomaly_monitor.sources.sheets import SheetsSource
+from anomaly_monitor.sources.sheet_layout import STATUS_HEADER, serial
+from anomaly_monitor.sources.sheets import SheetsClient, SheetsSource
 
 RECORDINGS = Path(__file__).with_name("fixtures") / "sheets-api"
 API = "https://sheets.googleapis.com/v4/spreadsheets"
@@ -34,8 +35,9 @@ def recorded(cassette: str, method: str, url_part: str, status: int = 0) -> tupl
 
 
 def source(worksheet: str = "checks", status_worksheet: str = "status") -> SheetsSource:
-    client = gspread.Client(auth=Credentials(token="test-token"))  # no refresh: a fixed bearer token
-    return SheetsSource(client, KEY, worksheet, status_worksheet)
+    credentials = Credentials(token="test-token")  # no refresh: a fixed bearer token
+    client = SheetsClient(gspread.Client(auth=credentials).http_client, credentials)
+    return SheetsSource(client, KEY, Settings(checks_worksheet=worksheet, status_worksheet=status_worksheet))
 
 
 @pytest.fixture
@@ -101,12 +103,15 @@ def test_a_spreadsheet_not_shared_is_a_registry_error_saying_so(api) -> None:
         source().read_rows()
 
 
-def test_a_missing_worksheet_names_the_setting(api) -> None:
+def test_a_missing_worksheet_names_the_tabs_there_are_and_the_setting(api) -> None:
     # Sheets' documented answer for a range naming no tab (not among the recordings)
     body = {"error": {"code": 400, "message": "Unable to parse range: 'checks'", "status": "INVALID_ARGUMENT"}}
     api.get(values_url("checks"), json=body, status=400)
-    with pytest.raises(RegistryError, match="has no worksheet 'checks': rename the tab or set CHECKS_WORKSHEET"):
+    serve_metadata(api)  # the recorded spreadsheet has only Sheet1
+    with pytest.raises(RegistryError) as raised:
         source().read_rows()
+    assert "has no worksheet 'checks' (it has 'Sheet1')" in str(raised.value)
+    assert "rename it back to 'checks' or set CHECKS_WORKSHEET to its new name" in str(raised.value)
 
 
 # -- writing statuses back --------------------------------------------------------------------------------
@@ -115,6 +120,10 @@ def test_a_missing_worksheet_names_the_setting(api) -> None:
 def report(*results: CheckResult) -> RunReport:
     at = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
     return RunReport("run1", at, at, list(results))
+
+
+RUN_AT = serial(dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC), "Etc/GMT")  # the recorded sheet's time zone
+DATE_TIME = {"numberFormat": {"type": "DATE_TIME", "pattern": "yyyy-mm-dd hh:mm:ss"}}
 
 
 def exported(name: str, sheet: str | None) -> CheckResult:
@@ -129,6 +138,15 @@ def serve_metadata(api, extra_sheets: list[dict] = ()) -> None:
     api.get(f"{API}/{KEY}", json=meta)
 
 
+def plain(cell: dict) -> object:
+    """A typed cell's value, whatever its type."""
+    return next(iter(cell["userEnteredValue"].values()), None) if cell.get("userEnteredValue") else None
+
+
+def batches(api) -> list[list[dict]]:
+    return [json.loads(c.request.body)["requests"] for c in api.calls if c.request.url.endswith(":batchUpdate")]
+
+
 def test_statuses_are_rewritten_in_one_batch_creating_the_worksheet(api) -> None:
     serve_metadata(api)  # the recorded spreadsheet has only Sheet1
     _, answer = recorded("SpreadsheetTest.test_add_del_worksheet.json", "POST", ":batchUpdate")
@@ -136,38 +154,46 @@ def test_statuses_are_rewritten_in_one_batch_creating_the_worksheet(api) -> None
     ok = CheckResult("daily_total", "threshold", Status.OK, "within range", value=7.0, bytes_processed=2048)
     source().publish(report(ok, exported("late_settle", None)))
 
-    writes = [c for c in api.calls if c.request.method == "POST"]
-    assert len(writes) == 1
-    requests = json.loads(writes[0].request.body)["requests"]
-    add, update = requests
+    (requests,) = batches(api)
+    add, update = requests[0], requests[-1]
     assert add["addSheet"]["properties"]["title"] == "status"
     sheet_id = add["addSheet"]["properties"]["sheetId"]
     assert update["updateCells"]["range"] == {"sheetId": sheet_id}  # the whole sheet: old rows are cleared too
-    assert update["updateCells"]["fields"] == "userEnteredValue"
-    rows = [[c.get("userEnteredValue") for c in r["values"]] for r in update["updateCells"]["rows"]]
-    assert [v["stringValue"] for v in rows[0]] == [
-        "name",
-        "last run",
-        "status",
-        "value or row count",
-        "message",
-        "bytes",
-    ]
-    assert rows[1] == [
+    assert update["updateCells"]["fields"].split(",")[0] == "userEnteredValue"
+    rows = [r["values"] for r in update["updateCells"]["rows"]]
+    assert plain(rows[0][0]).startswith("Updated 2026-11-23 09:00 (Etc/GMT) by run run1: 1 ok, 1 alert")
+    assert [plain(c) for c in rows[1]] == STATUS_HEADER
+    assert [c.get("userEnteredValue") for c in rows[2]] == [
         {"stringValue": "daily_total"},
-        {"stringValue": "2026-11-23T09:00:00+00:00"},
+        {"numberValue": RUN_AT},  # a date-time, not text
         {"stringValue": "ok"},
         {"numberValue": 7.0},
         {"stringValue": "within range"},
+        None,  # no open incident
+        None,
+        None,
+        None,
+        None,
         {"numberValue": 2048},
     ]
-    assert rows[2][3] == {"numberValue": 2}  # a rows check shows its row count
+    assert rows[2][1]["userEnteredFormat"] == DATE_TIME
+    assert rows[3][3] == {"userEnteredValue": {"numberValue": 2}}  # a rows check shows its row count
+    # a new status tab gets its frozen header rows and colours in the same batch
+    kinds = [next(iter(r)) for r in requests]
+    assert "updateSheetProperties" in kinds and "addConditionalFormatRule" in kinds
 
 
-def serve_statuses(api, rows: list[list[Any]]) -> None:
-    """The status worksheet as earlier runs left it (header first), as values.get answers."""
+EARLIER_LAYOUT = ["name", "last run", "status", "value or row count", "message", "bytes"]  # header in row 1
+
+
+def serve_statuses(api, rows: list[list[Any]], header_row: int = 1) -> None:
+    """The status worksheet as earlier runs left it, as values.get answers: rows given in the earlier layout's
+    columns, written under its header in row 1, or in the current layout under the run line."""
     _, body = recorded("WorksheetTest.test_get_all_values.json", "GET", "/values/%27Sheet1%27")
-    body.update(range="'status'!A1:F1000", values=[["name", "last run", "status", "value or row count"], *rows])
+    header = EARLIER_LAYOUT if header_row == 1 else STATUS_HEADER
+    above = [["Updated 2026-11-23 07:00 (Etc/GMT) by run run0: 2 ok"]] * (header_row - 1)
+    laid_out = [[dict(zip(EARLIER_LAYOUT, row)).get(column, "") for column in header] for row in rows]
+    body.update(range="'status'!A1:K1000", values=[*above, header, *laid_out])
     api.get(values_url("status"), json=body)
 
 
@@ -179,16 +205,18 @@ def test_an_existing_status_worksheet_is_not_added_again(api) -> None:
     api.post(f"{API}/{KEY}:batchUpdate", json={"spreadsheetId": KEY, "replies": [{}]})
     ok = [CheckResult(f"c{i}", "rows", Status.OK, "", row_count=0) for i in range(3)]
     source().publish(report(*ok))
-    requests = json.loads(api.calls[-1].request.body)["requests"]
-    assert [next(iter(r)) for r in requests] == ["appendDimension", "updateCells"]
-    assert requests[0]["appendDimension"] == {"sheetId": 7, "dimension": "ROWS", "length": 2}  # 4 rows into 2
+    (requests,) = batches(api)
+    assert [next(iter(r)) for r in requests] == ["appendDimension", "appendDimension", "updateCells"]
+    assert requests[0]["appendDimension"] == {"sheetId": 7, "dimension": "ROWS", "length": 3}  # 5 rows into 2
+    assert requests[1]["appendDimension"] == {"sheetId": 7, "dimension": "COLUMNS", "length": 5}  # 11 into 6
 
 
-def test_statuses_of_checks_this_run_skipped_or_did_not_select_are_kept(api) -> None:
+@pytest.mark.parametrize("header_row", [1, 2], ids=["earlier-layout", "current-layout"])
+def test_statuses_of_checks_this_run_skipped_or_did_not_select_are_kept(api, header_row) -> None:
     serve_metadata(
-        api, [{"properties": {"sheetId": 7, "title": "status", "gridProperties": {"rowCount": 50, "columnCount": 6}}}]
+        api, [{"properties": {"sheetId": 7, "title": "status", "gridProperties": {"rowCount": 50, "columnCount": 11}}}]
     )
-    earlier = "2026-11-23T07:00:00+00:00"
+    earlier = RUN_AT - 2 / 24
     serve_statuses(
         api,
         [
@@ -196,6 +224,7 @@ def test_statuses_of_checks_this_run_skipped_or_did_not_select_are_kept(api) -> 
             ["hourly_rows", earlier, "ok", 0, "no rows returned"],
             ["removed_check", earlier, "ok", 0, "no rows returned", ""],
         ],
+        header_row,
     )
     api.post(f"{API}/{KEY}:batchUpdate", json={"spreadsheetId": KEY, "replies": [{}]})
     sheet = source()
@@ -205,38 +234,37 @@ def test_statuses_of_checks_this_run_skipped_or_did_not_select_are_kept(api) -> 
     new = CheckResult("new_check", "rows", Status.SKIPPED, "disabled in the registry")
     sheet.publish(report(skipped, hourly, new))
 
-    update = json.loads(api.calls[-1].request.body)["requests"][-1]["updateCells"]
-    rows = [
-        [next(iter(c["userEnteredValue"].values()), None) if c else None for c in r["values"]] for r in update["rows"]
-    ]
-    assert rows[1:] == [
-        ["daily_total", earlier, "alert", 12, "12 is above the maximum 10", 1024],  # skipped now: the last real one
-        ["hourly_rows", "2026-11-23T09:00:00+00:00", "alert", 3, "3 rows returned", None],
-        ["new_check", "2026-11-23T09:00:00+00:00", "skipped", None, "disabled in the registry", None],
+    update = batches(api)[-1][-1]["updateCells"]
+    rows = [[plain(c) for c in r["values"]][:6] for r in update["rows"]]
+    assert rows[2:] == [
+        ["daily_total", earlier, "alert", 12, "12 is above the maximum 10", None],  # skipped now: the last real one
+        ["hourly_rows", RUN_AT, "alert", 3, "3 rows returned", None],
+        ["new_check", RUN_AT, "skipped", None, "disabled in the registry", None],
     ]  # and removed_check, no longer in the registry, is gone
+    assert [plain(r["values"][-1]) for r in update["rows"][2:]] == [1024, None, None]  # bytes kept from before
+    assert all(plain(c) is None for r in update["rows"][2:] for c in r["values"][5:10])  # no incident columns
     assert "valueRenderOption=UNFORMATTED_VALUE" in api.calls[1].request.url
 
 
-def test_failing_rows_are_appended_raw_with_a_header_on_a_new_worksheet(api) -> None:
+def test_failing_rows_are_appended_as_typed_cells_with_a_header_on_a_new_worksheet(api) -> None:
     serve_metadata(api)
     api.post(f"{API}/{KEY}:batchUpdate", json={"spreadsheetId": KEY, "replies": [{}, {}, {}]})
-    _, appended = recorded("WorksheetTest.test_append_row.json", "POST", ":append")
-    api.post(f"{API}/{KEY}/values/%27late%20orders%27%21A1:append", json=appended)
     source().publish(report(exported("late_settle", "late orders")))
 
-    batch = json.loads(next(c for c in api.calls if c.request.url.endswith(":batchUpdate")).request.body)
-    assert [r["addSheet"]["properties"]["title"] for r in batch["requests"] if "addSheet" in r] == [
-        "status",
-        "late orders",
-    ]
-    (append,) = [c for c in api.calls if ":append" in c.request.url]
-    assert "valueInputOption=RAW" in append.request.url  # "=HYPERLINK(...)" stays text, never a formula
-    assert "insertDataOption=INSERT_ROWS" in append.request.url
-    assert json.loads(append.request.body)["values"] == [
+    statuses, exports = batches(api)
+    assert [r["addSheet"]["properties"]["title"] for r in statuses if "addSheet" in r] == ["status"]
+    add, append = exports
+    assert add["addSheet"]["properties"]["title"] == "late orders"
+    cells = append["appendCells"]
+    assert cells["sheetId"] == add["addSheet"]["properties"]["sheetId"]
+    assert [[plain(c) for c in r["values"]] for r in cells["rows"]] == [
         ["run_at", "order_id", "note"],
-        ["2026-11-23T09:00:00+00:00", 1, '=HYPERLINK("http://evil")'],
-        ["2026-11-23T09:00:00+00:00", 4, "+1 cancelled"],
+        [RUN_AT, 1, '=HYPERLINK("http://evil")'],
+        [RUN_AT, 4, "+1 cancelled"],
     ]
+    formula = cells["rows"][1]["values"][2]["userEnteredValue"]
+    assert formula == {"stringValue": '=HYPERLINK("http://evil")'}  # text, never a formula
+    assert cells["rows"][1]["values"][0]["userEnteredFormat"] == DATE_TIME
 
 
 def test_rows_are_appended_without_a_header_to_an_existing_worksheet(api) -> None:
@@ -249,10 +277,10 @@ def test_rows_are_appended_without_a_header_to_an_existing_worksheet(api) -> Non
     )
     serve_statuses(api, [])
     api.post(f"{API}/{KEY}:batchUpdate", json={"spreadsheetId": KEY, "replies": [{}]})
-    api.post(f"{API}/{KEY}/values/%27late%27%21A1:append", json={"spreadsheetId": KEY, "updates": {}})
     source().publish(report(exported("late_settle", "late")))
-    (append,) = [c for c in api.calls if ":append" in c.request.url]
-    assert json.loads(append.request.body)["values"][0][0] == "2026-11-23T09:00:00+00:00"
+    (append,) = batches(api)[-1]
+    assert append["appendCells"]["sheetId"] == 2
+    assert plain(append["appendCells"]["rows"][0]["values"][0]) == RUN_AT
 
 
 def test_a_sheets_outage_while_publishing_does_not_fail_the_run(api, caplog) -> None:

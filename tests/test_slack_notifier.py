@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from slack_sdk.http_retry import FixedValueRetryIntervalCalculator
 
-from anomaly_monitor.errors import DeliveryError
+from anomaly_monitor.errors import DeliveryError, DeliveryUnknown, LookupUnavailable
 from anomaly_monitor.models import Check, CheckResult, CheckType, Severity, Status
-from anomaly_monitor.notifiers import MessageRef, Notice, NoticeKind
+from anomaly_monitor.notifiers import MessageRef, Notice, NoticeKind, Sent
 from anomaly_monitor.notifiers.console import ConsoleNotifier
-from anomaly_monitor.notifiers.slack import SlackNotifier, web_client
+from anomaly_monitor.notifiers.slack import EVENT_TYPE, Budget, SlackNotifier, web_client
 from anomaly_monitor.service import open_notifier
 from anomaly_monitor.settings import Settings
 from tests.slack_server import PNG_SIGNATURE, TOKEN, SlackServer, serving
@@ -44,11 +44,44 @@ def alert(c: Check, **changes: Any) -> CheckResult:
 
 
 def opened(c: Check, result: CheckResult | None = None) -> Notice:
-    return Notice(NoticeKind.OPENED, c, result or alert(c), None, NOW, 1, "3 rows returned", NOW)
+    return Notice(
+        NoticeKind.OPENED, c, result or alert(c), None, NOW, 1, "3 rows returned", NOW, id=f"r1:{c.name}:opened"
+    )
 
 
-def notifier(server: SlackServer, chart: Any = None, token: str = TOKEN) -> SlackNotifier:
-    return SlackNotifier(web_client(token, server.base_url, FAST), default_channel="#alerts", chart=chart)
+def reply(kind: NoticeKind, c: Check, ref: MessageRef, result: CheckResult | None = None, n: int = 2) -> Notice:
+    ok = CheckResult(c.name, "rows", Status.OK, "no rows returned", 0.0, 0, check=c)
+    result = result or (ok if kind is NoticeKind.RESOLVED else alert(c))
+    later = NOW + dt.timedelta(hours=n)
+    return Notice(kind, c, result, ref, NOW, n, "3 rows returned", later, id=f"r{n}:{c.name}:{kind}")
+
+
+class FakeTime:
+    """An injected clock for the time budget: sleeping advances it at once."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+    def budget(self, seconds: float) -> Budget:
+        return Budget(self.now + seconds, sleep=self.sleep, clock=lambda: self.now)
+
+
+def notifier(
+    server: SlackServer,
+    chart: Any = None,
+    token: str = TOKEN,
+    *,
+    timeout: float = 15,
+    budget: Budget | None = None,
+    pace_s: float = 0.0,
+) -> SlackNotifier:
+    client = web_client(token, server.base_url, FAST, timeout=timeout, budget=budget)
+    return SlackNotifier(client, default_channel="#alerts", chart=chart, pace_s=pace_s)
 
 
 def from_settings(server: SlackServer, **changes: Any) -> SlackNotifier:
@@ -58,9 +91,9 @@ def from_settings(server: SlackServer, **changes: Any) -> SlackNotifier:
 
 def test_opened_notice_posts_one_top_level_message_and_returns_its_channel_id(slack: SlackServer) -> None:
     payments = slack.add_channel("payments", "C0PAYMENTS")
-    ref = notifier(slack).send(opened(check(channel="#payments")))
-    assert ref == MessageRef(payments, "1700000000.000100")
+    sent = notifier(slack).send(opened(check(channel="#payments")))
     [message] = slack.top_level()
+    assert sent == Sent(message["ts"], MessageRef(payments, message["ts"]))
     assert message["channel"] == payments
     assert message["blocks"][0]["text"]["text"] == "🔴 late_settle"
     [call] = slack.calls_to("chat.postMessage")
@@ -68,12 +101,25 @@ def test_opened_notice_posts_one_top_level_message_and_returns_its_channel_id(sl
     assert call.params["unfurl_links"] is False
 
 
+def test_every_message_carries_its_notice_id_in_metadata(slack: SlackServer) -> None:
+    c = check()
+    sender = notifier(slack)
+    ref = sender.send(opened(c)).ref
+    assert ref is not None
+    sender.send(reply(NoticeKind.REMINDER, c, ref))
+    sent = [slack.state.messages[key] for key in sorted(slack.state.messages)]
+    assert [m["metadata"]["event_type"] for m in sent] == [EVENT_TYPE, EVENT_TYPE]
+    assert [SlackServer.notice(m)["notice_id"] for m in sent] == ["r1:late_settle:opened", "r2:late_settle:reminder"]
+    assert {SlackServer.notice(m)["check"] for m in sent} == {"late_settle"}
+
+
 def test_replies_go_to_the_incident_thread(slack: SlackServer) -> None:
     c = check()
     sender = notifier(slack)
-    ref = sender.send(opened(c))
+    ref = sender.send(opened(c)).ref
+    assert ref is not None
     reminder = Notice(NoticeKind.REMINDER, c, alert(c), ref, NOW, 30, "3 rows returned", NOW + dt.timedelta(days=1))
-    assert sender.send(reminder) == ref
+    assert sender.send(reminder).ref == ref
     [reply] = slack.replies(ref.ts)
     assert "Still failing" in reply["blocks"][0]["text"]["text"]
     assert len(slack.top_level()) == 1
@@ -82,7 +128,7 @@ def test_replies_go_to_the_incident_thread(slack: SlackServer) -> None:
 def test_resolved_updates_the_original_message_then_replies(slack: SlackServer) -> None:
     c = check()
     sender = notifier(slack)
-    ref = sender.send(opened(c))
+    ref = sender.send(opened(c)).ref
     ok = CheckResult(c.name, "rows", Status.OK, "no rows returned", 0.0, 0, check=c)
     sender.send(Notice(NoticeKind.RESOLVED, c, ok, ref, NOW, 4, "3 rows returned", NOW + dt.timedelta(hours=1)))
     original = slack.state.messages[(ref.channel, ref.ts)]
@@ -91,6 +137,7 @@ def test_resolved_updates_the_original_message_then_replies(slack: SlackServer) 
     [reply] = slack.replies(ref.ts)
     assert reply["text"].startswith("late_settle resolved after 4 runs (1 h)")
     assert [c.method for c in slack.state.calls] == ["chat.postMessage", "chat.update", "chat.postMessage"]
+    assert original["metadata"]["event_payload"]["kind"] == "opened", "an update keeps the message's metadata"
 
 
 def test_resolved_still_replies_when_the_original_message_is_gone(
@@ -98,7 +145,8 @@ def test_resolved_still_replies_when_the_original_message_is_gone(
 ) -> None:
     c = check()
     sender = notifier(slack)
-    ref = sender.send(opened(c))
+    ref = sender.send(opened(c)).ref
+    assert ref is not None
     slack.fail("chat.update", "message_not_found")
     ok = CheckResult(c.name, "rows", Status.OK, "no rows returned", 0.0, 0, check=c)
     sender.send(Notice(NoticeKind.RESOLVED, c, ok, ref, NOW, 2, "3 rows returned", NOW))
@@ -109,11 +157,14 @@ def test_resolved_still_replies_when_the_original_message_is_gone(
 def test_resolved_is_undelivered_when_the_update_fails_for_a_reason_a_retry_fixes(slack: SlackServer) -> None:
     c = check()
     sender = notifier(slack)
-    ref = sender.send(opened(c))
+    ref = sender.send(opened(c)).ref
+    assert ref is not None
     slack.fail("chat.update", "server_error", times=3)
     ok = CheckResult(c.name, "rows", Status.OK, "no rows returned", 0.0, 0, check=c)
-    with pytest.raises(DeliveryError):
+    with pytest.raises(DeliveryError) as caught:
         sender.send(Notice(NoticeKind.RESOLVED, c, ok, ref, NOW, 2, "3 rows returned", NOW))
+    assert not isinstance(caught.value, DeliveryUnknown), "no reply went out: certainly undelivered, safe to retry"
+    assert len(slack.calls_to("chat.update")) == 3, "chat.update is idempotent: retried"
     assert slack.replies(ref.ts) == []  # no reply to repeat when the next run retries
 
 
@@ -171,47 +222,160 @@ def test_rate_limit_is_retried_after_retry_after(slack: SlackServer) -> None:
     assert len(slack.top_level()) == 1
 
 
-def test_long_retry_after_is_left_to_the_next_run(slack: SlackServer) -> None:
+def test_a_long_retry_after_is_waited_for_within_the_time_budget(slack: SlackServer) -> None:
+    clock = FakeTime()
     slack.fail("chat.postMessage", "ratelimited", retry_after=120)
-    started = time.monotonic()
-    with pytest.raises(DeliveryError, match="ratelimited"):
-        from_settings(slack).send(opened(check()))
-    assert time.monotonic() - started < 5
-    assert len(slack.calls_to("chat.postMessage")) == 1
-
-
-def test_rate_limit_that_persists_is_undelivered_after_two_retries(slack: SlackServer) -> None:
-    slack.fail("chat.postMessage", "ratelimited", times=5, retry_after=0)
-    with pytest.raises(DeliveryError, match="ratelimited"):
-        notifier(slack).send(opened(check()))
-    assert len(slack.calls_to("chat.postMessage")) == 3
-
-
-def test_server_error_is_retried(slack: SlackServer) -> None:
-    slack.fail("chat.postMessage", "server_error")
-    from_settings(slack).send(opened(check()))
+    sender = notifier(slack, budget=clock.budget(300))
+    sender.send(opened(check()))
+    assert clock.slept == [120]
     assert len(slack.calls_to("chat.postMessage")) == 2
     assert len(slack.top_level()) == 1
 
 
-def test_server_error_that_persists_is_undelivered(slack: SlackServer) -> None:
-    slack.fail("chat.postMessage", "server_error", times=3)
-    with pytest.raises(DeliveryError, match=r"HTTP 500|internal_error"):
+def test_a_retry_after_beyond_the_time_budget_is_left_to_the_next_run(slack: SlackServer) -> None:
+    clock = FakeTime()
+    slack.fail("chat.postMessage", "ratelimited", retry_after=120)
+    with pytest.raises(DeliveryError, match="ratelimited") as caught:
+        notifier(slack, budget=clock.budget(60)).send(opened(check()))
+    assert not isinstance(caught.value, DeliveryUnknown), "a 429 means Slack did not act"
+    assert clock.slept == []
+    assert len(slack.calls_to("chat.postMessage")) == 1
+
+
+def test_a_rate_limit_that_persists_is_undelivered_when_the_budget_is_spent(slack: SlackServer) -> None:
+    clock = FakeTime()
+    slack.fail("chat.postMessage", "ratelimited", times=50, retry_after=10)
+    with pytest.raises(DeliveryError, match="ratelimited"):
+        notifier(slack, budget=clock.budget(45)).send(opened(check()))
+    assert clock.slept == [10, 10, 10, 10]
+    assert slack.top_level() == []
+
+
+def test_a_server_error_on_a_post_is_not_retried_and_its_outcome_is_unknown(slack: SlackServer) -> None:
+    """A 500 may come after Slack acted: posting again could duplicate the alert."""
+    slack.fail("chat.postMessage", "server_error_after")
+    with pytest.raises(DeliveryUnknown, match="HTTP 500"):
         notifier(slack).send(opened(check()))
-    assert len(slack.calls_to("chat.postMessage")) == 3
-
-
-def test_dropped_connection_is_retried(slack: SlackServer) -> None:
-    slack.fail("chat.postMessage", "drop")
-    notifier(slack).send(opened(check()))
+    assert len(slack.calls_to("chat.postMessage")) == 1
     assert len(slack.top_level()) == 1
 
 
-def test_slack_down_is_undelivered_with_reason(slack: SlackServer, caplog: pytest.LogCaptureFixture) -> None:
-    slack.state.down = True
+def test_a_server_error_on_an_update_is_retried(slack: SlackServer) -> None:
+    c = check()
+    sender = notifier(slack)
+    ref = sender.send(opened(c)).ref
+    assert ref is not None
+    slack.fail("chat.update", "server_error")
+    sender.send(reply(NoticeKind.RESOLVED, c, ref))
+    assert len(slack.calls_to("chat.update")) == 2
+    assert len(slack.replies(ref.ts)) == 1
+
+
+@pytest.mark.parametrize("fault", ["drop", "drop_after"])
+def test_a_dropped_answer_is_unknown_and_never_posted_twice(slack: SlackServer, fault: str) -> None:
+    slack.fail("chat.postMessage", fault)
+    with pytest.raises(DeliveryUnknown, match="no answer from Slack"):
+        notifier(slack).send(opened(check()))
+    assert len(slack.calls_to("chat.postMessage")) == 1, "the client never repeats a post whose answer was lost"
+    assert len(slack.top_level()) == (1 if fault == "drop_after" else 0)
+
+
+def test_an_answer_slower_than_the_timeout_is_unknown_and_the_message_can_be_found(slack: SlackServer) -> None:
+    slack.fail("chat.postMessage", "late", delay_s=1.0)
+    sender = notifier(slack, timeout=0.3)
+    notice = opened(check())
+    with pytest.raises(DeliveryUnknown):
+        sender.send(notice)
+    [message] = slack.top_level()
+    assert notifier(slack).find(notice.id, "C0ALERTS", None) == (message["ts"], None)
+    assert len(slack.calls_to("chat.postMessage")) == 1
+
+
+def test_slack_down_is_undelivered_for_certain_with_reason(
+    slack: SlackServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    slack.down = True
     with pytest.raises(DeliveryError, match=r"Slack could not be reached at http://127\.0\.0\.1") as caught:
         notifier(slack).send(opened(check(owners=("ana@example.com",))))
+    assert not isinstance(caught.value, DeliveryUnknown), "a refused connection never carried the request"
     assert TOKEN not in str(caught.value) and TOKEN not in caplog.text
+
+
+def test_a_dropped_connection_on_a_read_is_retried(slack: SlackServer) -> None:
+    notice = opened(check())
+    notifier(slack).send(notice)
+    slack.fail("conversations.history", "drop")
+    assert notifier(slack).find(notice.id, "C0ALERTS", None) is not None
+    assert len(slack.calls_to("conversations.history")) == 2
+
+
+# ---------------------------------------------------------------- finding an unconfirmed notice
+
+
+def test_find_looks_in_the_thread_then_in_the_channel(slack: SlackServer) -> None:
+    c = check()
+    sender = notifier(slack)
+    first = opened(c)
+    ref = sender.send(first).ref
+    assert ref is not None
+    later = reply(NoticeKind.REMINDER, c, ref)
+    reply_ts = sender.send(later).ts
+    finder = notifier(slack)
+    assert finder.find(later.id, ref.channel, ref.ts) == (reply_ts, ref.ts)
+    assert finder.find(first.id, "#alerts", None) == (ref.ts, None), "a #name is looked up with conversations.list"
+    assert finder.find("r9:late_settle:opened", ref.channel, None) is None
+
+
+def test_find_without_the_history_scope_says_which_scope_is_missing(slack: SlackServer) -> None:
+    slack.state.scopes = {"chat:write", "channels:read"}
+    with pytest.raises(LookupUnavailable, match="add the scope channels:history"):
+        notifier(slack).find("r1:late_settle:opened", "C0ALERTS", None)
+
+
+def test_a_deleted_incident_message_continues_in_a_new_message_that_says_so(slack: SlackServer) -> None:
+    c = check()
+    sender = notifier(slack)
+    ref = sender.send(opened(c)).ref
+    assert ref is not None
+    slack.delete(ref.channel, ref.ts)
+    sent = sender.send(reply(NoticeKind.REMINDER, c, ref))
+    assert sent.moved and sent.ref is not None and sent.ref.ts != ref.ts
+    [message] = slack.top_level()
+    assert message["ts"] == sent.ts
+    assert "is gone; it continues here" in json.dumps(message["blocks"])
+    assert SlackServer.notice(message)["kind"] == "reminder"
+
+
+def test_an_echoed_request_never_puts_the_token_in_the_error(slack: SlackServer) -> None:
+    for fault in ("echo", "echo_500"):
+        slack.fail("chat.postMessage", fault)
+        with pytest.raises(DeliveryError) as caught:
+            notifier(slack).send(opened(check()))
+        assert TOKEN not in str(caught.value)
+        assert "xoxb-" not in str(caught.value)
+
+
+def test_missing_scope_hint_never_quotes_an_echoed_token(slack: SlackServer) -> None:
+    slack.fail("chat.postMessage", "echo")
+    slack.fail("chat.postMessage", "missing_scope")
+    for _ in range(2):
+        with pytest.raises(DeliveryError) as caught:
+            notifier(slack).send(opened(check()))
+        assert TOKEN not in str(caught.value)
+
+
+# ---------------------------------------------------------------- pacing
+
+
+def test_posts_to_one_channel_are_paced_and_other_channels_are_not() -> None:
+    clock = FakeTime()
+    with serving() as slack:
+        slack.add_channel("payments", "C0PAYMENTS")
+        sender = notifier(slack, budget=clock.budget(600), pace_s=1.0)
+        for name in ("a", "b", "c"):
+            sender.send(opened(check(name)))
+        sender.send(opened(check("d", channel="#payments")))
+    assert clock.slept == [1.0, 1.0], "the second and third post to #alerts waited; #payments did not"
 
 
 def test_email_owner_is_looked_up_once_per_notifier(slack: SlackServer) -> None:
@@ -242,7 +406,8 @@ def series_result(c: Check) -> CheckResult:
 def test_anomaly_chart_is_uploaded_into_the_incident_thread(slack: SlackServer) -> None:
     c = check("signups", type=CheckType.ANOMALY)
     seen: list[CheckResult] = []
-    ref = notifier(slack, chart=lambda result: seen.append(result) or TINY_PNG).send(opened(c, series_result(c)))
+    ref = notifier(slack, chart=lambda result: seen.append(result) or TINY_PNG).send(opened(c, series_result(c))).ref
+    assert ref is not None
     [upload] = slack.calls_to("upload")
     assert upload.body.startswith(PNG_SIGNATURE)
     [done] = slack.state.files
@@ -255,8 +420,8 @@ def test_anomaly_chart_is_uploaded_into_the_incident_thread(slack: SlackServer) 
 def test_failed_chart_never_fails_the_alert(slack: SlackServer, caplog: pytest.LogCaptureFixture) -> None:
     c = check("signups", type=CheckType.ANOMALY)
     slack.fail("files.completeUploadExternal", "not_in_channel")
-    ref = notifier(slack, chart=lambda result: TINY_PNG).send(opened(c, series_result(c)))
-    assert ref is not None and len(slack.top_level()) == 1
+    sent = notifier(slack, chart=lambda result: TINY_PNG).send(opened(c, series_result(c)))
+    assert sent.ref is not None and len(slack.top_level()) == 1
     assert "chart not posted" in caplog.text
 
     def broken(result: CheckResult) -> bytes:
@@ -282,6 +447,15 @@ def test_from_settings_uses_slack_api_url_with_or_without_trailing_slash(slack: 
 def test_without_token_the_console_notifier_is_used() -> None:
     assert isinstance(open_notifier(Settings()), ConsoleNotifier)
     assert isinstance(open_notifier(Settings(slack_bot_token=TOKEN)), SlackNotifier)
+
+
+def test_the_app_manifest_grants_every_scope_the_notifier_uses() -> None:
+    import yaml
+
+    from anomaly_monitor.notifiers.slack import SCOPES
+
+    manifest = yaml.safe_load((FUNCTIONS.parent / "slack-app-manifest.yml").read_text())
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) >= set(SCOPES)
 
 
 def test_core_never_imports_slack_sdk() -> None:

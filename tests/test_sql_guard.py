@@ -180,9 +180,10 @@ def test_generated_queries_that_pass_run_or_fail_as_a_query_error(tiny_warehouse
 
     from anomaly_monitor.warehouses.sqlite import SqliteWarehouse
 
-    warehouse = SqliteWarehouse(tiny_warehouse, dt.datetime(2025, 1, 2, tzinfo=dt.UTC))
+    warehouse = SqliteWarehouse(tiny_warehouse)
+    now = dt.datetime(2025, 1, 2, tzinfo=dt.UTC)
     try:
-        result = warehouse.query(sql, check_name="generated", limit=20, timeout_s=5, max_bytes=None)
+        result = warehouse.query(sql, check_name="generated", limit=20, timeout_s=5, max_bytes=None, now=now)
     except QueryError as err:
         assert str(err)
     else:

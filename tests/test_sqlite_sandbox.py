@@ -31,11 +31,11 @@ def path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def warehouse(path: Path) -> SqliteWarehouse:
-    return SqliteWarehouse(path, NOW)
+    return SqliteWarehouse(path)
 
 
 def query(warehouse: SqliteWarehouse, sql: str, timeout_s: float = 30, limit: int | None = 20) -> list[dict]:
-    return warehouse.query(sql, check_name="sandbox", limit=limit, timeout_s=timeout_s, max_bytes=None).rows
+    return warehouse.query(sql, check_name="sandbox", limit=limit, timeout_s=timeout_s, max_bytes=None, now=NOW).rows
 
 
 @pytest.mark.parametrize(

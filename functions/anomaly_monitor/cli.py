@@ -16,6 +16,8 @@ from anomaly_monitor.settings import Settings
 
 log = logging.getLogger("anomaly_monitor")
 EXIT_RUN_FAILED = 3
+# Times a run may pretend it is: the state store and the schedules need a four-digit year with room to add to it.
+EARLIEST, LATEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC), dt.datetime(3000, 1, 1, tzinfo=dt.UTC)
 
 
 class Parser(argparse.ArgumentParser):
@@ -25,11 +27,16 @@ class Parser(argparse.ArgumentParser):
 
 
 def moment(text: str) -> dt.datetime:
+    """An ISO-8601 time from 1970 to 2999 (UTC when it names no offset)."""
     try:
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        value = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        in_range = EARLIEST <= value < LATEST
+    except (ValueError, OverflowError):
         raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r} (e.g. 2026-11-23T09:00:00Z)") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if not in_range:
+        raise argparse.ArgumentTypeError(f"{text!r} is not between 1970 and 2999: is the year mistyped?")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -47,6 +54,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="ignore schedules")
     run.add_argument("--dry-run", action="store_true", help="evaluate, but post and record nothing")
     commands.add_parser("validate", parents=[shared], help="check the registry without running queries on the data")
+    sheet = commands.add_parser("sheet", help="set up the Google Sheet that holds the checks")
+    actions = sheet.add_subparsers(dest="sheet_command", required=True, parser_class=Parser)
+    init = actions.add_parser(
+        "init", help="create or upgrade the worksheets in place, idempotently (with a CSV: print what it would do)"
+    )
+    init.add_argument("--checks", metavar="SOURCE", help="sheets://KEY, or a CSV path to review the layout offline")
     return top
 
 
@@ -54,7 +67,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
     settings = Settings.from_env()
     overrides = {
         "checks_source": args.checks,
-        "warehouse_url": args.warehouse,
+        "warehouse_url": getattr(args, "warehouse", None),
         "state_url": getattr(args, "state", None),
     }
     return dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v})
@@ -89,13 +102,40 @@ def do_validate(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if all(v.valid for v in results) else 1
 
 
+def do_sheet_init(settings: Settings) -> int:
+    location = settings.checks_source
+    if not location.startswith("sheets://"):
+        from anomaly_monitor.sources.csv_source import CsvSource
+        from anomaly_monitor.sources.sheet_layout import describe
+
+        sys.stdout.write(f"A spreadsheet set up by `sheet init` (compared with {location}):\n\n")
+        sys.stdout.write(describe(CsvSource(location).header()))
+        return 0
+    from anomaly_monitor.sources.sheet_setup import set_up
+    from anomaly_monitor.sources.sheets import SheetsSource
+
+    source = SheetsSource.from_url(location, settings)
+    setup = set_up(source, settings)
+    link = f"https://docs.google.com/spreadsheets/d/{source.key}/edit"
+    if not setup.changes:
+        print(f"{link} is already set up: nothing changed ({setup.reads} reads, no write)")
+        return 0
+    for change in setup.changes:
+        print(f"  {change}")
+    print(f"{link} is set up: {len(setup.changes)} changes in one batchUpdate ({setup.reads} reads)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logs.configure("text")
     try:
         settings = settings_for(args)
         logs.configure(settings.log_format)
+        if args.command == "sheet":
+            return do_sheet_init(settings)
         return do_run(args, settings) if args.command == "run" else do_validate(args, settings)
     except MonitorError as exc:
-        log.error("%s", exc)
+        # one line the monitoring matches (Terraform's log-based alert): the run could not happen
+        log.error("the run could not happen: %s", exc, extra={"event": "run_failed"})
         return EXIT_RUN_FAILED

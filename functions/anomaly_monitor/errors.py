@@ -18,11 +18,26 @@ class StateError(MonitorError):
 
 
 class QueryError(MonitorError):
-    """A check's query failed in the warehouse; becomes an `error` result, never stops the run."""
+    """A check's query failed in the warehouse; becomes an `error` result, never stops the run.
+
+    `cause` names a failure outside the check's own SQL that other checks share (the warehouse unreachable,
+    credentials, a dataset's permissions, a quota), e.g. "permission:proj.sales"; None for the check's own."""
+
+    def __init__(self, message: str, cause: str | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 class DeliveryError(MonitorError):
-    """A notification could not be delivered; the alert is retried on the next run."""
+    """A notification was certainly not delivered (Slack refused it or was never reached); retried next run."""
+
+
+class DeliveryUnknown(DeliveryError):
+    """A notification may or may not have been delivered (time-out, answer lost, 5xx): looked for, never re-sent."""
+
+
+class LookupUnavailable(MonitorError):
+    """Slack cannot be searched for an unconfirmed notice (e.g. the app lacks the history scopes)."""
 
 
 class UnknownCheckError(ConfigError):

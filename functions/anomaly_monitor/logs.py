@@ -7,9 +7,21 @@ import json
 import logging
 import sys
 
+from anomaly_monitor.redact import RedactingFilter
+
 # Cloud Logging reads `severity`, `message` and `time`; the rest lands in jsonPayload, where filters find it
 # (jsonPayload.run_id="..." shows one run, jsonPayload.check="..." one check's history).
-EXTRA_FIELDS = ("run_id", "check", "status", "duration_ms", "summary", "delivery_failures")
+EXTRA_FIELDS = (
+    "event",  # "run_finished" on a run's summary line, "run_failed" when a run could not happen: stable names,
+    # the Terraform log-based metric and alert policies match them
+    "run_id",
+    "check",
+    "status",
+    "duration_ms",
+    "summary",
+    "delivery_failures",
+    "state_rows_read",
+)
 
 
 class CloudLoggingFormatter(logging.Formatter):
@@ -21,8 +33,10 @@ class CloudLoggingFormatter(logging.Formatter):
             "logger": record.name,
         }
         entry.update({k: getattr(record, k) for k in EXTRA_FIELDS if hasattr(record, k)})
-        if record.exc_info:
-            entry["message"] += "\n" + self.formatException(record.exc_info)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["message"] += "\n" + record.exc_text
         return json.dumps(entry, default=str)
 
 
@@ -33,6 +47,7 @@ def per_check_line(record: logging.LogRecord) -> bool:
 
 def configure(log_format: str, level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())  # first: no formatter ever sees a secret
     if log_format == "json":
         handler.setFormatter(CloudLoggingFormatter())
     else:

@@ -95,6 +95,19 @@ class QueryResult:
     bytes_processed: int | None = None
 
 
+@dataclass(frozen=True)
+class OpenIncident:
+    """A check's incident that is still open after the run, as the status worksheet shows it.
+
+    Who acknowledged, snoozed or muted it comes from Slack actions (`incident_events`); empty until then."""
+
+    since: dt.datetime  # the incident's first failing run
+    acknowledged_by: str | None = None
+    snoozed_by: str | None = None
+    snoozed_until: dt.datetime | None = None
+    muted_by: str | None = None
+
+
 @dataclass
 class CheckResult:
     """The outcome of one check in one run; one history row and one entry of the JSON document."""
@@ -110,9 +123,9 @@ class CheckResult:
     duration_ms: int = 0
     bytes_processed: int | None = None
     notified: bool = False
-    slack_channel: str | None = None
-    slack_ts: str | None = None
-    # Not in the document: what the notifier and the chart need.
+    # Not in the document: what the lifecycle, the notifier, the chart and the status sheet need.
+    cause: str | None = None  # a failure's shared cause outside the check's SQL (see errors.QueryError.cause)
+    incident: OpenIncident | None = None  # set by the lifecycle when the check is failing after this run
     check: Check | None = None
     series: list[tuple[dt.datetime, float]] = field(default_factory=list)
     export_rows: list[dict[str, Any]] = field(default_factory=list)  # for export_sheet: up to EXPORT_ROWS
@@ -135,7 +148,10 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class HistoryRecord:
-    """One row of `check_results`: append-only, the source of all alert state."""
+    """One row of `check_results`: append-only, the source of all alert state.
+
+    Each row carries the check's alert state forward (the columns from `incident_id` on), so the newest row
+    of a check is all the lifecycle needs. Rows written before those columns existed have them NULL."""
 
     run_id: str
     check_name: str
@@ -147,8 +163,47 @@ class HistoryRecord:
     duration_ms: int
     bytes_processed: int | None
     notified: bool
-    slack_channel: str | None
+    slack_channel: str | None  # the open incident's message
     slack_ts: str | None
+    incident_id: str | None = None  # the open incident, if any
+    incident_start: dt.datetime | None = None
+    failing_runs: int | None = None  # consecutive failing runs of the open incident (0: none open)
+    announced: str | None = None  # the failing status Slack was last told of (NULL: not announced yet)
+    last_notice_at: dt.datetime | None = None
+    cause: str | None = None  # the shared cause of this failure, when it had one outside the check's SQL
+
+
+class NoticeEvent(StrEnum):
+    ATTEMPT = "attempt"  # written before the request is made: the write-ahead record of an intent
+    DELIVERED = "delivered"  # Slack confirmed it (or it was found there later)
+    FAILED = "failed"  # certainly not delivered (Slack refused, or it was looked for and is not there)
+    UNKNOWN = "unknown"  # the request may have reached Slack: looked for on the next run, never re-sent blindly
+
+
+@dataclass(frozen=True)
+class NoticeRecord:
+    """One row of `notices`: an event in the life of one notice, with everything needed to send it again."""
+
+    notice_id: str
+    check_name: str
+    event: NoticeEvent
+    recorded_at: dt.datetime  # wall clock: orders the events of a notice
+    run_id: str
+    kind: str  # notifiers.NoticeKind
+    at: dt.datetime  # the run time the notice was decided at (--now)
+    based_on: str | None = None  # run_id of the history row it was decided from ("-": none)
+    incident_id: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    failing_runs: int | None = None
+    status: str | None = None  # the failing status it tells of
+    problem: str | None = None
+    resolution: str | None = None  # the ok result's message, for a resolved notice
+    slack_channel: str | None = None  # where it goes (a reply: the incident's channel)
+    thread_ts: str | None = None  # the incident message it replies under
+    slack_ts: str | None = None  # the message it became
+    members: str | None = None  # a grouped incident's checks, comma-separated
+    detail: str | None = None  # why it failed or is unknown (redacted, capped)
 
 
 @dataclass

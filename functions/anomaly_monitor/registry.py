@@ -8,14 +8,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from croniter import croniter
-
+from anomaly_monitor.columns import BY_NAME, REQUIRED, Kind
 from anomaly_monitor.errors import RegistryError
 from anomaly_monitor.models import Check, CheckType, Direction, InvalidCheck, Seasonality, Severity
 from anomaly_monitor.readonly import read_only_error
+from anomaly_monitor.schedule import ScheduleError, check_schedule
 
-REQUIRED_COLUMNS = ("name", "sql")
+REQUIRED_COLUMNS = REQUIRED
 FIRST_DATA_ROW = 2  # row 1 is the header, as a spreadsheet numbers them
+HEADER_SEARCH_ROWS = 20  # a header pushed down by a title or notes above it is found this far down
 
 NAME = re.compile(r"[a-z0-9_-]{1,64}")
 CHANNEL = re.compile(r"#[a-z0-9][a-z0-9._-]{0,79}|[CGD][A-Z0-9]{2,}")
@@ -32,11 +33,22 @@ def normalize_header(cell: str) -> str:
     return cell.replace("\ufeff", "").strip().lower()
 
 
+def _is_header(row: Iterable[str]) -> bool:
+    return set(REQUIRED_COLUMNS) <= {normalize_header(str(cell)) for cell in row}
+
+
 def normalize_rows(header: Iterable[str], rows: Iterable[Iterable[str]]) -> list[dict[str, str]]:
     """Header-keyed rows with normalized column names; unknown columns are kept but ignored later."""
     keys = [normalize_header(h) for h in header]
     missing = [c for c in REQUIRED_COLUMNS if c not in keys]
     if missing:
+        rows = list(rows)
+        lower = next((i for i, row in enumerate(rows[:HEADER_SEARCH_ROWS]) if _is_header(row)), None)
+        if lower is not None:
+            raise RegistryError(
+                f"the registry's header must be in row 1, but row {FIRST_DATA_ROW + lower} holds it: "
+                "delete the rows above it"
+            )
         raise RegistryError(
             f"the registry has no {', '.join(repr(c) for c in missing)} column; its header row must name at least "
             f"{', '.join(REQUIRED_COLUMNS)} (found: {', '.join(k for k in keys if k) or 'nothing'})"
@@ -53,19 +65,22 @@ def _text(row: Mapping[str, str], column: str) -> str | None:
     return value or None
 
 
-def _number(row: Mapping[str, str], column: str, *, minimum: float | None = None, integer: bool = False) -> Any:
+def _number(row: Mapping[str, str], column: str) -> Any:
+    """A number within the column's bounds (columns.py), or None for a blank cell."""
     raw = _text(row, column)
     if raw is None:
         return None
+    spec = BY_NAME[column]
+    integer = spec.kind is Kind.WHOLE
     try:
         value = int(raw) if integer else float(raw)
     except ValueError:
-        kind = "a whole number" if integer else "a number"
-        raise RowError(f'column "{column}" is not {kind}: "{raw}"') from None
+        raise RowError(f'column "{column}" is not a {spec.kind}: "{raw}"') from None
     if value != value or value in (float("inf"), float("-inf")):
         raise RowError(f'column "{column}" is not a finite number: "{raw}"')
-    if minimum is not None and value < minimum:
-        raise RowError(f'column "{column}" must be at least {minimum:g}: "{raw}"')
+    minimum = spec.minimum
+    if minimum is not None and (value < minimum or (spec.above_minimum and value == minimum)):
+        raise RowError(f'column "{column}" must be {spec.bound}: "{raw}"')
     return value
 
 
@@ -104,8 +119,11 @@ def _list(row: Mapping[str, str], column: str, pattern: re.Pattern[str], what: s
 
 def _schedule(row: Mapping[str, str]) -> str | None:
     raw = _text(row, "schedule")
-    if raw is not None and (len(raw.split()) != 5 or not croniter.is_valid(raw)):
-        raise RowError(f'column "schedule" is not a 5-field cron expression (e.g. "*/15 * * * *"): "{raw}"')
+    if raw is not None:
+        try:
+            check_schedule(raw)
+        except ScheduleError as exc:
+            raise RowError(f'column "schedule" {exc}: "{raw}"') from None
     return raw
 
 
@@ -148,14 +166,10 @@ def parse_check(row: Mapping[str, str], row_number: int) -> Check:
         raise RowError('a threshold check needs column "min", "max" or both')
     if low is not None and high is not None and low > high:
         raise RowError(f'column "min" ({low:g}) is greater than column "max" ({high:g})')
-    sensitivity = _number(row, "sensitivity", minimum=0)
-    if sensitivity == 0:
-        raise RowError('column "sensitivity" must be greater than 0')
-    alert_after = _number(row, "alert_after", minimum=1, integer=True)
-    renotify = _number(row, "renotify_hours", minimum=0)
-    max_gb = _number(row, "max_gb_billed", minimum=0)
-    if max_gb == 0:
-        raise RowError('column "max_gb_billed" must be greater than 0')
+    sensitivity = _number(row, "sensitivity")
+    alert_after = _number(row, "alert_after")
+    renotify = _number(row, "renotify_hours")
+    max_gb = _number(row, "max_gb_billed")
     channel = _text(row, "channel")
     if channel is not None and not CHANNEL.fullmatch(channel):
         raise RowError(f'column "channel" must be a Slack channel id (C…) or #name: "{channel}"')

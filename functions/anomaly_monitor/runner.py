@@ -8,10 +8,12 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from anomaly_monitor import incidents
-from anomaly_monitor.errors import QueryError, UnknownCheckError
+from anomaly_monitor import causes, delivery, incidents
+from anomaly_monitor.errors import MonitorError, QueryError, RegistryError, UnknownCheckError
+from anomaly_monitor.incidents import REGISTRY, Lifecycle
 from anomaly_monitor.judge import ShapeError, judge, row_limit
 from anomaly_monitor.models import (
     GB,
@@ -21,21 +23,30 @@ from anomaly_monitor.models import (
     CheckType,
     HistoryRecord,
     InvalidCheck,
+    NoticeEvent,
+    OpenIncident,
     RunReport,
+    Severity,
     Status,
 )
 from anomaly_monitor.notifiers import Notifier
+from anomaly_monitor.redact import quote, redact
 from anomaly_monitor.registry import Registry, parse_registry
 from anomaly_monitor.schedule import is_due, next_tick
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.sources import CheckSource
-from anomaly_monitor.state import StateStore
+from anomaly_monitor.state import NO_ROW, StateStore
 from anomaly_monitor.warehouses import Warehouse
 
 log = logging.getLogger(__name__)
 
-JUDGED = (Status.OK, Status.ALERT)  # results whose value is a measurement (single-value anomaly history)
-HISTORY_LIMIT = 1000  # records per check read back: incidents, schedules and single-value anomaly history
+MESSAGE_CHARS = 2000  # of a result's message kept in the history, the JSON and Slack
+REGISTRY_CHECK = Check(
+    name=REGISTRY,
+    sql="",
+    severity=Severity.CRITICAL,
+    description="The check registry could not be read, so no check ran until it can be read again.",
+)
 
 
 @dataclass(frozen=True)
@@ -75,7 +86,11 @@ def select(registry: Registry, options: RunOptions) -> tuple[list[Check], list[I
 
 
 def evaluate(
-    check: Check, warehouse: Warehouse, settings: Settings, now: dt.datetime, past: list[HistoryRecord]
+    check: Check,
+    warehouse: Warehouse,
+    settings: Settings,
+    now: dt.datetime,
+    past_values: list[tuple[dt.datetime, float]] | None = None,
 ) -> CheckResult:
     """Runs and judges one check; whatever goes wrong becomes this check's `error`, never the run's."""
     started = time.monotonic()
@@ -87,23 +102,45 @@ def evaluate(
             limit=row_limit(check),
             timeout_s=settings.query_timeout_s,
             max_bytes=int(check.byte_cap_gb(settings.max_gb_billed) * GB),
+            now=now,
         )
         result.bytes_processed = data.bytes_processed
         result.row_count = data.row_count
         if check.type is CheckType.ROWS:
             result.rows = data.rows[:SAMPLE_ROWS]
             result.export_rows = data.rows if check.export_sheet else []
-        past_values = [(r.checked_at, r.value) for r in past if r.value is not None and r.status in JUDGED]
-        verdict = judge(check, data, now, past_values)
+        verdict = judge(check, data, now, past_values or [])
         result.status, result.message, result.value = verdict.status, verdict.message, verdict.value
         result.expected, result.series = verdict.expected, verdict.series or []
-    except (QueryError, ShapeError) as exc:
+    except QueryError as exc:
+        result.message, result.cause = str(exc), exc.cause
+    except ShapeError as exc:
         result.message = str(exc)
     except Exception as exc:  # one broken check must not stop the others
         log.exception("check %s failed unexpectedly", check.name)
         result.message = f"unexpected {type(exc).__name__}: {exc}"
     result.duration_ms = round((time.monotonic() - started) * 1000)
-    return result
+    return scrubbed(result)
+
+
+def scrubbed(result: CheckResult) -> CheckResult:
+    """No secret leaves in a result, even one the data or a server echoed; messages are capped."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return redact(value)
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        return value
+
+    return replace(
+        result,
+        message=quote(result.message, MESSAGE_CHARS),
+        rows=[clean(row) for row in result.rows],
+        export_rows=[clean(row) for row in result.export_rows],
+    )
 
 
 def skipped(check: Check, reason: str) -> CheckResult:
@@ -114,7 +151,9 @@ def invalid_result(row: InvalidCheck) -> CheckResult:
     return CheckResult(row.name, "rows", Status.INVALID, row.message)
 
 
-def record(run_id: str, at: dt.datetime, result: CheckResult) -> HistoryRecord:
+def record(run_id: str, at: dt.datetime, result: CheckResult, state: Lifecycle, notified: bool) -> HistoryRecord:
+    """The history row of a result, carrying the check's alert state forward (an invalid row carries none)."""
+    carried = incidents.columns(state) if result.status is not Status.INVALID else {}
     return HistoryRecord(
         run_id=run_id,
         check_name=result.name,
@@ -125,28 +164,140 @@ def record(run_id: str, at: dt.datetime, result: CheckResult) -> HistoryRecord:
         message=result.message,
         duration_ms=result.duration_ms,
         bytes_processed=result.bytes_processed,
-        notified=result.notified,
-        slack_channel=result.slack_channel,
-        slack_ts=result.slack_ts,
+        notified=notified,
+        slack_channel=carried.pop("slack_channel", None),  # type: ignore[arg-type]
+        slack_ts=carried.pop("slack_ts", None),  # type: ignore[arg-type]
+        **carried,  # type: ignore[arg-type]
     )
 
 
 def plan(
-    checks: list[Check], history: dict[str, list[HistoryRecord]], options: RunOptions, now: dt.datetime
+    checks: list[Check], last_runs: dict[str, dt.datetime], options: RunOptions, now: dt.datetime
 ) -> tuple[list[Check], dict[str, CheckResult]]:
     """Splits checks into those due now and the skipped ones (disabled, or not due by their schedule)."""
     due: list[Check] = []
     skips: dict[str, CheckResult] = {}
     for check in checks:
-        past = history.get(check.name, [])
         if not check.enabled:
             skips[check.name] = skipped(check, "disabled in the registry")
-        elif options.force or is_due(check, past[-1].checked_at if past else None, now):
+        elif options.force or is_due(check, last_runs.get(check.name), now):
             due.append(check)
         else:
             when = next_tick(check, now).isoformat(timespec="minutes")
             skips[check.name] = skipped(check, f"not due: next run {when} ({check.schedule}, {check.timezone})")
     return due, skips
+
+
+# ---------------------------------------------------------------- alert state and delivery
+
+
+@dataclass
+class AlertState:
+    """A run's view of the alert state: each check's newest history row, with the delivery journal folded in."""
+
+    latest: dict[str, HistoryRecord]
+    states: dict[str, Lifecycle]
+    ledger: delivery.Ledger
+    rows_read: int
+
+    def based_on(self, name: str) -> str:
+        return self.latest[name].run_id if name in self.latest else NO_ROW
+
+
+def read_alert_state(
+    backends: Backends, names: list[str], journal_names: list[str], now: dt.datetime, run_id: str, *, settle: bool
+) -> AlertState:
+    """The newest row of each check (and of the monitor's own incidents); with `settle`, the journal's pending
+    notices too, looked for in Slack when unconfirmed (what was found is journaled at once)."""
+    latest = backends.state.latest(names, now)
+    committed = {name: row.run_id for name, row in latest.items()}
+    pending = []
+    if settle:
+        pending = backends.state.pending_notices(sorted({*journal_names, *latest}), now, committed)
+    ledger = delivery.reconcile(pending, backends.notifier, run_id)
+    backends.state.append_notices(ledger.events)
+    states: dict[str, Lifecycle] = {}
+    for name in {*latest, *ledger.fold}:
+        state = incidents.from_record(latest.get(name))
+        for event in ledger.fold.get(name, []):
+            state = incidents.fold(state, event, committed.get(name, NO_ROW))
+        states[name] = state
+    return AlertState(latest, states, ledger, len(latest) + len(pending))
+
+
+@dataclass
+class Announced:
+    rows: list[HistoryRecord]
+    notified: set[str]  # checks whose news reached Slack in this run (directly or through their group)
+    failures: int  # notices not delivered (retried or looked for on a later run)
+    open_since: dict[str, dt.datetime]  # checks with an incident open after the run (their own, or their group's)
+
+
+def announce(
+    backends: Backends,
+    alert: AlertState,
+    results: list[CheckResult],
+    checks: dict[str, Check],
+    run_id: str,
+    now: dt.datetime,
+) -> Announced:
+    """Steps every result's incident (grouping shared causes), sends what is due, and returns the history rows."""
+    ledger = alert.ledger
+    groups, covered = causes.shared_causes(results, alert.states, backends.settings.shared_cause_min_checks)
+    members = {g.check.name: g.members for g in groups}
+    items = [(r.check, r) for r in results if r.check is not None and r.name not in covered]
+    items += [(g.check, g.result) for g in groups]
+    steps: dict[str, incidents.Step] = {}
+    notices = [delivery.notice_from(r, checks, r.check_name in ledger.repeat_warning) for r in ledger.owed]
+    for check, result in items:
+        state = alert.states.get(check.name, Lifecycle())
+        steps[check.name] = incidents.step(check, state, result, now, run_id, alert.based_on(check.name))
+        notices += [
+            replace(n, members=members.get(check.name, ()), unconfirmed_before=check.name in ledger.repeat_warning)
+            for n in steps[check.name].notices
+        ]
+    go, wait = delivery.held_back(notices, ledger.waiting)
+    deferred = [n for n in wait if n.kind in incidents.CLOSING]
+    outcomes = delivery.send(go, backends.notifier, backends.state, run_id, deferred)
+    delivered = [n for n in go if outcomes[n.id].delivered]
+    notified = {n.check.name for n in delivered}
+    notified |= {name for name, group in covered.items() if group in notified}
+
+    rows = []
+    open_since: dict[str, dt.datetime] = {}
+    for check, result in items:
+        state = steps[check.name].state
+        for notice in delivered:
+            if notice.check.name == check.name:
+                event = delivery.journal(notice, NoticeEvent.DELIVERED, run_id, "", outcomes[notice.id])
+                state = incidents.fold(state, event, based_on="")
+        rows.append(record(run_id, now, result, state, check.name in notified))
+        if state.open and state.since:
+            open_since[check.name] = state.since
+    for result in results:
+        if result.name in covered:  # its state is carried; its cause says which group told Slack
+            state = replace(alert.states.get(result.name, Lifecycle()), cause=result.cause)
+            rows.append(record(run_id, now, result, state, result.name in notified))
+            if covered[result.name] in open_since:
+                open_since[result.name] = open_since[covered[result.name]]
+        elif result.check is None and result.status is Status.INVALID:
+            rows.append(record(run_id, now, result, Lifecycle(), False))
+    failures = len(wait) + sum(not o.delivered for o in outcomes.values())
+    return Announced(rows, notified, failures, open_since)
+
+
+def report_registry_failure(backends: Backends, error: RegistryError, run_id: str, now: dt.datetime) -> None:
+    """The `_registry` incident: the registry cannot be read, so the monitor tells Slack itself (once)."""
+    try:
+        alert = read_alert_state(backends, [], [REGISTRY], now, run_id, settle=True)
+        result = CheckResult(REGISTRY, "registry", Status.ERROR, quote(error, MESSAGE_CHARS), check=REGISTRY_CHECK)
+        announced = announce(backends, alert, [result], {}, run_id, now)
+        backends.state.append(announced.rows)
+    except MonitorError as exc:
+        log.error("the registry failure could not be reported in Slack: %s", exc, extra={"run_id": run_id})
+
+
+# ---------------------------------------------------------------- the run
 
 
 def run(backends: Backends, options: RunOptions) -> RunReport:
@@ -164,10 +315,22 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
     settings = backends.settings
     now = options.now or dt.datetime.now(dt.UTC)  # taken once the lock is held
     clock = time.monotonic()
-    checks, invalid = select(parse_registry(backends.source.read_rows()), options)
-    names = [c.name for c in checks] + [i.name for i in invalid]
-    history = backends.state.history(names, limit=HISTORY_LIMIT)
-    due, skips = plan(checks, history, options, now)
+    try:
+        registry = parse_registry(backends.source.read_rows())
+    except RegistryError as exc:
+        if not options.dry_run:
+            backends.source.publish_problem(str(exc), now)  # where the sheet's readers look
+            report_registry_failure(backends, exc, run_id, now)
+        raise
+    checks, invalid = select(registry, options)
+    enabled = [c.name for c in checks if c.enabled]
+    alert = read_alert_state(backends, enabled, [c.name for c in checks], now, run_id, settle=not options.dry_run)
+    # the state as of `now`: a run recorded later (an earlier --now in the future) does not silence the check
+    last_runs = {name: row.checked_at for name, row in alert.latest.items()}
+    due, skips = plan(checks, last_runs, options, now)
+    single_values = [c.name for c in due if c.type is CheckType.ANOMALY]
+    points = backends.state.points(single_values, now) if single_values else {}
+    state_rows_read = alert.rows_read + sum(len(p) for p in points.values())
     log.info(
         "run %s: %d checks due, %d skipped, %d invalid",
         run_id,
@@ -178,9 +341,7 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
     )
 
     with ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="check") as pool:
-        futures = {
-            c.name: pool.submit(evaluate, c, backends.warehouse, settings, now, history.get(c.name, [])) for c in due
-        }
+        futures = {c.name: pool.submit(evaluate, c, backends.warehouse, settings, now, points.get(c.name)) for c in due}
         evaluated = {name: f.result() for name, f in futures.items()}
     rows = [(c.row_number, evaluated.get(c.name) or skips[c.name]) for c in checks]
     rows += [(i.row_number, invalid_result(i)) for i in invalid]
@@ -191,8 +352,22 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
 
     failures = 0
     if not options.dry_run:
-        failures = incidents.deliver(results, history, backends.notifier, now)
-        backends.state.append([record(run_id, now, r) for r in results if r.status is not Status.SKIPPED])
+        recorded = [r for r in results if r.status is not Status.SKIPPED]
+        if alert.states.get(REGISTRY, Lifecycle()).open:  # the registry reads again: its incident resolves
+            recorded.append(
+                CheckResult(REGISTRY, "registry", Status.OK, "the registry reads again", check=REGISTRY_CHECK)
+            )
+        announced = announce(backends, alert, recorded, {c.name: c for c in checks}, run_id, now)
+        backends.state.append(announced.rows)
+        failures = announced.failures
+        results = [
+            replace(
+                r,
+                notified=r.name in announced.notified,
+                incident=OpenIncident(since) if (since := announced.open_since.get(r.name)) else None,
+            )
+            for r in results
+        ]
     finished_at = now + dt.timedelta(seconds=time.monotonic() - clock)
     report = RunReport(run_id, now, finished_at, results, failures)
     if not options.dry_run:
@@ -205,6 +380,13 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
         run_id,
         duration_ms,
         counts or "no checks",
-        extra={"run_id": run_id, "summary": summary, "duration_ms": duration_ms, "delivery_failures": failures},
+        extra={
+            "event": "run_finished",
+            "run_id": run_id,
+            "summary": summary,
+            "duration_ms": duration_ms,
+            "delivery_failures": failures,
+            "state_rows_read": state_rows_read,
+        },
     )
     return report

@@ -1,31 +1,75 @@
-"""Whether a check is due: a cron tick of its schedule has passed since its last recorded run."""
+"""Whether a check is due: a tick of its cron schedule has passed since its last recorded run.
+
+Ticks follow Debian cron's rule for daylight-saving changes (cronsim implements it): a job at a fixed
+time (no `*` in its minute or hour field) whose time is skipped when clocks go forward runs once, right
+after the change, and runs once, at the first occurrence, when clocks go back and the hour repeats; a job
+with a `*` in its minute or hour field follows the clock: it has no tick in a skipped hour and ticks in
+both passes of a repeated one, so an hourly check runs once per real hour on either day.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
+from cronsim import CronSim, CronSimError
 
 from anomaly_monitor.models import Check
 
+FIELDS = ["minute", "hour", "day-of-month", "month", "day-of-week"]
+EXAMPLE = '"*/15 * * * *"'
+REFERENCE = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # any start works: a schedule that fires does so within 40 years
 
-def last_tick(check: Check, now: dt.datetime) -> dt.datetime:
-    """The newest tick at or before `now`, in the check's time zone (DST handled by croniter)."""
-    local = now.astimezone(ZoneInfo(check.timezone)) + dt.timedelta(microseconds=1)  # a tick at `now` counts
-    return croniter(check.schedule, local).get_prev(dt.datetime)
+
+class ScheduleError(ValueError):
+    """A cron expression that is malformed or can never fire; the message says which part and why."""
+
+
+def check_schedule(expression: str) -> None:
+    """Raises ScheduleError unless `expression` is a 5-field cron expression that fires at some time."""
+    if len(expression.split()) != 5:
+        raise ScheduleError(f"is not a 5-field cron expression ({' '.join(FIELDS)}, e.g. {EXAMPLE})")
+    try:
+        ticks = CronSim(expression, REFERENCE)
+    except CronSimError as exc:
+        dom = expression.split()[2]
+        if str(exc) == "Bad day-of-month" and _valid(f"0 0 {dom} * *"):
+            raise ScheduleError(f"never fires: no month it names has day {dom}") from None
+        raise ScheduleError(f"is not a 5-field cron expression ({str(exc).lower()} field; e.g. {EXAMPLE})") from None
+    try:
+        next(ticks)
+    except StopIteration:
+        raise ScheduleError("never fires: no date matches its day, month and weekday fields") from None
+
+
+def _valid(expression: str) -> bool:
+    try:
+        CronSim(expression, REFERENCE)
+    except CronSimError:
+        return False
+    return True
+
+
+def tick_after(check: Check, moment: dt.datetime) -> dt.datetime:
+    """The first tick of the check's schedule strictly after `moment`, in the check's time zone."""
+    local = moment.astimezone(ZoneInfo(check.timezone))
+    try:
+        return next(CronSim(check.schedule, local))
+    except StopIteration:  # the registry refuses such schedules; this keeps the reason if one slips through
+        raise ScheduleError(f"schedule {check.schedule!r} of check {check.name} never fires") from None
 
 
 def is_due(check: Check, last_run: dt.datetime | None, now: dt.datetime) -> bool:
-    """Due when it never ran or a tick passed since its last run.
+    """Due when it never ran or a tick came after its last run, at or before `now`.
 
     Judged from the history rather than the invocation time, so a late or retried invocation
     neither skips a tick nor runs a check twice for the same tick."""
     if check.schedule is None or last_run is None:
         return True
-    return last_tick(check, now) > last_run
+    if last_run >= now:  # a run recorded later than `now` (a backfill's --now): nothing is due before it
+        return False
+    return tick_after(check, last_run).astimezone(dt.UTC) <= now  # in UTC: a repeated hour's fold counts
 
 
 def next_tick(check: Check, now: dt.datetime) -> dt.datetime:
-    local = now.astimezone(ZoneInfo(check.timezone))
-    return croniter(check.schedule, local).get_next(dt.datetime)
+    return tick_after(check, now)

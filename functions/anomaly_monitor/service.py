@@ -28,10 +28,10 @@ def open_notifier(settings: Settings) -> Notifier:
     return ConsoleNotifier(settings.slack_default_channel, chart=chart_for)
 
 
-def build_backends(settings: Settings, now: dt.datetime) -> Backends:
+def build_backends(settings: Settings) -> Backends:
     return Backends(
         source=open_source(settings.checks_source, settings),
-        warehouse=open_warehouse(settings.warehouse_url, settings, now),
+        warehouse=open_warehouse(settings.warehouse_url, settings),
         state=open_state(settings.state_url, settings),
         notifier=open_notifier(settings),
         settings=settings,
@@ -39,10 +39,8 @@ def build_backends(settings: Settings, now: dt.datetime) -> Backends:
 
 
 def execute(settings: Settings, options: RunOptions) -> RunReport:
-    now = options.now or dt.datetime.now(dt.UTC)
-    return run(
-        build_backends(settings, now), RunOptions(options.checks, options.tags, options.force, options.dry_run, now)
-    )
+    """One run; its instant is `options.now` (--now) or the clock once the run lock is held (see runner.run)."""
+    return run(build_backends(settings), options)
 
 
 @dataclass
@@ -59,20 +57,20 @@ class Validation:
 def validate(settings: Settings, now: dt.datetime) -> list[Validation]:
     """Every registry row checked, and every valid query prepared (BigQuery: a dry-run job) but not run."""
     source = open_source(settings.checks_source, settings)
-    warehouse = open_warehouse(settings.warehouse_url, settings, now)
+    warehouse = open_warehouse(settings.warehouse_url, settings)
     registry = parse_registry(source.read_rows())
     rows: list[tuple[int, Validation]] = [
-        (check.row_number, prepare(check, warehouse, settings)) for check in registry.checks
+        (check.row_number, prepare(check, warehouse, settings, now)) for check in registry.checks
     ]
     rows += [(row.row_number, Validation(row.name, False, row.message)) for row in registry.invalid]
     return [validation for _, validation in sorted(rows, key=lambda pair: pair[0])]
 
 
-def prepare(check: Check, warehouse: Warehouse, settings: Settings) -> Validation:
+def prepare(check: Check, warehouse: Warehouse, settings: Settings, now: dt.datetime) -> Validation:
     """One check's query prepared but not run, against its byte cap."""
     cap_gb = check.byte_cap_gb(settings.max_gb_billed)
     try:
-        scanned = warehouse.dry_run(check.sql, check_name=check.name)
+        scanned = warehouse.dry_run(check.sql, check_name=check.name, now=now)
     except QueryError as exc:
         if not check.enabled:  # e.g. waiting for its table to land: worth a word, not a failed validation
             return Validation(check.name, True, f"disabled; its query would fail: {exc}")

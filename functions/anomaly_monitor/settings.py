@@ -13,6 +13,7 @@ ENV_VARS = (
     "CHECKS_SOURCE",
     "CHECKS_WORKSHEET",
     "STATUS_WORKSHEET",
+    "EXCLUSIONS_WORKSHEET",
     "WAREHOUSE_URL",
     "STATE_URL",
     "SLACK_BOT_TOKEN",
@@ -20,10 +21,13 @@ ENV_VARS = (
     "SLACK_DEFAULT_CHANNEL",
     "SLACK_API_URL",
     "BIGQUERY_API_ENDPOINT",
+    "SHEETS_API_URL",
     "MAX_GB_BILLED",
     "QUERY_TIMEOUT_S",
     "MAX_WORKERS",
     "LOG_FORMAT",
+    "RUN_TIMEOUT_S",
+    "SHARED_CAUSE_MIN_CHECKS",
 )
 
 LOCAL_CHECKS = "data/checks.csv"
@@ -54,6 +58,7 @@ class Settings:
     checks_source: str = LOCAL_CHECKS
     checks_worksheet: str = "checks"
     status_worksheet: str = "status"
+    exclusions_worksheet: str = "exclusions"
     warehouse_url: str = LOCAL_WAREHOUSE
     state_url: str = LOCAL_STATE
     slack_bot_token: str | None = None
@@ -61,10 +66,13 @@ class Settings:
     slack_default_channel: str | None = None
     slack_api_url: str | None = None
     bigquery_api_endpoint: str | None = None
+    sheets_api_url: str | None = None
     max_gb_billed: float = 10.0
     query_timeout_s: float = 120.0
     max_workers: int = 8
     log_format: str = "text"
+    run_timeout_s: float = 540.0  # the invocation's time budget (the function's timeout): Slack waits fit in it
+    shared_cause_min_checks: int = 3  # checks failing for one cause outside their SQL that make one grouped alert
 
     def __repr__(self) -> str:  # the token must never reach a log line
         token = "set" if self.slack_bot_token else "unset"
@@ -84,6 +92,7 @@ class Settings:
             checks_source=get("CHECKS_SOURCE") or LOCAL_CHECKS,
             checks_worksheet=get("CHECKS_WORKSHEET") or "checks",
             status_worksheet=get("STATUS_WORKSHEET") or "status",
+            exclusions_worksheet=get("EXCLUSIONS_WORKSHEET") or "exclusions",
             warehouse_url=get("WAREHOUSE_URL") or LOCAL_WAREHOUSE,
             state_url=get("STATE_URL") or LOCAL_STATE,
             slack_bot_token=get("SLACK_BOT_TOKEN"),
@@ -91,8 +100,11 @@ class Settings:
             slack_default_channel=get("SLACK_DEFAULT_CHANNEL"),
             slack_api_url=get("SLACK_API_URL"),
             bigquery_api_endpoint=get("BIGQUERY_API_ENDPOINT"),
+            sheets_api_url=get("SHEETS_API_URL"),
             max_gb_billed=_number(env, "MAX_GB_BILLED", 10.0, minimum=0),
             query_timeout_s=_number(env, "QUERY_TIMEOUT_S", 120.0, minimum=0.001),
             max_workers=int(_number(env, "MAX_WORKERS", 8, minimum=1)),
             log_format=log_format,
+            run_timeout_s=_number(env, "RUN_TIMEOUT_S", 540.0, minimum=30),
+            shared_cause_min_checks=int(_number(env, "SHARED_CAUSE_MIN_CHECKS", 3, minimum=2)),
         )

@@ -9,7 +9,7 @@ from typing import Any
 
 from anomaly_monitor.judge import expected_range, fmt
 from anomaly_monitor.models import CheckResult, Severity, Status
-from anomaly_monitor.notifiers import Notice, NoticeKind
+from anomaly_monitor.notifiers import REGISTRY, Notice, NoticeKind
 from anomaly_monitor.report import text_table
 
 # Slack's documented limits, and the margins we keep under them.
@@ -112,9 +112,20 @@ def marker(notice: Notice) -> str:
 
 
 def title(notice: Notice) -> str:
+    if notice.check.name == REGISTRY:
+        return f"{ERROR_MARKER} The check registry cannot be read"
+    if notice.members:  # a grouped incident: one shared cause
+        return f"{ERROR_MARKER} {count(len(notice.members), 'check')} could not run"
     if notice.result.status is Status.ERROR:
         return f"{ERROR_MARKER} Check failed to run: {notice.check.name}"
     return f"{marker(notice)} {notice.check.name}"
+
+
+def members_blocks(notice: Notice) -> list[Block]:
+    """The checks a grouped incident covers."""
+    if not notice.members:
+        return []
+    return [section("*Checks:* " + escape(clip(", ".join(notice.members), 2000)))]
 
 
 # ---------------------------------------------------------------- what the data says
@@ -220,6 +231,7 @@ def render(notice: Notice, user_ids: Mapping[str, str] | None = None) -> Message
         NoticeKind.REMINDER: render_reminder,
         NoticeKind.CHANGED: render_changed,
         NoticeKind.RESOLVED: render_resolved_reply,
+        NoticeKind.MISSED: render_missed,
     }
     return renderers[notice.kind](notice, user_ids)
 
@@ -230,6 +242,7 @@ def render_opened(notice: Notice, user_ids: Mapping[str, str]) -> Message:
     if check.description:
         blocks.append(section(escape(check.description)))
     blocks += finding_blocks(result)
+    blocks += members_blocks(notice)
     blocks += about_blocks(notice, user_ids)
     blocks.append(run_context(notice))
     what = "check failed to run" if result.status is Status.ERROR else str(check.severity)
@@ -286,3 +299,42 @@ def render_resolved(notice: Notice, user_ids: Mapping[str, str] | None = None) -
     ]
     blocks.append(context(parts))
     return message(fallback(f"{RESOLVED_MARKER} Resolved: {check.name} (was: {notice.problem})"), blocks)
+
+
+def render_missed(notice: Notice, user_ids: Mapping[str, str]) -> Message:
+    """A whole incident that began and ended while its message could not be posted: one message, resolved."""
+    check = notice.check
+    until = notice.until or notice.at or notice.since
+    blocks = [header(f"{RESOLVED_MARKER} Resolved: {check.name}")]
+    if check.description:
+        blocks.append(section(escape(check.description)))
+    lead = (
+        f"*Failed from {when(notice.since)} to {when(until)}* ({runs(notice.failing_runs)}, "
+        f"{duration(notice.since, until)}) while Slack was unreachable; it is ok again."
+    )
+    blocks += [section(lead), section("*Was:* " + escape(clip(notice.problem, 1000)))]
+    blocks += members_blocks(notice)
+    blocks += about_blocks(notice, user_ids)
+    text = f"{check.name} failed from {when(notice.since)} to {when(until)} while Slack was unreachable:"
+    return message(fallback(f"{RESOLVED_MARKER} {text}", notice.problem), blocks)
+
+
+def render_moved(notice: Notice, user_ids: Mapping[str, str] | None = None) -> Message:
+    """A notice whose incident message was deleted: a new top-level message that says so, then the notice."""
+    user_ids = user_ids or {}
+    resolved = notice.kind is NoticeKind.RESOLVED
+    name = f"{RESOLVED_MARKER} Resolved: {notice.check.name}" if resolved else title(notice)
+    note = context([f"The message this incident began with ({when(notice.since)}) is gone; it continues here."])
+    body = render(notice, user_ids)
+    return message(body["text"], [header(name), note, *body["blocks"]])
+
+
+def with_repeat_warning(body: Message) -> Message:
+    """A message that may repeat an earlier one whose delivery could not be confirmed, saying so."""
+    note = context(
+        [
+            "This may repeat an earlier message: its delivery could not be confirmed, and the app cannot "
+            "read this channel's history to check (scopes channels:history, groups:history)."
+        ]
+    )
+    return message(body["text"], [*body["blocks"], note])

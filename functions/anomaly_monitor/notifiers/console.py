@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from anomaly_monitor.notifiers import ChartRenderer, MessageRef, Notice, NoticeKind
+from anomaly_monitor.errors import LookupUnavailable
+from anomaly_monitor.notifiers import ChartRenderer, Notice, NoticeKind, Sent
 
 log = logging.getLogger(__name__)
 
@@ -18,8 +19,11 @@ class ConsoleNotifier:
         self.chart = chart
         self.chart_dir = chart_dir
 
-    def send(self, notice: Notice) -> MessageRef | None:
-        channel = notice.check.channel or self.default_channel or "(no channel)"
+    def channel_for(self, notice: Notice) -> str:
+        return notice.check.channel or self.default_channel or "(no channel)"
+
+    def send(self, notice: Notice) -> Sent:
+        channel = self.channel_for(notice)
         log.info(
             "SLACK_BOT_TOKEN unset: %s notice for %s not posted to %s: %s",
             notice.kind,
@@ -30,7 +34,10 @@ class ConsoleNotifier:
         )
         if notice.kind is NoticeKind.OPENED:
             self._save_chart(notice)
-        return None
+        return Sent(None, None)
+
+    def find(self, notice_id: str, channel: str, thread_ts: str | None) -> tuple[str, str | None] | None:
+        raise LookupUnavailable("SLACK_BOT_TOKEN is unset, so Slack cannot be searched")
 
     def _save_chart(self, notice: Notice) -> None:
         """The chart Slack would show, as a file; like there, a chart that fails only costs a warning."""

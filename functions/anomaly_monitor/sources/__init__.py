@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Protocol
 
 from anomaly_monitor.models import RunReport
@@ -15,6 +16,10 @@ class CheckSource(Protocol):
 
     def publish(self, report: RunReport) -> None:
         """Writes back what users read beside the registry (statuses, exported rows); never fails the run."""
+        ...
+
+    def publish_problem(self, problem: str, at: dt.datetime) -> None:
+        """The registry could not be read: say so where its readers look (the status tab); never raises."""
         ...
 
 

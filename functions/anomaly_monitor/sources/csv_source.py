@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 from pathlib import Path
 
 from anomaly_monitor.errors import RegistryError
@@ -14,7 +15,21 @@ class CsvSource:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
+    def header(self) -> list[str] | None:
+        """The header row as written, or None when the file does not exist yet."""
+        try:
+            lines = self._lines()
+        except RegistryError:
+            return None
+        return lines[0] if lines else []
+
     def read_rows(self) -> list[dict[str, str]]:
+        lines = self._lines()
+        if not lines:
+            raise RegistryError(f"checks file {self.path} is empty: it needs a header row")
+        return normalize_rows(lines[0], lines[1:])
+
+    def _lines(self) -> list[list[str]]:
         try:
             # utf-8-sig drops the byte-order mark that spreadsheet exports write
             with self.path.open(newline="", encoding="utf-8-sig") as f:
@@ -23,9 +38,10 @@ class CsvSource:
             raise RegistryError(f"checks file {self.path} does not exist (set --checks or CHECKS_SOURCE)") from None
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
             raise RegistryError(f"checks file {self.path} cannot be read: {exc}") from exc
-        if not lines:
-            raise RegistryError(f"checks file {self.path} is empty: it needs a header row")
-        return normalize_rows(lines[0], lines[1:])
+        return lines
 
     def publish(self, report: RunReport) -> None:
         """Local mode shows statuses in the terminal; a CSV file is not written back."""
+
+    def publish_problem(self, problem: str, at: dt.datetime) -> None:
+        """The terminal already shows the problem (the run fails with it)."""

@@ -1,14 +1,21 @@
-"""State stores keep the append-only `check_results` history: SQLite locally, BigQuery in the cloud."""
+"""State stores keep the append-only history (`check_results`) and delivery journal (`notices`): SQLite, BigQuery."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+import datetime as dt
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
 from anomaly_monitor.errors import ConfigError
-from anomaly_monitor.models import HistoryRecord
+from anomaly_monitor.models import HistoryRecord, NoticeRecord
 from anomaly_monitor.settings import Settings
+
+RESERVED_PREFIX = "_"  # the monitor's own incidents (`_registry`, grouped causes); registry names cannot start so
+NO_ROW = "-"  # `based_on` of a notice decided for a check that had no history row yet
+POINTS_LIMIT = 1000  # judged values read back per single-value anomaly check
+CLOSING_KINDS = ("resolved", "missed")  # notices owed until delivered, even after their incident is over
+UNCONFIRMED = ("attempt", "unknown")  # notice events whose outcome the next run looks up in Slack
 
 
 class StateStore(Protocol):
@@ -16,21 +23,33 @@ class StateStore(Protocol):
         """Appends rows to check_results; raises StateError when they could not be written."""
         ...
 
-    def history(self, check_names: Collection[str], *, limit: int) -> dict[str, list[HistoryRecord]]:
-        """The newest `limit` rows of each named check, oldest first (checks without rows are absent)."""
+    def append_notices(self, events: Sequence[NoticeRecord]) -> None:
+        """Appends events to the notices journal; raises StateError when they could not be written."""
+        ...
+
+    def latest(self, check_names: Collection[str], now: dt.datetime) -> dict[str, HistoryRecord]:
+        """Each named check's newest row at or before `now` that is not `invalid` (it carries the check's alert
+        state), and the newest row of every reserved name (`_registry`, grouped incidents). Checks without rows
+        are absent."""
+        ...
+
+    def points(
+        self, check_names: Collection[str], now: dt.datetime, *, limit: int = POINTS_LIMIT
+    ) -> dict[str, list[tuple[dt.datetime, float]]]:
+        """The newest `limit` judged values (ok or alert, with a value) of each check, oldest first."""
+        ...
+
+    def pending_notices(
+        self, check_names: Collection[str], now: dt.datetime, committed: Mapping[str, str]
+    ) -> list[NoticeRecord]:
+        """The newest event of each notice of these checks that a run still has to act on: unconfirmed
+        (`attempt`, `unknown`), a closing notice not yet delivered (`failed` resolved or missed), or decided
+        by a run that never recorded its results (its `based_on` is the check's newest run, `committed`)."""
         ...
 
     def run_lock(self, run_id: str) -> AbstractContextManager[None]:
         """Held while a run decides and sends notifications, so overlapping runs cannot post one incident twice."""
         ...
-
-
-def by_check(records: Iterable[HistoryRecord]) -> dict[str, list[HistoryRecord]]:
-    """History records grouped per check, keeping their order."""
-    out: dict[str, list[HistoryRecord]] = {}
-    for record in records:
-        out.setdefault(record.check_name, []).append(record)
-    return out
 
 
 def open_state(url: str, settings: Settings) -> StateStore:

@@ -1,26 +1,30 @@
-"""The cloud state store: `check_results` in BigQuery, appended by streaming inserts, created on first use."""
+"""The cloud state store: `check_results` and `notices` in BigQuery, appended by streaming inserts."""
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from anomaly_monitor import gcp
 from anomaly_monitor.errors import StateError
-from anomaly_monitor.models import HistoryRecord, Status
+from anomaly_monitor.models import HistoryRecord, NoticeRecord
 from anomaly_monitor.settings import Settings
-from anomaly_monitor.state import by_check
-from anomaly_monitor.state.schema import CHECK_RESULTS_SCHEMA, COLUMNS
+from anomaly_monitor.state import CLOSING_KINDS, NO_ROW, POINTS_LIMIT, UNCONFIRMED
+from anomaly_monitor.state.schema import COLUMNS, NOTICE_COLUMNS, TABLES, from_values, to_values
 from anomaly_monitor.urls import bigquery_dataset
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
 
-TABLE = "check_results"
-HISTORY_DAYS = 90  # partition filter: alert state, schedules and anomaly history never look further back
+# Every read filters on the partitioning column and names its checks (the clustering column), so what a run
+# scans depends on the window, never on the table's age (docs/state.md has the figures).
+LATEST_WINDOWS_DAYS = (2, 35, 400)  # the newest row of each check, looked for in widening windows
+POINTS_WINDOWS_DAYS = (7, 90)  # a 10-minute check has its points in a week; slower ones look back up to 90 days
+NOTICES_DAYS = 90  # a notice still pending after this long is given up on (and was logged every run before)
+PARTITIONING = {"check_results": "checked_at", "notices": "recorded_at"}
 QUERY_TIMEOUT_S = 60
 REQUEST_DEADLINE_S = 60  # retries of one API call stop here (the client's default is 10 minutes)
 
@@ -33,36 +37,49 @@ REQUEST_DEADLINE_S = 60  # retries of one API call stop here (the client's defau
 _run_lock = threading.Lock()
 
 
-def bigquery_schema() -> list[bigquery.SchemaField]:
-    """CHECK_RESULTS_SCHEMA (shared with SQLite and Terraform) as BigQuery fields."""
+def bigquery_schema(table: str) -> list[bigquery.SchemaField]:
+    """The table's schema (shared with SQLite and Terraform) as BigQuery fields."""
     from google.cloud import bigquery
 
-    return [bigquery.SchemaField(name, kind, mode=mode) for name, kind, mode in CHECK_RESULTS_SCHEMA]
+    return [bigquery.SchemaField(name, kind, mode=mode) for name, kind, mode in TABLES[table]]
 
 
-def to_row(record: HistoryRecord) -> dict[str, Any]:
-    row = {column: getattr(record, column) for column in COLUMNS}
-    row["checked_at"] = record.checked_at.astimezone(dt.UTC).isoformat()
-    row["status"] = str(record.status)
-    return row
+def to_row(record: HistoryRecord | NoticeRecord) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in to_values(record).items()}
 
 
-def from_row(row: Any) -> HistoryRecord:
-    values = {column: row[column] for column in COLUMNS}
-    values["status"] = Status(values["status"])
-    values["notified"] = bool(values["notified"])
-    values["message"] = values["message"] or ""
-    values["duration_ms"] = values["duration_ms"] or 0
-    return HistoryRecord(**values)
-
-
-HISTORY_SQL = f"""
+LATEST_SQL = f"""
 SELECT {", ".join(COLUMNS)}
 FROM `{{table}}`
+WHERE (check_name IN UNNEST(@names) {{reserved}})
+  AND status != 'invalid'
+  AND checked_at >= @since AND checked_at <= @now
+QUALIFY ROW_NUMBER() OVER (PARTITION BY check_name ORDER BY checked_at DESC) = 1
+"""
+
+POINTS_SQL = """
+SELECT check_name, checked_at, value
+FROM `{table}`
 WHERE check_name IN UNNEST(@names)
-  AND checked_at >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL {HISTORY_DAYS} DAY)
+  AND status IN ('ok', 'alert') AND value IS NOT NULL
+  AND checked_at >= @since AND checked_at <= @now
 QUALIFY ROW_NUMBER() OVER (PARTITION BY check_name ORDER BY checked_at DESC) <= @limit
 ORDER BY check_name, checked_at
+"""
+
+PENDING_SQL = f"""
+SELECT {", ".join(NOTICE_COLUMNS)}
+FROM (
+  SELECT *
+  FROM `{{table}}`
+  WHERE check_name IN UNNEST(@names)
+    AND recorded_at >= @since
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY notice_id ORDER BY recorded_at DESC) = 1
+)
+WHERE event IN UNNEST(@unconfirmed)
+   OR (event = 'failed' AND kind IN UNNEST(@closing))
+   OR CONCAT(check_name, '/', based_on) IN UNNEST(@committed)
+ORDER BY recorded_at, notice_id
 """
 
 
@@ -71,8 +88,10 @@ class BigQueryStateStore:
         self.project = project
         self.dataset = dataset
         self.api_endpoint = api_endpoint
-        self.table_id = f"{project}.{dataset}.{TABLE}"
-        self._table_ready = False
+        self.table_id = f"{project}.{dataset}.check_results"
+        self.notices_id = f"{project}.{dataset}.notices"
+        self._tables_ready = False
+        self.bytes_processed = 0  # by this store's queries, for the run's summary line
 
     @classmethod
     def from_url(cls, url: str, settings: Settings) -> BigQueryStateStore:
@@ -81,76 +100,173 @@ class BigQueryStateStore:
 
     def _client(self) -> bigquery.Client:
         client = gcp.bigquery_client(self.project, self.api_endpoint)
-        if not self._table_ready:
-            self._ensure_table(client)
-            self._table_ready = True
+        if not self._tables_ready:
+            for table in TABLES:
+                self._ensure_table(client, table)
+            self._tables_ready = True
         return client
 
-    def _ensure_table(self, client: bigquery.Client) -> None:
-        """Terraform creates the table; this covers local use and a deleted table (one GET per instance)."""
+    def _ensure_table(self, client: bigquery.Client, name: str) -> None:
+        """Terraform creates the tables; this covers local use, a deleted table, and a table from an older version
+        (the columns added since are appended, NULLABLE: no row is rewritten). One GET per table and instance."""
         from google.api_core.exceptions import NotFound
         from google.cloud import bigquery
 
         retry = bigquery.DEFAULT_RETRY.with_deadline(REQUEST_DEADLINE_S)
+        table_id = f"{self.project}.{self.dataset}.{name}"
         try:
-            client.get_table(self.table_id, retry=retry)
-            return
+            table = client.get_table(table_id, retry=retry)
         except NotFound:
-            pass
+            table = None
+        except Exception as exc:
+            raise StateError(f"state table {table_id} cannot be read: {exc}") from exc
+        if table is not None:
+            have = {field.name for field in table.schema}
+            missing = [(n, kind) for n, kind, _ in TABLES[name] if n not in have]
+            try:  # DDL, once per column and per upgrade: a NULLABLE column is added without rewriting a row
+                for n, kind in missing:
+                    client.query(f"ALTER TABLE `{table_id}` ADD COLUMN IF NOT EXISTS {n} {kind}").result(
+                        timeout=QUERY_TIMEOUT_S
+                    )
+            except Exception as exc:
+                raise StateError(
+                    f"state table {table_id} lacks the columns {', '.join(n for n, _ in missing)} and they "
+                    f"could not be added ({exc}): run terraform apply, or grant the function BigQuery Data "
+                    "Editor on the state dataset"
+                ) from exc
+            return
         try:
             client.get_dataset(f"{self.project}.{self.dataset}", retry=retry)
         except NotFound:
             raise StateError(
                 f"dataset {self.project}.{self.dataset} does not exist: create it (terraform apply) or fix STATE_URL"
             ) from None
-        table = bigquery.Table(self.table_id, schema=bigquery_schema())
-        table.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY, field="checked_at")
+        table = bigquery.Table(table_id, schema=bigquery_schema(name))
+        table.time_partitioning = bigquery.TimePartitioning(
+            type_=bigquery.TimePartitioningType.DAY, field=PARTITIONING[name]
+        )
         table.clustering_fields = ["check_name"]
         client.create_table(table, exists_ok=True, retry=retry)
 
-    def append(self, records: Sequence[HistoryRecord]) -> None:
+    def _insert(self, table_id: str, rows: Sequence[HistoryRecord | NoticeRecord], row_ids: list[str]) -> None:
         """Streaming inserts, chosen over the Storage Write API: rows are queryable at once (the next run's
         incident lifecycle reads them back), one REST call with no gRPC stream to manage, and at a few rows
-        per run the cost is negligible. insertId (run id + check) lets BigQuery drop a retried duplicate."""
-        if not records:
+        per run the cost is negligible. The insertId lets BigQuery drop a retried duplicate."""
+        if not rows:
             return
         from google.cloud import bigquery
 
         try:
             errors = self._client().insert_rows_json(
-                self.table_id,
-                [to_row(r) for r in records],
-                row_ids=[f"{r.run_id}:{r.check_name}" for r in records],
+                table_id,
+                [to_row(r) for r in rows],
+                row_ids=row_ids,
                 retry=bigquery.DEFAULT_RETRY.with_deadline(REQUEST_DEADLINE_S),
             )
         except StateError:
             raise
         except Exception as exc:
-            raise StateError(f"results could not be written to {self.table_id}: {exc}") from exc
+            raise StateError(f"rows could not be written to {table_id}: {exc}") from exc
         if errors:
-            raise StateError(f"results could not be written to {self.table_id}: {errors[:3]}")
+            raise StateError(f"rows could not be written to {table_id}: {errors[:3]}")
 
-    def history(self, check_names: Collection[str], *, limit: int) -> dict[str, list[HistoryRecord]]:
+    def append(self, records: Sequence[HistoryRecord]) -> None:
+        self._insert(self.table_id, records, [f"{r.run_id}:{r.check_name}" for r in records])
+
+    def append_notices(self, events: Sequence[NoticeRecord]) -> None:
+        ids = [f"{e.notice_id}:{e.event}:{e.recorded_at.timestamp():.6f}" for e in events]
+        self._insert(self.notices_id, events, ids)
+
+    def _query(self, sql: str, parameters: list[Any], check: str) -> list[Any]:
         from google.cloud import bigquery
 
-        names = sorted(set(check_names))
-        if not names:
-            return {}
-        config = bigquery.QueryJobConfig(
-            query_parameters=[
-                bigquery.ArrayQueryParameter("names", "STRING", names),
-                bigquery.ScalarQueryParameter("limit", "INT64", limit),
-            ],
-            labels={"app": "anomaly-monitor", "check": "history"},
-        )
+        config = bigquery.QueryJobConfig(query_parameters=parameters, labels={"app": "anomaly-monitor", "check": check})
         try:
-            job = self._client().query(HISTORY_SQL.format(table=self.table_id), job_config=config)
+            job = self._client().query(sql, job_config=config)
             rows = list(job.result(timeout=QUERY_TIMEOUT_S))
         except StateError:
             raise
         except Exception as exc:
-            raise StateError(f"history could not be read from {self.table_id}: {exc}") from exc
-        return by_check(from_row(row) for row in rows)
+            raise StateError(f"state could not be read from {self.project}.{self.dataset}: {exc}") from exc
+        self.bytes_processed += job.total_bytes_processed or 0
+        return rows
+
+    def latest(self, check_names: Collection[str], now: dt.datetime) -> dict[str, HistoryRecord]:
+        """Widening windows: almost every check ran in the last two days, so the wider scans are for the few that
+        did not (weekly or monthly schedules, a new check, a monitor that was down for days)."""
+        from google.cloud import bigquery
+
+        found: dict[str, HistoryRecord] = {}
+        missing = sorted(set(check_names))
+        for n, days in enumerate(LATEST_WINDOWS_DAYS):
+            if n and not missing:
+                break
+            reserved = "OR STARTS_WITH(check_name, '_')" if n == 0 else ""
+            rows = self._query(
+                LATEST_SQL.format(table=self.table_id, reserved=reserved),
+                [
+                    bigquery.ArrayQueryParameter("names", "STRING", missing),
+                    bigquery.ScalarQueryParameter("since", "TIMESTAMP", now - dt.timedelta(days=days)),
+                    bigquery.ScalarQueryParameter("now", "TIMESTAMP", now),
+                ],
+                "state",
+            )
+            for row in rows:
+                found[row["check_name"]] = from_values(HistoryRecord, dict(row.items()))
+            missing = [name for name in missing if name not in found]
+        return found
+
+    def points(
+        self, check_names: Collection[str], now: dt.datetime, *, limit: int = POINTS_LIMIT
+    ) -> dict[str, list[tuple[dt.datetime, float]]]:
+        """Widening windows again: only checks short of `limit` points in the first one are looked for further."""
+        from google.cloud import bigquery
+
+        out: dict[str, list[tuple[dt.datetime, float]]] = {}
+        short = sorted(set(check_names))
+        for days in POINTS_WINDOWS_DAYS:
+            if not short:
+                break
+            rows = self._query(
+                POINTS_SQL.format(table=self.table_id),
+                [
+                    bigquery.ArrayQueryParameter("names", "STRING", short),
+                    bigquery.ScalarQueryParameter("since", "TIMESTAMP", now - dt.timedelta(days=days)),
+                    bigquery.ScalarQueryParameter("now", "TIMESTAMP", now),
+                    bigquery.ScalarQueryParameter("limit", "INT64", limit),
+                ],
+                "points",
+            )
+            found: dict[str, list[tuple[dt.datetime, float]]] = {}
+            for row in rows:
+                found.setdefault(row["check_name"], []).append((row["checked_at"].astimezone(dt.UTC), row["value"]))
+            out.update(found)
+            short = [name for name in short if len(found.get(name, [])) < limit]
+        return out
+
+    def pending_notices(
+        self, check_names: Collection[str], now: dt.datetime, committed: Mapping[str, str]
+    ) -> list[NoticeRecord]:
+        from google.cloud import bigquery
+
+        names = sorted(set(check_names))
+        if not names:
+            return []
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(days=NOTICES_DAYS)  # recorded_at is the wall clock
+        rows = self._query(
+            PENDING_SQL.format(table=self.notices_id),
+            [
+                bigquery.ArrayQueryParameter("names", "STRING", names),
+                bigquery.ScalarQueryParameter("since", "TIMESTAMP", since),
+                bigquery.ArrayQueryParameter("unconfirmed", "STRING", list(UNCONFIRMED)),
+                bigquery.ArrayQueryParameter("closing", "STRING", list(CLOSING_KINDS)),
+                bigquery.ArrayQueryParameter(
+                    "committed", "STRING", [f"{name}/{committed.get(name, NO_ROW)}" for name in names]
+                ),
+            ],
+            "notices",
+        )
+        return [from_values(NoticeRecord, dict(row.items())) for row in rows]
 
     @contextmanager
     def run_lock(self, run_id: str) -> Iterator[None]:

@@ -1,6 +1,16 @@
-"""The `check_results` history table: one definition for SQLite, BigQuery and the Terraform test."""
+"""The state tables, `check_results` and `notices`: one definition for SQLite, BigQuery and the Terraform test."""
 
-# (column, BigQuery type, mode); SQLite uses the affinity in SQLITE_TYPES.
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import fields
+from typing import Any, TypeVar
+
+from anomaly_monitor.models import HistoryRecord, NoticeEvent, NoticeRecord, Status
+
+# (column, BigQuery type, mode); SQLite uses the affinity in SQLITE_TYPES. New columns are only ever appended,
+# NULLABLE, so rows written by older versions stay readable and a table is upgraded by adding columns.
 CHECK_RESULTS_SCHEMA: list[tuple[str, str, str]] = [
     ("run_id", "STRING", "REQUIRED"),
     ("check_name", "STRING", "REQUIRED"),
@@ -14,8 +24,82 @@ CHECK_RESULTS_SCHEMA: list[tuple[str, str, str]] = [
     ("notified", "BOOL", "NULLABLE"),
     ("slack_channel", "STRING", "NULLABLE"),
     ("slack_ts", "STRING", "NULLABLE"),
+    ("incident_id", "STRING", "NULLABLE"),
+    ("incident_start", "TIMESTAMP", "NULLABLE"),
+    ("failing_runs", "INT64", "NULLABLE"),
+    ("announced", "STRING", "NULLABLE"),
+    ("last_notice_at", "TIMESTAMP", "NULLABLE"),
+    ("cause", "STRING", "NULLABLE"),
+]
+
+# The delivery journal: every notice the lifecycle decided on, and what became of it (append-only).
+NOTICES_SCHEMA: list[tuple[str, str, str]] = [
+    ("notice_id", "STRING", "REQUIRED"),
+    ("check_name", "STRING", "REQUIRED"),
+    ("event", "STRING", "REQUIRED"),
+    ("recorded_at", "TIMESTAMP", "REQUIRED"),
+    ("run_id", "STRING", "REQUIRED"),
+    ("kind", "STRING", "REQUIRED"),
+    ("at", "TIMESTAMP", "REQUIRED"),
+    ("based_on", "STRING", "NULLABLE"),
+    ("incident_id", "STRING", "NULLABLE"),
+    ("since", "TIMESTAMP", "NULLABLE"),
+    ("until", "TIMESTAMP", "NULLABLE"),
+    ("failing_runs", "INT64", "NULLABLE"),
+    ("status", "STRING", "NULLABLE"),
+    ("problem", "STRING", "NULLABLE"),
+    ("resolution", "STRING", "NULLABLE"),
+    ("slack_channel", "STRING", "NULLABLE"),
+    ("thread_ts", "STRING", "NULLABLE"),
+    ("slack_ts", "STRING", "NULLABLE"),
+    ("members", "STRING", "NULLABLE"),
+    ("detail", "STRING", "NULLABLE"),
 ]
 
 SQLITE_TYPES = {"STRING": "TEXT", "TIMESTAMP": "TEXT", "FLOAT64": "REAL", "INT64": "INTEGER", "BOOL": "INTEGER"}
 
 COLUMNS = [name for name, _, _ in CHECK_RESULTS_SCHEMA]
+NOTICE_COLUMNS = [name for name, _, _ in NOTICES_SCHEMA]
+TABLES = {"check_results": CHECK_RESULTS_SCHEMA, "notices": NOTICES_SCHEMA}
+
+Row = TypeVar("Row", HistoryRecord, NoticeRecord)
+_ENUMS: dict[str, type[enum.Enum]] = {"status": Status, "event": NoticeEvent}
+
+
+def _kinds(schema: list[tuple[str, str, str]]) -> dict[str, str]:
+    return {name: kind for name, kind, _ in schema}
+
+
+def to_values(row: HistoryRecord | NoticeRecord) -> dict[str, Any]:
+    """A record as column -> plain value: times in UTC, enums as their text."""
+    out: dict[str, Any] = {}
+    for f in fields(row):
+        value = getattr(row, f.name)
+        if isinstance(value, dt.datetime):
+            value = value.astimezone(dt.UTC)
+        elif isinstance(value, enum.Enum):
+            value = value.value
+        out[f.name] = value
+    return out
+
+
+def from_values(cls: type[Row], values: dict[str, Any]) -> Row:
+    """The record a row's values describe; columns a store does not have yet read as NULL."""
+    kinds = _kinds(CHECK_RESULTS_SCHEMA if cls is HistoryRecord else NOTICES_SCHEMA)
+    out: dict[str, Any] = {}
+    for name, kind in kinds.items():
+        value = values.get(name)
+        if value is not None and kind == "TIMESTAMP" and not isinstance(value, dt.datetime):
+            value = dt.datetime.fromisoformat(str(value))
+        if isinstance(value, dt.datetime):
+            value = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+        if value is not None and kind == "BOOL":
+            value = bool(value)
+        if value is not None and name in _ENUMS:
+            value = _ENUMS[name](value)
+        out[name] = value
+    if cls is HistoryRecord:
+        out["message"] = out["message"] or ""
+        out["duration_ms"] = out["duration_ms"] or 0
+        out["notified"] = bool(out["notified"])
+    return cls(**out)

@@ -1,40 +1,51 @@
-"""The local state store: check_results in a SQLite file, created on first use."""
+"""The local state store: check_results and notices in a SQLite file, created (or upgraded) on first use."""
 
 from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import re
 import sqlite3
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import Any
 
 from anomaly_monitor.errors import StateError
-from anomaly_monitor.models import HistoryRecord, Status
-from anomaly_monitor.state import by_check
-from anomaly_monitor.state.schema import CHECK_RESULTS_SCHEMA, COLUMNS, SQLITE_TYPES
+from anomaly_monitor.models import HistoryRecord, NoticeRecord
+from anomaly_monitor.state import CLOSING_KINDS, NO_ROW, POINTS_LIMIT, RESERVED_PREFIX, UNCONFIRMED
+from anomaly_monitor.state.schema import COLUMNS, NOTICE_COLUMNS, SQLITE_TYPES, TABLES, from_values, to_values
 from anomaly_monitor.urls import sqlite_path
 
-DDL = (
-    "CREATE TABLE IF NOT EXISTS check_results ("
-    + ", ".join(
-        f"{name} {SQLITE_TYPES[kind]}{' NOT NULL' if mode == 'REQUIRED' else ''}"
-        for name, kind, mode in CHECK_RESULTS_SCHEMA
-    )
-    + ");\nCREATE INDEX IF NOT EXISTS check_results_by_check ON check_results (check_name, checked_at);"
+INDEXES = (
+    "CREATE INDEX IF NOT EXISTS check_results_by_check ON check_results (check_name, checked_at)",
+    "CREATE INDEX IF NOT EXISTS notices_by_check ON notices (check_name, notice_id, recorded_at)",
 )
+CHUNK = 500  # names per statement, well under SQLite's limit on bound parameters
+TIMES = {name for schema in TABLES.values() for name, kind, _ in schema if kind == "TIMESTAMP"}
+RESERVED_NAMES_SQL = "SELECT DISTINCT check_name FROM check_results WHERE check_name >= ? AND check_name < ?"
 
 
 def _to_text(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    """UTC as `YYYY-MM-DD HH:MM:SS.ffffff`: isoformat pads every year to four digits (strftime's %Y does not), so
+    the text sorts as time and reads back whatever the year."""
+    return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
-def _record(row: sqlite3.Row) -> HistoryRecord:
-    values = dict(zip(COLUMNS, row))
-    values["checked_at"] = dt.datetime.fromisoformat(values["checked_at"]).replace(tzinfo=dt.UTC)
-    values["status"] = Status(values["status"])
-    values["notified"] = bool(values["notified"])
-    return HistoryRecord(**values)
+def _from_text(text: str) -> dt.datetime:
+    # Rows written before the year was padded hold e.g. "226-03-29 …": pad it rather than fail every run.
+    padded = re.sub(r"^\d{1,3}(?=-)", lambda year: year.group().zfill(4), text)
+    return dt.datetime.fromisoformat(padded).replace(tzinfo=dt.UTC)
+
+
+def _chunks(names: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(names), CHUNK):
+        yield names[start : start + CHUNK]
+
+
+def _values(row: sqlite3.Row) -> dict[str, Any]:
+    """A row's values, its times read back from their text."""
+    return {k: _from_text(v) if k in TIMES and isinstance(v, str) else v for k, v in dict(row).items()}
 
 
 class SqliteStateStore:
@@ -49,40 +60,112 @@ class SqliteStateStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=30)
-            conn.executescript(DDL)
+            conn.row_factory = sqlite3.Row
+            self._upgrade(conn)
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"state store {self.path} cannot be opened: {exc}") from exc
         return conn
 
-    def append(self, records: Sequence[HistoryRecord]) -> None:
-        rows = [
-            tuple(_to_text(v) if isinstance(v, dt.datetime) else v for v in (getattr(r, c) for c in COLUMNS))
-            for r in records
-        ]
-        placeholders = ", ".join("?" for _ in COLUMNS)
+    @staticmethod
+    def _upgrade(conn: sqlite3.Connection) -> None:
+        """Creates the tables, or adds the columns a newer version brought (NULL in older rows); nothing is lost."""
+        for table, schema in TABLES.items():
+            existing = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            if not existing:
+                columns = ", ".join(
+                    f"{name} {SQLITE_TYPES[kind]}{' NOT NULL' if mode == 'REQUIRED' else ''}"
+                    for name, kind, mode in schema
+                )
+                conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
+                continue
+            for name, kind, _ in schema:
+                if name not in existing:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {SQLITE_TYPES[kind]}")
+        for statement in INDEXES:
+            conn.execute(statement)
+        conn.commit()
+
+    def _insert(self, table: str, columns: list[str], rows: Sequence[HistoryRecord | NoticeRecord]) -> None:
+        values = []
+        for row in rows:
+            plain = to_values(row)
+            values.append(tuple(_to_text(v) if isinstance(v, dt.datetime) else v for v in map(plain.get, columns)))
+        placeholders = ", ".join("?" for _ in columns)
         try:
             with closing(self._connect()) as conn, conn:
-                conn.executemany(f"INSERT INTO check_results ({', '.join(COLUMNS)}) VALUES ({placeholders})", rows)
+                conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", values)
         except sqlite3.Error as exc:
-            raise StateError(f"state store {self.path}: results could not be written: {exc}") from exc
+            raise StateError(f"state store {self.path}: {table} could not be written: {exc}") from exc
 
-    def history(self, check_names: Collection[str], *, limit: int) -> dict[str, list[HistoryRecord]]:
-        names = sorted(set(check_names))
-        if not names:
-            return {}
-        marks = ", ".join("?" for _ in names)
-        sql = (
-            f"SELECT {', '.join(COLUMNS)} FROM ("
-            f" SELECT *, ROW_NUMBER() OVER (PARTITION BY check_name ORDER BY checked_at DESC, rowid DESC) AS n"
-            f" FROM check_results WHERE check_name IN ({marks})"
-            f") WHERE n <= ? ORDER BY check_name, checked_at, n DESC"
-        )
+    def append(self, records: Sequence[HistoryRecord]) -> None:
+        if records:
+            self._insert("check_results", COLUMNS, records)
+
+    def append_notices(self, events: Sequence[NoticeRecord]) -> None:
+        if events:
+            self._insert("notices", NOTICE_COLUMNS, events)
+
+    def _read(self, what: str, statements: Iterator[tuple[str, list[Any]]]) -> list[sqlite3.Row]:
         try:
             with closing(self._connect()) as conn:
-                rows = conn.execute(sql, [*names, limit]).fetchall()
+                return [row for sql, params in statements for row in conn.execute(sql, params).fetchall()]
         except sqlite3.Error as exc:
-            raise StateError(f"state store {self.path}: history could not be read: {exc}") from exc
-        return by_check(_record(row) for row in rows)
+            raise StateError(f"state store {self.path}: {what} could not be read: {exc}") from exc
+
+    def latest(self, check_names: Collection[str], now: dt.datetime) -> dict[str, HistoryRecord]:
+        """One indexed lookup per check: the cost does not grow with the history. Rows after `now` (a run at an
+        earlier --now) are not the state as of now."""
+        reserved = self._read("history", iter([(RESERVED_NAMES_SQL, [RESERVED_PREFIX, chr(ord(RESERVED_PREFIX) + 1)])]))
+        names = sorted(set(check_names) | {row[0] for row in reserved})
+
+        def statements() -> Iterator[tuple[str, list[Any]]]:
+            for chunk in _chunks(names):
+                values = ", ".join("(?)" for _ in chunk)
+                yield (
+                    f"WITH names(name) AS (VALUES {values}) SELECT {', '.join(f'c.{c}' for c in COLUMNS)} "
+                    "FROM names JOIN check_results c ON c.rowid = (SELECT rowid FROM check_results"
+                    " WHERE check_name = names.name AND status != 'invalid' AND checked_at <= ?"
+                    " ORDER BY checked_at DESC, rowid DESC LIMIT 1)",
+                    [*chunk, _to_text(now)],
+                )
+
+        rows = self._read("history", statements())
+        return {row["check_name"]: from_values(HistoryRecord, _values(row)) for row in rows}
+
+    def points(
+        self, check_names: Collection[str], now: dt.datetime, *, limit: int = POINTS_LIMIT
+    ) -> dict[str, list[tuple[dt.datetime, float]]]:
+        sql = (
+            "SELECT check_name, checked_at, value FROM check_results WHERE check_name = ? AND checked_at <= ? "
+            "AND status IN ('ok', 'alert') AND value IS NOT NULL ORDER BY checked_at DESC, rowid DESC LIMIT ?"
+        )
+        rows = self._read("history", ((sql, [name, _to_text(now), limit]) for name in sorted(set(check_names))))
+        out: dict[str, list[tuple[dt.datetime, float]]] = {}
+        for row in rows:
+            at = _from_text(row["checked_at"])
+            out.setdefault(row["check_name"], []).append((at, row["value"]))
+        return {name: points[::-1] for name, points in out.items()}
+
+    def pending_notices(
+        self, check_names: Collection[str], now: dt.datetime, committed: Mapping[str, str]
+    ) -> list[NoticeRecord]:
+        names = sorted(set(check_names))
+
+        def statements() -> Iterator[tuple[str, list[Any]]]:
+            for chunk in _chunks(names):
+                marks = ", ".join("?" for _ in chunk)
+                based = [committed.get(name, NO_ROW) for name in chunk]
+                yield (
+                    f"SELECT {', '.join(NOTICE_COLUMNS)} FROM ("
+                    " SELECT *, ROW_NUMBER() OVER (PARTITION BY notice_id ORDER BY recorded_at DESC, rowid DESC) AS n"
+                    f" FROM notices WHERE check_name IN ({marks})"
+                    ") WHERE n = 1 AND (event IN (?, ?) OR (event = 'failed' AND kind IN (?, ?))"
+                    f" OR check_name || '/' || based_on IN ({marks})) ORDER BY recorded_at, notice_id",
+                    [*chunk, *UNCONFIRMED, *CLOSING_KINDS, *(f"{n}/{b}" for n, b in zip(chunk, based))],
+                )
+
+        rows = self._read("notices", statements())
+        return [from_values(NoticeRecord, _values(row)) for row in rows]
 
     @contextmanager
     def run_lock(self, run_id: str) -> Iterator[None]:

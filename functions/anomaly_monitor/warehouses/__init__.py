@@ -12,26 +12,32 @@ from anomaly_monitor.settings import Settings
 
 class Warehouse(Protocol):
     def query(
-        self, sql: str, *, check_name: str, limit: int | None, timeout_s: float, max_bytes: int | None
+        self,
+        sql: str,
+        *,
+        check_name: str,
+        limit: int | None,
+        timeout_s: float,
+        max_bytes: int | None,
+        now: dt.datetime,
     ) -> QueryResult:
         """Runs one read-only query; keeps the first `limit` rows (None: all) and counts the rest.
 
+        `now` is the run's instant (taken once, after the run lock): what CURRENT_TIMESTAMP() and its kin mean.
         Raises QueryError with a message a user can act on."""
         ...
 
-    def dry_run(self, sql: str, *, check_name: str) -> int | None:
+    def dry_run(self, sql: str, *, check_name: str, now: dt.datetime) -> int | None:
         """Validates the query without reading data; returns the bytes it would scan (None if unknown)."""
         ...
 
 
-def open_warehouse(url: str, settings: Settings, now: dt.datetime) -> Warehouse:
-    """The warehouse a URL names: `sqlite:///path.db` or `bigquery://PROJECT/DATASET`.
-
-    `now` is what CURRENT_TIMESTAMP() means on SQLite (the --now option); BigQuery keeps its own clock."""
+def open_warehouse(url: str, settings: Settings) -> Warehouse:
+    """The warehouse a URL names: `sqlite:///path.db` or `bigquery://PROJECT/DATASET`."""
     if url.startswith("sqlite:///"):
         from anomaly_monitor.warehouses.sqlite import SqliteWarehouse
 
-        return SqliteWarehouse.from_url(url, now)
+        return SqliteWarehouse.from_url(url)
     if url.startswith("bigquery://"):
         from anomaly_monitor.warehouses.bigquery import BigQueryWarehouse
 

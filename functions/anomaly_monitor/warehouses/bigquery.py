@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from anomaly_monitor import gcp
 from anomaly_monitor.errors import QueryError
 from anomaly_monitor.models import GB, QueryResult
+from anomaly_monitor.redact import quote
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.urls import bigquery_dataset
 
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from google.cloud import bigquery
 
 APP_LABEL = "anomaly-monitor"
+QUOTA_REASONS = ("quotaExceeded", "rateLimitExceeded", "billingTierLimitExceeded", "billingNotEnabled")
+DENIED_DATASET = re.compile(r"(?:Table|Dataset|dataset) ([\w-]+[:.][\w]+)")  # "Access Denied: Table p:d.t: ..."
 
 
 def label_value(text: str) -> str:
@@ -57,7 +60,9 @@ class BigQueryWarehouse:
         try:
             return gcp.bigquery_client(self.project, self.api_endpoint)
         except Exception as exc:  # google.auth.exceptions.DefaultCredentialsError and the like
-            raise QueryError(f"no BigQuery client: {exc} (set up Application Default Credentials)") from exc
+            raise QueryError(
+                f"no BigQuery client: {exc} (set up Application Default Credentials)", cause="authentication"
+            ) from exc
 
     def _config(self, check_name: str, **options: Any) -> bigquery.QueryJobConfig:
         from google.cloud import bigquery
@@ -70,9 +75,18 @@ class BigQueryWarehouse:
         )
 
     def query(
-        self, sql: str, *, check_name: str, limit: int | None, timeout_s: float, max_bytes: int | None
+        self,
+        sql: str,
+        *,
+        check_name: str,
+        limit: int | None,
+        timeout_s: float,
+        max_bytes: int | None,
+        now: dt.datetime,
     ) -> QueryResult:
-        """Submits the job, waits at most timeout_s (then cancels it), and fetches only the rows needed."""
+        """Submits the job, waits at most timeout_s (then cancels it), and fetches only the rows needed.
+
+        `now` is accepted for the Warehouse interface; BigQuery still keeps its own clock."""
         config = self._config(check_name, maximum_bytes_billed=max_bytes)
         client = self.client
         try:
@@ -92,7 +106,7 @@ class BigQueryWarehouse:
         total = rows.total_rows if rows.total_rows is not None else len(kept)
         return QueryResult(columns, kept, total, job.total_bytes_processed)
 
-    def dry_run(self, sql: str, *, check_name: str) -> int | None:
+    def dry_run(self, sql: str, *, check_name: str, now: dt.datetime) -> int | None:
         """A dry-run job: BigQuery parses and plans the query and says how many bytes it would scan."""
         config = self._config(check_name, dry_run=True, use_query_cache=False)
         try:
@@ -104,12 +118,21 @@ class BigQueryWarehouse:
     def _query_error(self, exc: Exception, max_bytes: int | None) -> QueryError:
         """Turns what BigQuery answered into a message the check's owner can act on."""
         from google.api_core import exceptions as api
+        from google.auth.exceptions import GoogleAuthError
 
+        if isinstance(exc, GoogleAuthError):
+            return QueryError(f"BigQuery refused the credentials: {quote(exc)}", cause="authentication")
         if not isinstance(exc, api.GoogleAPICallError):
-            return QueryError(f"BigQuery could not be reached: {type(exc).__name__}: {exc}")
+            return QueryError(f"BigQuery could not be reached: {type(exc).__name__}: {quote(exc)}", cause="warehouse")
         errors = exc.errors or [{}]
         reason = errors[0].get("reason", "")
-        detail = errors[0].get("message") or exc.message
+        detail = quote(errors[0].get("message") or exc.message, 1000)
+        if isinstance(exc, api.Unauthorized) or reason in ("authError", "unauthorized"):
+            return QueryError(f"BigQuery refused the credentials: {detail}", cause="authentication")
+        if reason in QUOTA_REASONS or isinstance(exc, api.TooManyRequests):
+            return QueryError(f"BigQuery quota or rate limit exceeded ({reason}): {detail}", cause="quota")
+        if isinstance(exc, api.ServerError):
+            return QueryError(f"BigQuery error {exc.code} {reason}: {detail}", cause="warehouse")
         if reason == "bytesBilledLimitExceeded":
             cap = f"max_gb_billed={max_bytes / GB:g} GB" if max_bytes else "its byte cap"
             fix = "raise the column max_gb_billed or filter on the partition column"
@@ -119,9 +142,11 @@ class BigQueryWarehouse:
                 f"not found: {detail} (unqualified tables are looked up in {self.project}.{self.dataset})"
             )
         if isinstance(exc, api.Forbidden) and reason in ("accessDenied", ""):
+            dataset = DENIED_DATASET.search(detail)
             return QueryError(
                 f"permission denied: {detail}: grant the function's service account BigQuery Data Viewer "
-                f"on that dataset (and Job User on project {self.project})"
+                f"on that dataset (and Job User on project {self.project})",
+                cause=f"permission:{dataset.group(1).replace(':', '.')}" if dataset else "permission",
             )
         if reason == "invalidQuery" or isinstance(exc, api.BadRequest):
             return QueryError(f"BigQuery rejected the SQL: {detail}")

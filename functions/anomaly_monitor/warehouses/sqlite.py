@@ -14,26 +14,34 @@ from anomaly_monitor.warehouses.sqlite_dialect import to_sqlite
 from anomaly_monitor.warehouses.sqlite_functions import FUNCTION_ERROR, ReadOnlyConnection, connect_readonly
 
 FETCH_BATCH = 500  # rows fetched between deadline checks
+UNREADABLE = ("file is not a database", "unable to open database", "disk image is malformed", "disk I/O error")
 
 
 class SqliteWarehouse:
-    def __init__(self, path: Path, now: dt.datetime) -> None:
+    def __init__(self, path: Path) -> None:
         if not path.is_file():
             raise ConfigError(f"warehouse {path} does not exist: build it with `make init-db` (python init_db.py)")
         self.path = path
-        self.now = now
 
     @classmethod
-    def from_url(cls, url: str, now: dt.datetime) -> SqliteWarehouse:
-        return cls(sqlite_path(url), now)
+    def from_url(cls, url: str) -> SqliteWarehouse:
+        return cls(sqlite_path(url))
 
     def query(
-        self, sql: str, *, check_name: str, limit: int | None, timeout_s: float, max_bytes: int | None = None
+        self,
+        sql: str,
+        *,
+        check_name: str,
+        limit: int | None,
+        timeout_s: float,
+        max_bytes: int | None = None,
+        now: dt.datetime,
     ) -> QueryResult:
-        """Runs in a connection of its own (one per thread); the deadline covers the query and the fetch."""
+        """Runs in a connection of its own (one per thread), whose clock is `now`; the deadline covers the query
+        and the fetch."""
         deadline = time.monotonic() + timeout_s
         translated = to_sqlite(sql)
-        conn = connect_readonly(str(self.path), self.now)
+        conn = self._connect(now)
         conn.deadline = deadline
         try:
             cursor = conn.execute(translated)
@@ -49,30 +57,41 @@ class SqliteWarehouse:
                 wanted = len(batch) if limit is None else max(0, min(len(batch), limit - len(rows)))
                 rows += [dict(zip(columns, row)) for row in batch[:wanted]]
         except sqlite3.Error as exc:
-            raise _query_error(conn, exc, timeout_s) from None
+            raise self._query_error(conn, exc, timeout_s) from None
         finally:
             conn.close()
         return QueryResult(columns, rows, count)
 
-    def dry_run(self, sql: str, *, check_name: str) -> int | None:
+    def dry_run(self, sql: str, *, check_name: str, now: dt.datetime) -> int | None:
         """Prepares the statement without running it (EXPLAIN); SQLite cannot say how much it would scan."""
         translated = to_sqlite(sql)
-        conn = connect_readonly(str(self.path), self.now)
+        conn = self._connect(now)
         try:
             conn.execute("EXPLAIN " + translated)
         except sqlite3.Error as exc:
-            raise _query_error(conn, exc, None) from None
+            raise self._query_error(conn, exc, None) from None
         finally:
             conn.close()
         return None
 
+    def _connect(self, now: dt.datetime) -> ReadOnlyConnection:
+        try:
+            return connect_readonly(str(self.path), now)
+        except sqlite3.Error as exc:
+            raise self._unreadable(exc) from None
 
-def _query_error(conn: ReadOnlyConnection, exc: sqlite3.Error, timeout_s: float | None) -> QueryError:
-    """What went wrong, in words the check's owner can act on."""
-    if timeout_s is not None and conn.past_deadline():
-        return QueryError(f"timed out after {timeout_s:g} s (QUERY_TIMEOUT_S) and was cancelled")
-    if conn.refused and "not authorized" in str(exc):
-        return QueryError(f"SQLite refused {conn.refused}: a check may only read tables and call safe functions")
-    if conn.function_error and FUNCTION_ERROR in str(exc):
-        return QueryError(conn.function_error)
-    return QueryError(f"SQLite rejected the translated query: {exc}")
+    def _unreadable(self, exc: sqlite3.Error) -> QueryError:
+        """The warehouse file itself, not the check's SQL: every check fails alike (one grouped alert)."""
+        return QueryError(f"the warehouse {self.path} cannot be read: {exc}", cause="warehouse")
+
+    def _query_error(self, conn: ReadOnlyConnection, exc: sqlite3.Error, timeout_s: float | None) -> QueryError:
+        """What went wrong, in words the check's owner can act on."""
+        if timeout_s is not None and conn.past_deadline():
+            return QueryError(f"timed out after {timeout_s:g} s (QUERY_TIMEOUT_S) and was cancelled")
+        if any(sign in str(exc) for sign in UNREADABLE):
+            return self._unreadable(exc)
+        if conn.refused and "not authorized" in str(exc):
+            return QueryError(f"SQLite refused {conn.refused}: a check may only read tables and call safe functions")
+        if conn.function_error and FUNCTION_ERROR in str(exc):
+            return QueryError(conn.function_error)
+        return QueryError(f"SQLite rejected the translated query: {exc}")
