@@ -188,3 +188,11 @@ def test_generated_queries_that_pass_run_or_fail_as_a_query_error(tiny_warehouse
         assert str(err)
     else:
         assert result.row_count <= 1
+
+
+def test_nested_functions_that_repeat_their_argument_are_refused_before_the_translation_explodes() -> None:
+    sql = "SELECT " + "CAST(" * 25 + "x" + " AS INT64)" * 25 + " FROM t"  # each level uses its argument 4 times
+    assert read_only_error(sql) is None
+    with pytest.raises(QueryError, match="translation of this query would be too large"):
+        to_sqlite(sql)
+    assert "CASE" in to_sqlite("SELECT " + "CAST(" * 3 + "x" + " AS INT64)" * 3 + " FROM t")

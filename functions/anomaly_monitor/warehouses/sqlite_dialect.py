@@ -7,6 +7,7 @@ import functools
 import re
 import sqlite3
 import zoneinfo
+from collections import Counter
 from collections.abc import Callable
 
 import sqlglot
@@ -15,12 +16,15 @@ from sqlglot.errors import ErrorLevel, SqlglotError
 
 from anomaly_monitor.errors import QueryError
 from anomaly_monitor.readonly import UnsafeSql, parse_select
-from anomaly_monitor.warehouses.sqlite_functions import UTC_NAMES, parse_timestamp, timestamp_text, zone_info
+from anomaly_monitor.warehouses.clock import zone_info
+from anomaly_monitor.warehouses.sqlite_functions import UTC_NAMES, parse_timestamp, timestamp_text
 
 # SQLite stores TIMESTAMP as UTC text; every timestamp we produce uses this form (milliseconds kept only when
 # non-zero), so it compares correctly with stored `YYYY-MM-DD HH:MM:SS` text.
 TIMESTAMP_TEXT = "rtrim(rtrim(strftime('%Y-%m-%d %H:%M:%f', :x{mods}), '0'), '.')"
 _TYPE = "bq_type"  # key in Expression.meta: the BigQuery type of a rewritten expression
+_NODES = "bq_nodes"  # key in Expression.meta: the size of an expression _sql built
+MAX_NODES = 20_000  # the largest expression a translation may build (checks need a few hundred)
 _TIMESTAMP, _DATE = "TIMESTAMP", "DATE"
 _DATE_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?$")
 _MS_PER_UNIT = {"MILLISECOND": 1, "SECOND": 1000, "MINUTE": 60_000, "HOUR": 3_600_000, "DAY": 86_400_000}
@@ -82,31 +86,39 @@ def _first_line(err: Exception) -> str:
 
 
 @functools.cache
-def _parsed_template(template: str) -> exp.Expression:
-    return sqlglot.parse_one(f"SELECT {template}", read="sqlite").selects[0]
+def _parsed_template(template: str) -> tuple[exp.Expression, int, Counter[str]]:
+    """The template parsed, its own size, and how often each placeholder occurs in it."""
+    node = sqlglot.parse_one(f"SELECT {template}", read="sqlite").selects[0]
+    uses = Counter(placeholder.name for placeholder in node.find_all(exp.Placeholder))
+    return node, sum(1 for _ in node.walk()) - uses.total(), uses
 
 
 def _sql(template: str, type_: str | None = None, **args: exp.Expression) -> exp.Expression:
-    """Build a SQLite expression from a template whose `:name` placeholders take the given expressions."""
-    node = _parsed_template(template).copy()
-    for placeholder in list(node.find_all(exp.Placeholder)):
-        value = _wrapped(args[placeholder.name].copy())
-        if placeholder is node:
-            node = value
-        else:
-            placeholder.replace(value)
+    """Build a SQLite expression from a template whose `:name` placeholders take the given expressions.
+
+    A template may use an argument several times (SQLite has no LET), so nested calls multiply the size of the
+    translation; past MAX_NODES it is refused rather than built."""
+    parsed, size, uses = _parsed_template(template)
+    size += sum(count * _size(args[name]) for name, count in uses.items())
+    if size > MAX_NODES:
+        raise QueryError(
+            "the SQLite translation of this query would be too large (nested date, cast or format functions "
+            "repeat their argument): compute the inner value once, in a WITH clause"
+        )
+    # The arguments are copied (they stay where they are), and replace_placeholders puts the same object in each
+    # place an argument is used: copying the result then gives each place its own.
+    node = exp.replace_placeholders(parsed, **{name: value.copy() for name, value in args.items()})
+    if any(count > 1 for count in uses.values()):
+        node = node.copy()
+    node.meta[_NODES] = size
     if type_:
         node.meta[_TYPE] = type_
     return node
 
 
-def _wrapped(node: exp.Expression) -> exp.Expression:
-    """Parenthesise operators, so that substituting them into a template keeps their precedence."""
-    if isinstance(node, exp.Binary | exp.Unary | exp.Between | exp.In | exp.Not) and not isinstance(node, exp.Paren):
-        paren = exp.Paren(this=node)
-        paren.meta.update(node.meta)
-        return paren
-    return node
+def _size(node: exp.Expression) -> int:
+    """Nodes in an expression, counting what _sql built by the size it recorded."""
+    return sum(n.meta.get(_NODES, 1) for n in node.walk(prune=lambda n: _NODES in n.meta))
 
 
 def _typed(node: exp.Expression, type_: str) -> exp.Expression:
@@ -582,9 +594,9 @@ def _regexp_function(name: str, *keys: str) -> Callable[[exp.Expression], exp.Ex
     """REGEXP_EXTRACT and friends as Python functions over RE2 (patterns were checked when the SQL was parsed)."""
 
     def rule(node: exp.Expression) -> exp.Expression:
-        present = [key for key in keys if node.args.get(key) is not None]
-        names = ", ".join(f":{key}" for key in ["this", "expression", *present])
-        return _sql(f"{name}({names})", **{key: node.args[key] for key in ["this", "expression", *present]})
+        values = [node.this, node.expression, *(node.args[k] for k in keys if node.args.get(k) is not None)]
+        names = ", ".join(f":a{index}" for index in range(len(values)))
+        return _sql(f"{name}({names})", **{f"a{index}": value for index, value in enumerate(values)})
 
     return rule
 

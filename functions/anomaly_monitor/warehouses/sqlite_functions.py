@@ -7,16 +7,15 @@ import functools
 import json
 import math
 import pathlib
-import re
 import sqlite3
 import threading
 import time
 import urllib.request
-import zoneinfo
 from collections.abc import Callable
 
 from anomaly_monitor import regex
 from anomaly_monitor.errors import ConfigError
+from anomaly_monitor.warehouses.clock import zone_info
 
 UTC_NAMES = {"UTC", "ETC/UTC", "+00", "+00:00", "Z"}
 PROGRESS_STEPS = 10_000  # SQLite VM instructions between deadline checks
@@ -371,17 +370,6 @@ def _format_fallback(fmt: str | None, value: str | None) -> str | None:
         return None
     moment = parse_timestamp(value)
     return None if moment is None else moment.strftime(fmt.replace("%Z", "UTC"))
-
-
-@functools.lru_cache(maxsize=64)
-def zone_info(name: str) -> datetime.tzinfo:
-    """An IANA zone, or a fixed offset such as '+05:30' or '-08', as BigQuery accepts."""
-    offset = re.fullmatch(r"(?:UTC)?([+-])(\d{1,2})(?::?(\d{2}))?", name.strip())
-    if offset:
-        sign = 1 if offset.group(1) == "+" else -1
-        delta = datetime.timedelta(hours=int(offset.group(2)), minutes=int(offset.group(3) or 0))
-        return datetime.timezone(sign * delta)
-    return zoneinfo.ZoneInfo(name)
 
 
 def _to_local(value: str | None, zone: str | None) -> str | None:
