@@ -479,6 +479,11 @@ def _current_timestamp(node: exp.Expression) -> exp.Expression:
     return _typed(_local(_sql("bq_now()"), zone), _TIMESTAMP)
 
 
+def _current_time(node: exp.Expression) -> exp.Expression:
+    wall_clock = _local(_sql("bq_now()"), _zone(node, "this"))
+    return _sql("rtrim(rtrim(strftime('%H:%M:%f', :x), '0'), '.')", x=wall_clock)
+
+
 def _current_date(node: exp.Expression) -> exp.Expression:
     return _sql("date(:x)", _DATE, x=_local(_sql("bq_now()"), _zone(node, "this")))
 
@@ -788,6 +793,7 @@ _RULES: dict[type, Callable[[exp.Expression], exp.Expression | None]] = {
     exp.CurrentTimestamp: _current_timestamp,
     exp.CurrentDatetime: _current_timestamp,
     exp.CurrentDate: _current_date,
+    exp.CurrentTime: _current_time,
     exp.Cast: _cast,
     exp.TryCast: _cast,
     exp.EQ: _compare,
