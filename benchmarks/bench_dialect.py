@@ -10,8 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from anomaly_monitor.warehouses.sqlite_connection import connect_readonly
 from anomaly_monitor.warehouses.sqlite_dialect import to_sqlite
-from anomaly_monitor.warehouses.sqlite_functions import connect_readonly
 
 NOW = datetime.datetime(2025, 10, 16, 12, 0, tzinfo=datetime.UTC)
 

@@ -14,8 +14,8 @@ import pytest
 from conftest import build_demo_warehouse
 
 import init_db
+from anomaly_monitor.warehouses.sqlite_connection import connect_readonly
 from anomaly_monitor.warehouses.sqlite_dialect import to_sqlite
-from anomaly_monitor.warehouses.sqlite_functions import connect_readonly
 
 CHECKS_CSV = init_db.DATA_DIR / "checks.csv"
 SPEC_COLUMNS = [

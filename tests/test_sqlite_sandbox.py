@@ -10,7 +10,8 @@ import pytest
 
 from anomaly_monitor.errors import QueryError
 from anomaly_monitor.warehouses.sqlite import SqliteWarehouse
-from anomaly_monitor.warehouses.sqlite_functions import MAX_VALUE_BYTES, connect_readonly
+from anomaly_monitor.warehouses.sqlite_connection import connect_readonly
+from anomaly_monitor.warehouses.sqlite_functions import MAX_VALUE_BYTES
 
 NOW = dt.datetime(2025, 10, 16, 12, 0, tzinfo=dt.UTC)
 INFINITE = "WITH RECURSIVE n AS (SELECT 1 AS x UNION ALL SELECT x + 1 FROM n) "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -10,8 +11,8 @@ from pathlib import Path
 from anomaly_monitor.errors import ConfigError, QueryError
 from anomaly_monitor.models import QueryResult
 from anomaly_monitor.urls import sqlite_path
-from anomaly_monitor.warehouses.sqlite_dialect import to_sqlite
-from anomaly_monitor.warehouses.sqlite_functions import FUNCTION_ERROR, ReadOnlyConnection, connect_readonly
+from anomaly_monitor.warehouses.sqlite_connection import FUNCTION_ERROR, ReadOnlyConnection, connect_readonly
+from anomaly_monitor.warehouses.sqlite_dialect import Schema, Translation, translate
 
 FETCH_BATCH = 500  # rows fetched between deadline checks
 UNREADABLE = ("file is not a database", "unable to open database", "disk image is malformed", "disk I/O error")
@@ -22,6 +23,7 @@ class SqliteWarehouse:
         if not path.is_file():
             raise ConfigError(f"warehouse {path} does not exist: build it with `make init-db` (python init_db.py)")
         self.path = path
+        self._schema: tuple[tuple[int, int], Schema] | None = None  # (file version, its tables' columns)
 
     @classmethod
     def from_url(cls, url: str) -> SqliteWarehouse:
@@ -40,12 +42,13 @@ class SqliteWarehouse:
         """Runs in a connection of its own (one per thread), whose clock is `now`; the deadline covers the query
         and the fetch."""
         deadline = time.monotonic() + timeout_s
-        translated = to_sqlite(sql)
         conn = self._connect(now)
         conn.deadline = deadline
         try:
-            cursor = conn.execute(translated)
+            translation = self._translate(sql, conn)
+            cursor = conn.execute(translation.sql)
             columns = [d[0] for d in cursor.description or ()]
+            arrays = [column for column in columns if column in translation.arrays]
             rows: list[dict] = []
             count = 0
             # Fetching and counting run under the deadline too: SQLite's progress handler interrupts the steps,
@@ -55,7 +58,7 @@ class SqliteWarehouse:
                     raise sqlite3.OperationalError("interrupted")
                 count += len(batch)
                 wanted = len(batch) if limit is None else max(0, min(len(batch), limit - len(rows)))
-                rows += [dict(zip(columns, row)) for row in batch[:wanted]]
+                rows += [_row(columns, row, arrays) for row in batch[:wanted]]
         except sqlite3.Error as exc:
             raise self._query_error(conn, exc, timeout_s) from None
         finally:
@@ -64,15 +67,29 @@ class SqliteWarehouse:
 
     def dry_run(self, sql: str, *, check_name: str, now: dt.datetime) -> int | None:
         """Prepares the statement without running it (EXPLAIN); SQLite cannot say how much it would scan."""
-        translated = to_sqlite(sql)
         conn = self._connect(now)
         try:
-            conn.execute("EXPLAIN " + translated)
+            conn.execute("EXPLAIN " + self._translate(sql, conn).sql)
         except sqlite3.Error as exc:
             raise self._query_error(conn, exc, None) from None
         finally:
             conn.close()
         return None
+
+    def _translate(self, sql: str, conn: ReadOnlyConnection) -> Translation:
+        """The check's SQL for SQLite; the schema is read once per version of the file (for `* EXCEPT`)."""
+        stat = self.path.stat()
+        version = (stat.st_mtime_ns, stat.st_size)
+        if self._schema is None or self._schema[0] != version:
+            tables = [
+                name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
+            ]
+            columns = {
+                table: [d[0] for d in conn.execute(f"SELECT * FROM {_quoted(table)} LIMIT 0").description]
+                for table in tables
+            }
+            self._schema = (version, Schema(columns))
+        return translate(sql, self._schema[1])
 
     def _connect(self, now: dt.datetime) -> ReadOnlyConnection:
         try:
@@ -95,3 +112,15 @@ class SqliteWarehouse:
         if conn.function_error and FUNCTION_ERROR in str(exc):
             return QueryError(conn.function_error)
         return QueryError(f"SQLite rejected the translated query: {exc}")
+
+
+def _row(columns: list[str], values: tuple, arrays: list[str]) -> dict:
+    """One result row; ARRAY columns (JSON text in SQLite) become lists, NULL an empty one, as BigQuery returns."""
+    row = dict(zip(columns, values))
+    for column in arrays:
+        row[column] = json.loads(row[column]) if isinstance(row[column], str) else []
+    return row
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

@@ -1,244 +1,29 @@
-"""The read-only SQLite connection translated checks run on, and the few functions SQLite cannot express."""
+"""BigQuery functions SQLite lacks, as Python functions the read-only connection registers.
+
+Each is bounded: values are capped at MAX_VALUE_BYTES, and what loops over its input (regular expressions)
+checks the calling statement's deadline as it goes.
+"""
 
 from __future__ import annotations
 
+import base64
 import datetime
 import functools
 import json
 import math
-import pathlib
-import sqlite3
 import threading
-import time
-import urllib.request
 from collections.abc import Callable
 
 from anomaly_monitor import regex
-from anomaly_monitor.errors import ConfigError
 from anomaly_monitor.warehouses.clock import zone_info
 
 UTC_NAMES = {"UTC", "ETC/UTC", "+00", "+00:00", "Z"}
-PROGRESS_STEPS = 10_000  # SQLite VM instructions between deadline checks
 MAX_VALUE_BYTES = 16 * 1024 * 1024  # the largest string or blob a query may read or build (SQLITE_LIMIT_LENGTH)
-FUNCTION_ERROR = "user-defined"  # how SQLite reports that a Python function raised (details: function_error)
-
-# SQLite's own functions a translated check may call: scalar, aggregate, window, date, math and JSON functions.
-# Everything else (load_extension, fts3_tokenizer, the FTS and R-tree helpers, the real clock) is refused.
-SAFE_FUNCTIONS = frozenset(
-    {
-        "->",
-        "->>",
-        "abs",
-        "acos",
-        "acosh",
-        "asin",
-        "asinh",
-        "atan",
-        "atan2",
-        "atanh",
-        "avg",
-        "ceil",
-        "ceiling",
-        "char",
-        "coalesce",
-        "cos",
-        "cosh",
-        "count",
-        "cume_dist",
-        "date",
-        "datetime",
-        "degrees",
-        "dense_rank",
-        "exp",
-        "first_value",
-        "floor",
-        "format",
-        "glob",
-        "group_concat",
-        "hex",
-        "ifnull",
-        "iif",
-        "instr",
-        "json",
-        "json_array",
-        "json_array_length",
-        "json_extract",
-        "json_group_array",
-        "json_group_object",
-        "json_insert",
-        "json_object",
-        "json_patch",
-        "json_quote",
-        "json_remove",
-        "json_replace",
-        "json_set",
-        "json_type",
-        "json_valid",
-        "julianday",
-        "lag",
-        "last_value",
-        "lead",
-        "length",
-        "like",
-        "likelihood",
-        "likely",
-        "ln",
-        "log",
-        "log10",
-        "log2",
-        "lower",
-        "ltrim",
-        "max",
-        "min",
-        "mod",
-        "nth_value",
-        "ntile",
-        "nullif",
-        "percent_rank",
-        "pi",
-        "pow",
-        "power",
-        "printf",
-        "quote",
-        "radians",
-        "random",
-        "randomblob",
-        "rank",
-        "replace",
-        "round",
-        "row_number",
-        "rtrim",
-        "sign",
-        "sin",
-        "sinh",
-        "soundex",
-        "sqrt",
-        "strftime",
-        "substr",
-        "substring",
-        "sum",
-        "tan",
-        "tanh",
-        "time",
-        "total",
-        "trim",
-        "trunc",
-        "typeof",
-        "unicode",
-        "unixepoch",
-        "unlikely",
-        "upper",
-        "zeroblob",
-    }
-)
-# What the authorizer lets a statement do: select, read columns, recurse (WITH RECURSIVE), call safe functions.
-_ALLOWED_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE}
-_SCHEMA_TABLES = {"sqlite_master", "sqlite_temp_master"}
+DEADLINE = threading.local()  # .value: the deadline of the statement calling a function, on its own thread
 
 
-_call = threading.local()  # the deadline of the statement calling a Python function, on its own thread
-
-
-class QueryTimeout(Exception):
-    """The connection's deadline passed while a Python function was about to run."""
-
-
-class ReadOnlyConnection(sqlite3.Connection):
-    """A connection that can read tables and call safe functions, and nothing else; queries stop at `deadline`."""
-
-    deadline: float = math.inf  # time.monotonic() after which the running statement is interrupted
-    now_text: str = ""  # what CURRENT_TIMESTAMP() means (bq_now())
-    refused: str | None = None  # what the authorizer refused last, for the error message
-    function_error: str | None = None  # why a Python function failed last, for the error message
-    functions: frozenset[str] = SAFE_FUNCTIONS  # and the Python functions registered on it
-
-    def past_deadline(self) -> bool:
-        return time.monotonic() > self.deadline
-
-    def authorize(self, action: int, arg1: str | None, arg2: str | None, database: str | None, _: object) -> int:
-        if action in _ALLOWED_ACTIONS:
-            return sqlite3.SQLITE_OK
-        if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in self.functions:
-            return sqlite3.SQLITE_OK
-        # Declaring an eponymous virtual table (json_each) reports updates of the schema table; the file is
-        # opened read-only, so nothing can be written there whatever this answers.
-        if action == sqlite3.SQLITE_UPDATE and arg1 in _SCHEMA_TABLES:
-            return sqlite3.SQLITE_OK
-        self.refused = (
-            f"function {arg2}()"
-            if action == sqlite3.SQLITE_FUNCTION
-            else _ACTION_NAMES.get(action, "changing the database")
-        )
-        return sqlite3.SQLITE_DENY
-
-
-_ACTION_NAMES = {
-    sqlite3.SQLITE_PRAGMA: "PRAGMA",
-    sqlite3.SQLITE_ATTACH: "ATTACH",
-    sqlite3.SQLITE_DETACH: "DETACH",
-    sqlite3.SQLITE_INSERT: "INSERT",
-    sqlite3.SQLITE_UPDATE: "UPDATE",
-    sqlite3.SQLITE_DELETE: "DELETE",
-    sqlite3.SQLITE_TRANSACTION: "a transaction",
-    sqlite3.SQLITE_CREATE_VTABLE: "CREATE VIRTUAL TABLE",
-}
-
-
-def connect_readonly(path: str, now: datetime.datetime) -> ReadOnlyConnection:
-    """Open a SQLite warehouse read-only, with the functions translated checks call and `now` as the clock.
-
-    Read-only three times over: the file is opened read-only, `query_only` is on, and an authorizer refuses
-    every action but reading tables and calling safe functions. Values are capped at MAX_VALUE_BYTES."""
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware (UTC)")
-    file = pathlib.Path(path).expanduser().resolve()
-    if not file.is_file():
-        raise ConfigError(f"SQLite warehouse {str(file)!r} does not exist: create it (init_db.py) or fix the URL")
-    uri = f"file:{urllib.request.pathname2url(str(file))}?mode=ro"
-    try:
-        conn = sqlite3.connect(uri, uri=True, factory=ReadOnlyConnection)
-    except sqlite3.Error as err:
-        raise ConfigError(f"cannot open SQLite warehouse {str(file)!r} read-only: {err}") from err
-    conn.execute("PRAGMA query_only = ON")
-    # BigQuery's LIKE is case-sensitive; SQLite's is not unless told so.
-    conn.execute("PRAGMA case_sensitive_like = ON")
-    if hasattr(conn, "enable_load_extension"):  # absent when Python's SQLite was built without extensions
-        conn.enable_load_extension(False)
-    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
-    conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
-    conn.now_text = timestamp_text(now)
-    _register_functions(conn)
-    conn.functions = SAFE_FUNCTIONS | {"bq_now", *_PYTHON_FUNCTIONS, *_SPREAD_FUNCTIONS}
-    conn.set_authorizer(conn.authorize)
-    conn.set_progress_handler(conn.past_deadline, PROGRESS_STEPS)
-    return conn
-
-
-def _register_functions(conn: ReadOnlyConnection) -> None:
-    # Deterministic lets SQLite evaluate a constant call such as bq_now() once per statement, not once per row.
-    conn.create_function("bq_now", 0, lambda: conn.now_text, deterministic=True)
-    for name, function in _PYTHON_FUNCTIONS.items():
-        conn.create_function(name, -1, _guarded(conn, function), deterministic=True)
-    # SQLite has no standard deviation; a window-capable aggregate serves both STDDEV(x) and STDDEV(x) OVER (...).
-    for name, (sample, root) in _SPREAD_FUNCTIONS.items():
-        conn.create_window_function(name, 1, functools.partial(_Spread, sample, root))
-
-
-def _guarded(conn: ReadOnlyConnection, function: Callable) -> Callable:
-    """The function stops at the connection's deadline (SQLite's progress handler cannot interrupt Python), and
-    its error is kept for the message (SQLite only says that a user-defined function raised)."""
-
-    def call(*args: object) -> object:
-        if conn.past_deadline():
-            raise QueryTimeout
-        _call.deadline = conn.deadline  # for functions that loop (regular expressions): they check it as they go
-        try:
-            return function(*args)
-        except Exception as err:
-            conn.function_error = str(err) or type(err).__name__
-            raise
-
-    return call
+def _deadline() -> float:
+    return getattr(DEADLINE, "value", math.inf)
 
 
 _SPREAD_FUNCTIONS = {
@@ -286,6 +71,68 @@ class _Spread:
         return self.value()
 
 
+class _Collect:
+    """ARRAY_AGG and STRING_AGG with BigQuery's DISTINCT, IGNORE NULLS, ORDER BY and LIMIT (SQLite's own
+    aggregates take no ORDER BY before 3.44). Called as (spec, [separator,] value, key...)."""
+
+    def __init__(self, separated: bool) -> None:
+        self.separated = separated
+        self.spec: dict | None = None
+        self.separator = ","
+        self.rows: list[tuple[object, tuple]] = []
+        self.size = 0
+
+    def step(self, spec: str, *args: object) -> None:
+        if self.spec is None:
+            self.spec = _collect_spec(spec)
+            self.separator = _text(args[0]) if self.separated and args[0] is not None else ","
+        value, *keys = args[1:] if self.separated else args
+        self.size += len(value) if isinstance(value, str | bytes) else 8
+        if self.size > MAX_VALUE_BYTES:
+            raise ValueError(f"ARRAY_AGG/STRING_AGG over more than {MAX_VALUE_BYTES:,} bytes of values")
+        self.rows.append((value, tuple(keys)))
+
+    def finalize(self) -> str | None:
+        if self.spec is None:
+            return None  # no rows: NULL, as in BigQuery
+        rows = self.rows
+        if self.separated or self.spec["ignore_nulls"]:  # STRING_AGG always leaves NULLs out
+            rows = [row for row in rows if row[0] is not None]
+        elif any(value is None for value, _ in rows):
+            raise ValueError("ARRAY_AGG: an array cannot hold NULL (write ARRAY_AGG(x IGNORE NULLS))")
+        if self.spec["distinct"]:
+            first = {}
+            for value, keys in rows:
+                first.setdefault(_sort_key(value), (value, keys))
+            rows = list(first.values())
+        for position, (descending, nulls_first) in reversed(list(enumerate(self.spec["order"]))):
+            present = sorted((r for r in rows if r[1][position] is not None), key=lambda r: _sort_key(r[1][position]))
+            if descending:
+                present.reverse()
+            missing = [r for r in rows if r[1][position] is None]
+            rows = missing + present if nulls_first else present + missing
+        if self.spec["limit"] is not None:
+            rows = rows[: self.spec["limit"]]
+        values = [value for value, _ in rows]
+        if self.separated:
+            return self.separator.join(_text(value) for value in values) if values else None
+        return array_text([base64.b64encode(v).decode() if isinstance(v, bytes) else v for v in values])
+
+
+@functools.lru_cache(maxsize=64)
+def _collect_spec(spec: str) -> dict:
+    return json.loads(spec)
+
+
+def _sort_key(value: object) -> tuple[int, object]:
+    """SQLite's order across types: NULL, numbers, text, blobs."""
+    if value is None:
+        return -1, 0
+    if isinstance(value, int | float):
+        return 0, value
+    return (1, value) if isinstance(value, str) else (2, bytes(value))  # type: ignore[call-overload]
+
+
 def _text(value: object) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
@@ -307,24 +154,30 @@ def _regexp(pattern: object, value: object) -> bool:
 
 @_nullable
 def _regexp_extract(value: object, pattern: object, position: int = 1, occurrence: int = 1) -> str | None:
-    return regex.extract(_text(value), _text(pattern), int(position), int(occurrence), deadline=_call.deadline)
+    return regex.extract(_text(value), _text(pattern), int(position), int(occurrence), deadline=_deadline())
 
 
 @_nullable
 def _regexp_extract_all(value: object, pattern: object) -> str:
-    return array_text(regex.extract_all(_text(value), _text(pattern), deadline=_call.deadline))
+    return array_text(regex.extract_all(_text(value), _text(pattern), deadline=_deadline()))
 
 
 @_nullable
 def _regexp_instr(value: object, pattern: object, position: int = 1, occurrence: int = 1, after: int = 0) -> int:
     text, position, occurrence, after = _text(value), int(position), int(occurrence), int(after)
-    return regex.instr(text, _text(pattern), position, occurrence, after, deadline=_call.deadline)
+    return regex.instr(text, _text(pattern), position, occurrence, after, deadline=_deadline())
 
 
 @_nullable
 def _regexp_replace(value: object, pattern: object, replacement: object) -> str:
     text, replacement = _text(value), _text(replacement)
-    return regex.replace(text, _text(pattern), replacement, max_bytes=MAX_VALUE_BYTES, deadline=_call.deadline)
+    return regex.replace(text, _text(pattern), replacement, max_bytes=MAX_VALUE_BYTES, deadline=_deadline())
+
+
+@_nullable
+def _split(value: object, delimiter: object) -> str:
+    text, delimiter = _text(value), _text(delimiter)
+    return array_text(list(text) if delimiter == "" else text.split(delimiter))
 
 
 @_nullable
@@ -426,13 +279,14 @@ def timestamp_text(moment: datetime.datetime) -> str:
     return f"{text}.{millis:03d}".rstrip("0") if millis else text
 
 
-_PYTHON_FUNCTIONS: dict[str, Callable] = {
+SCALARS: dict[str, Callable] = {
     "regexp": _regexp,
     "bq_regexp_extract": _regexp_extract,
     "bq_regexp_extract_all": _regexp_extract_all,
     "bq_regexp_instr": _regexp_instr,
     "bq_regexp_replace": _regexp_replace,
     "bq_repeat": _repeat,
+    "bq_split": _split,
     "bq_safe_int64": _safe_int64,
     "bq_safe_float64": _safe_float64,
     "bq_format": _format_fallback,
@@ -440,4 +294,12 @@ _PYTHON_FUNCTIONS: dict[str, Callable] = {
     "bq_from_local": _from_local,
     "bq_parse_date": _parse_date,
     "bq_parse_timestamp": _parse_timestamp_format,
+}
+# SQLite has no standard deviation; a window-capable aggregate serves both STDDEV(x) and STDDEV(x) OVER (...).
+WINDOW_AGGREGATES: dict[str, Callable] = {
+    name: functools.partial(_Spread, sample, root) for name, (sample, root) in _SPREAD_FUNCTIONS.items()
+}
+AGGREGATES: dict[str, Callable] = {
+    "bq_array_agg": functools.partial(_Collect, False),
+    "bq_string_agg": functools.partial(_Collect, True),
 }
