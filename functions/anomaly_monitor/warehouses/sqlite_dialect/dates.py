@@ -27,7 +27,30 @@ _DATE_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(
 _MS_PER_UNIT = {"MILLISECOND": 1, "SECOND": 1000, "MINUTE": 60_000, "HOUR": 3_600_000, "DAY": 86_400_000}
 _WEEKDAYS = ["SUNDAY", "MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY"]
 _MS_DIFF = "CAST(round((julianday(:a) - julianday(:b)) * 86400000) AS INTEGER)"
+JULIAN = "bq_julian"  # Expression.meta: (template, args) of julianday() of the same instant
 _MONTH_INDEX = "(CAST(strftime('%Y', {x}) AS INTEGER) * 12 + CAST(strftime('%m', {x}) AS INTEGER) - 1)"
+
+
+def timestamp_text_of(
+    value: exp.Expression, mods: str = "", whole: bool = True, **extra: exp.Expression
+) -> exp.Expression:
+    """The canonical text of `value` moved by SQLite date modifiers `mods` (", '+7 days'").
+
+    strftime('%f') is several times slower than datetime(), which drops fractions: a column whose text has no
+    fraction (no '.') takes datetime() when the modifiers move it by whole seconds. The node remembers its
+    julianday() form, which comparisons use instead of parsing the text back."""
+    exact = TIMESTAMP_TEXT.format(mods=mods)
+    if whole and isinstance(value, exp.Column):
+        exact = f"CASE WHEN instr(:x, '.') THEN {exact} ELSE datetime(:x{mods}) END"
+    node = sql(exact, TIMESTAMP, x=value, **extra)
+    node.meta[JULIAN] = (f"julianday(:x{mods})", {"x": value, **extra})
+    return node
+
+
+def julian(node: exp.Expression) -> exp.Expression:
+    """julianday() of a date or timestamp, from the form its rule remembered when there is one."""
+    template, args = node.meta.get(JULIAN, ("julianday(:x)", {"x": node}))
+    return sql(template, **args)
 
 
 def unit_of(node: exp.Expression) -> tuple[str, str]:
@@ -146,7 +169,8 @@ def _add_interval(node: exp.Expression, sign: int, kind: str) -> exp.Expression:
     modifier, extra = _interval_modifier(amount, unit, sign)
     if kind == DATE:
         return sql(f"date(:x, {modifier})", DATE, x=date_argument(node.this), **extra)
-    return sql(TIMESTAMP_TEXT.format(mods=f", {modifier}"), TIMESTAMP, x=node.this, **extra)
+    whole = not extra and unit not in {"MICROSECOND", "MILLISECOND"}
+    return timestamp_text_of(node.this, f", {modifier}", whole, **extra)
 
 
 for _kinds, _sign, _result in [
@@ -193,7 +217,7 @@ def _timestamp_trunc(node: exp.Expression) -> exp.Expression:
 def _truncated_timestamp(node: exp.Expression, value: exp.Expression) -> exp.Expression:
     unit, week_start = unit_of(node)
     if unit in {"MICROSECOND", "MILLISECOND"}:
-        return sql(TIMESTAMP_TEXT.format(mods=""), TIMESTAMP, x=value)
+        return timestamp_text_of(value)
     patterns = {"SECOND": "%Y-%m-%d %H:%M:%S", "MINUTE": "%Y-%m-%d %H:%M:00", "HOUR": "%Y-%m-%d %H:00:00"}
     if unit in patterns:
         return sql(f"strftime('{patterns[unit]}', :x)", TIMESTAMP, x=value)
@@ -246,7 +270,7 @@ def _extract(node: exp.Extract) -> exp.Expression:
     if part == "DATE":
         return sql("date(:x)", DATE, x=value)
     if part == "DATETIME":
-        return sql(TIMESTAMP_TEXT.format(mods=""), TIMESTAMP, x=value)
+        return timestamp_text_of(value)
     if part == "TIME":
         return sql("strftime('%H:%M:%S', :x)", x=value)
     raise unsupported(node, f"EXTRACT({part})")
@@ -266,7 +290,7 @@ def timestamp_value(value: exp.Expression, zone: exp.Expression | None = None) -
         return typed(exp.Literal.string(timestamp_text(moment)), TIMESTAMP)
     if type_of(value) == TIMESTAMP:
         return value
-    return sql(TIMESTAMP_TEXT.format(mods=""), TIMESTAMP, x=value)
+    return timestamp_text_of(value)
 
 
 def date_value(value: exp.Expression, zone: exp.Expression | None = None) -> exp.Expression:
@@ -376,7 +400,7 @@ def _compare(node: exp.Expression) -> exp.Expression | None:
             return node
     for side in sides:
         if not isinstance(side, exp.Null):
-            side.replace(sql("julianday(:x)", x=side))
+            side.replace(julian(side))
     return node
 
 

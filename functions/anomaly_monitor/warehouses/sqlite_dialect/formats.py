@@ -8,11 +8,10 @@ import re
 from sqlglot import exp
 
 from anomaly_monitor.errors import QueryError
-from anomaly_monitor.warehouses.sqlite_dialect.dates import date_value, timestamp_value
+from anomaly_monitor.warehouses.sqlite_dialect.dates import date_value, timestamp_text_of, timestamp_value
 from anomaly_monitor.warehouses.sqlite_dialect.rules import (
     DATE,
     TIMESTAMP,
-    TIMESTAMP_TEXT,
     rule,
     sql,
     unsupported,
@@ -104,7 +103,7 @@ def _parse_datetime(node: exp.StrToDate | exp.StrToTime) -> exp.Expression:
     fmt = node.args.get("format")
     iso = {"%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S.%f"}
     if isinstance(fmt, exp.Literal) and fmt.name in iso:
-        return sql("date(:x)" if kind == DATE else TIMESTAMP_TEXT.format(mods=""), kind, x=node.this)
+        return sql("date(:x)", DATE, x=node.this) if kind == DATE else timestamp_text_of(node.this)
     function = "bq_parse_date" if kind == DATE else "bq_parse_timestamp"
     return sql(f"{function}(:f, :x)", kind, f=fmt, x=node.this)
 
