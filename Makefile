@@ -45,6 +45,7 @@ lint: $(STAMP) ## ruff (lint and format) and the offline Terraform checks
 bench: $(STAMP) ## speed benchmarks, printed as ratios against a baseline measured in the same run
 	$(PY) benchmarks/bench_run.py
 	$(PY) benchmarks/bench_dialect.py
+	$(PY) benchmarks/bench_backtest.py
 
 bench-anomaly: $(STAMP) ## score the anomaly check on ../shared/anomaly-bench beside published detectors
 	$(PY) ../shared/anomaly-bench/run_bench.py --product

@@ -1,4 +1,5 @@
-"""The Cloud Function: `run_checks(request)`, a thin HTTP door onto the monitor's core.
+"""The Cloud Functions: `run_checks(request)`, a thin HTTP door onto the monitor's core, and `slack_actions(request)`,
+the Request URL of the Slack app's buttons (deployed as a second function from the same source).
 
 Importing this module stays cheap (every cold start pays for it): the core and its clients are imported
 and built on the first request, then reused by the instance.
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import flask
 
 if TYPE_CHECKING:
+    from anomaly_monitor.notifiers.interactivity import Endpoint
     from anomaly_monitor.settings import Settings
 
 FIELDS = {"checks": list, "tags": list, "force": bool, "dry_run": bool}
@@ -87,3 +89,35 @@ def run_checks(request: flask.Request) -> flask.typing.ResponseReturnValue:
         log.error("the run could not happen: %s", exc, exc_info=True, extra={"event": "run_failed"})
         return error(500, redact(str(exc)))
     return flask.jsonify(report.to_json()), 200  # the runner logged the run's summary line
+
+
+@functools.cache
+def clicks() -> Endpoint:
+    """The buttons' endpoint of this instance: signing secret, state store and Slack client, built on first use."""
+    from anomaly_monitor.notifiers.interactivity import Endpoint
+
+    return Endpoint.from_settings(settings())
+
+
+def slack_actions(request: flask.Request) -> flask.typing.ResponseReturnValue:
+    """A click on an incident's button: 401 unless Slack signed it, then recorded once and shown in Slack."""
+    from anomaly_monitor.notifiers.interactivity import MAX_BODY_BYTES
+
+    if request.method != "POST":
+        response, status = error(405, f"method {request.method} not allowed: Slack POSTs clicks here")
+        response.headers["Allow"] = "POST"
+        return response, status
+    body = request.stream.read(MAX_BODY_BYTES + 1)  # never more, whatever Content-Length says (or if it is absent)
+    if len(body) > MAX_BODY_BYTES:
+        return error(413, f"the body is larger than {MAX_BODY_BYTES} bytes: not a click from Slack")
+
+    from anomaly_monitor.errors import MonitorError
+    from anomaly_monitor.redact import redact
+
+    try:
+        answer = clicks().handle(body, request.headers)
+    except Exception as exc:  # no signing secret, the state store unreachable, or a bug: nothing was recorded
+        log.error("a Slack action could not be handled: %s", exc, exc_info=True, extra={"event": "slack_action_failed"})
+        reason = str(exc) if isinstance(exc, MonitorError) else f"unexpected {type(exc).__name__}"
+        return error(500, redact(reason))
+    return flask.jsonify(answer.body), answer.status

@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 TOKEN = "xoxb-test-0000-secret-token"
+RESPONSE_PATH = "/actions/"  # a click's response_url points here, as Slack's hooks.slack.com/actions/... does
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 WRITES = ("chat.postMessage", "chat.update")  # what Slack paces per channel
 SCOPES = {
@@ -120,6 +121,10 @@ class SlackServer:
     def base_url(self) -> str:
         return self.url + "/api/"
 
+    def response_url(self, name: str) -> str:
+        """Where a click's answers to the person who clicked go (Slack: https://hooks.slack.com/actions/...)."""
+        return f"{self.url}{RESPONSE_PATH}T0TEAM/{name}"
+
     def start(self) -> SlackServer:
         assert self.httpd is not None
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
@@ -184,6 +189,10 @@ class SlackServer:
     def top_level(self) -> list[dict[str, Any]]:
         """Messages posted to a channel (not in a thread), oldest first."""
         return [m for m in self.state.messages.values() if not m.get("thread_ts")]
+
+    def responses(self) -> list[dict[str, Any]]:
+        """What was posted to click response_urls, oldest first."""
+        return [c.params for c in self.calls_to("response_url")]
 
     def replies(self, ts: str) -> list[dict[str, Any]]:
         return [m for m in self.state.messages.values() if m.get("thread_ts") == ts]
@@ -373,6 +382,8 @@ class SlackServer:
                 body = self.rfile.read(length) if length else b""
                 path = urlsplit(self.path)
                 method = path.path.removeprefix("/api/") if path.path.startswith("/api/") else "upload"
+                if path.path.startswith(RESPONSE_PATH):
+                    method = "response_url"
                 params = dict(parse_qsl(path.query))
                 if method != "upload":  # file bytes, whatever Content-Type urllib gave them
                     params.update(parse_body(self.headers.get("Content-Type", ""), body))
@@ -380,6 +391,9 @@ class SlackServer:
                     server.state.calls.append(Call(method, params, dict(self.headers.items()), body))
                     fault = server._take_fault(method)
                 if fault is not None and self._fault_before(fault):
+                    return
+                if method == "response_url":  # Slack's answer to an app's reply to a click: plain "ok"
+                    self._send(200, b"ok", "text/plain")
                     return
                 if method == "upload":
                     server.state.uploads[path.path.rsplit("/", 1)[-1]] = body

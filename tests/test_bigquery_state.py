@@ -4,21 +4,31 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
+import hmac
+import json
+import sqlite3
+import time
 import uuid
+from urllib.parse import urlencode
 
 import pytest
 
 from anomaly_monitor import gcp
-from anomaly_monitor.models import HistoryRecord, NoticeEvent, NoticeRecord, Status
+from anomaly_monitor.models import Action, HistoryRecord, IncidentEvent, NoticeEvent, NoticeRecord, Status
 from anomaly_monitor.notifiers.console import ConsoleNotifier
+from anomaly_monitor.notifiers.interactivity import Endpoint, Responder
+from anomaly_monitor.notifiers.slack import SlackNotifier, web_client
 from anomaly_monitor.runner import Backends, RunOptions, run
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.sources.csv_source import CsvSource
 from anomaly_monitor.state import open_state
 from anomaly_monitor.state.bigquery import BigQueryStateStore
-from anomaly_monitor.state.schema import CHECK_RESULTS_SCHEMA, NOTICES_SCHEMA
+from anomaly_monitor.state.schema import CHECK_RESULTS_SCHEMA, INCIDENT_EVENTS_SCHEMA, NOTICES_SCHEMA
 from anomaly_monitor.warehouses.bigquery import BigQueryWarehouse
+from anomaly_monitor.warehouses.sqlite import SqliteWarehouse
 from tests import bq_emulator
+from tests.slack_server import TOKEN, serving
 
 bigquery_emulator = bq_emulator.bigquery_emulator
 NOW = dt.datetime.now(dt.UTC)
@@ -53,6 +63,7 @@ def test_the_tables_are_created_day_partitioned_and_clustered(bigquery_emulator:
     for name, schema, partitioning in (
         ("check_results", CHECK_RESULTS_SCHEMA, "checked_at"),
         ("notices", NOTICES_SCHEMA, "recorded_at"),
+        ("incident_events", INCIDENT_EVENTS_SCHEMA, "at"),
     ):
         table = client.get_table(f"{bigquery_emulator.project}.{dataset}.{name}")
         assert [(f.name, legacy.get(f.field_type, f.field_type), f.mode) for f in table.schema] == schema
@@ -158,6 +169,36 @@ def test_a_missing_dataset_is_a_state_error(bigquery_emulator: bq_emulator.Emula
         store.latest(["a"], NOW)
 
 
+def test_a_read_only_store_reads_what_is_there_and_creates_nothing(bigquery_emulator: bq_emulator.Emulator) -> None:
+    """What the backtest opens: no table is created, missing ones read as empty, and nothing can be written."""
+    from anomaly_monitor.errors import StateError
+
+    settings = Settings(bigquery_api_endpoint=bigquery_emulator.endpoint)
+    client = gcp.bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
+    empty = new_dataset(bigquery_emulator)
+    reader = open_state(f"bigquery://{bigquery_emulator.project}/{empty}", settings, read_only=True)
+    assert reader.points(["m"], NOW) == {} and reader.latest(["m"], NOW) == {}
+    assert reader.pending_notices(["m"], NOW, {}) == []
+    assert reader.incident_events(["m"], NOW) == [] and reader.clicked_incident("m", "C1", "1.5", NOW) == (None, [])
+    with pytest.raises(StateError, match="opened read-only"):
+        reader.append([record("m", 1, Status.OK, value=1.0)])
+    with pytest.raises(StateError, match="opened read-only"):
+        reader.append_events([click("e1", "m", "1.5", Action.MUTE, 1)])
+    assert list(client.list_tables(empty)) == []
+
+    dataset = new_dataset(bigquery_emulator)
+    writer = store_in(bigquery_emulator, dataset)
+    writer.append([record("m", 40 - i, Status.OK, value=float(i)) for i in range(5)])
+    reader = open_state(f"bigquery://{bigquery_emulator.project}/{dataset}", settings, read_only=True)
+    now = dt.datetime.now(dt.UTC)
+    assert reader.points(["m"], now) == writer.points(["m"], now) != {}
+    assert [v for _, v in reader.points(["m"], now - dt.timedelta(minutes=37))["m"]] == [0.0, 1.0, 2.0, 3.0]
+
+    missing = open_state(f"bigquery://{bigquery_emulator.project}/no_such_dataset", settings, read_only=True)
+    with pytest.raises(StateError, match="no_such_dataset does not exist"):
+        missing.points(["m"], NOW)
+
+
 def test_a_run_on_bigquery_records_and_remembers(bigquery_emulator: bq_emulator.Emulator, tmp_path) -> None:
     """One end-to-end run: checks from CSV, queries and history on the emulator, alerts on the console."""
     dataset = new_dataset(bigquery_emulator)
@@ -214,3 +255,111 @@ def test_timestamps_at_the_edges_of_the_allowed_years_read_back(bigquery_emulato
     client = gcp.bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
     [row] = client.query(f"SELECT * FROM `{store.table_id}` WHERE check_name = 'early'").result()
     assert from_values(HistoryRecord, dict(row.items())).checked_at == first  # latest() looks back; the row round-trips
+
+
+def click(event_id: str, check: str, ts: str, action: Action, minutes_ago: int, **extra) -> IncidentEvent:
+    at = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=minutes_ago)
+    values = dict(until=None, user_id="U0ANA", user_name="ana", detail=None) | extra
+    return IncidentEvent(event_id, check, "C1", ts, action, at=at, **values)
+
+
+def test_a_click_is_looked_up_in_one_query_with_the_clicks_on_its_message(
+    bigquery_emulator: bq_emulator.Emulator,
+) -> None:
+    store = store_in(bigquery_emulator, new_dataset(bigquery_emulator))
+    ts = f"{(NOW - dt.timedelta(hours=2)).timestamp():.6f}"
+    store.append([record("a", 60, Status.ALERT, slack_channel="C1", slack_ts=ts, incident_id="i1", failing_runs=1)])
+    store.append([record("a", 30, Status.ALERT, slack_channel="C1", slack_ts=ts, incident_id="i1", failing_runs=2)])
+    store.append([record("a", 20, Status.INVALID)])
+    until = NOW.replace(microsecond=0) + dt.timedelta(hours=4)
+    store.append_events(
+        [
+            click("e1", "a", ts, Action.ACKNOWLEDGE, 25),
+            click("e2", "a", ts, Action.SNOOZE, 24, until=until, detail='{"choice": "4h"}'),
+            click("e3", "a", "1.000100", Action.MUTE, 23),  # another message
+            click("e4", "b", ts, Action.MUTE, 22),  # another check
+        ]
+    )
+    store.append_events([click("e1", "a", ts, Action.ACKNOWLEDGE, 25)])  # Slack delivered it twice
+    row, events = store.clicked_incident("a", "C1", ts, NOW)
+    assert row is not None and (row.run_id, row.failing_runs, row.slack_ts) == ("run30", 2, ts)
+    assert [(e.event_id, e.action, e.until) for e in events] == [
+        ("e1", Action.ACKNOWLEDGE, None),
+        ("e2", Action.SNOOZE, until),
+    ]
+    assert events[1].detail == '{"choice": "4h"}' and events[0].at.tzinfo == dt.UTC
+    assert store.clicked_incident("a", "C2", ts, NOW) == (row, []), "no clicks on that message yet"
+    assert store.clicked_incident("nobody", "C1", ts, NOW) == (None, [])
+    assert store.clicked_incident("a", "C1", "not-a-ts", NOW) == (None, [])
+
+
+def test_a_runs_read_of_incident_events_keeps_one_row_per_click(bigquery_emulator: bq_emulator.Emulator) -> None:
+    store = store_in(bigquery_emulator, new_dataset(bigquery_emulator))
+    store.append_events([click("e1", "a", "1.1", Action.ACKNOWLEDGE, 30), click("e2", "b", "2.2", Action.MUTE, 20)])
+    store.append_events([click("e1", "a", "1.1", Action.ACKNOWLEDGE, 30), click("e3", "c", "3.3", Action.MUTE, 10)])
+    events = store.incident_events(["a", "b"], NOW)
+    assert [(e.event_id, e.check_name, e.action) for e in events] == [
+        ("e1", "a", Action.ACKNOWLEDGE),
+        ("e2", "b", Action.MUTE),
+    ]
+    assert store.incident_events(["a", "b"], NOW - dt.timedelta(minutes=25)) == events[:1], "as of the run's time"
+
+
+def test_a_click_on_bigquery_is_one_query_and_one_row_and_the_next_run_honours_it(
+    bigquery_emulator: bq_emulator.Emulator, tmp_path
+) -> None:
+    """The buttons on the cloud's state store: slack_actions' endpoint and the runs, with the local Slack."""
+    warehouse = tmp_path / "warehouse.db"
+    with sqlite3.connect(warehouse) as conn:
+        conn.execute("CREATE TABLE metric (value REAL)")
+        conn.execute("INSERT INTO metric VALUES (100)")
+    checks = tmp_path / "checks.csv"
+    checks.write_text("name,type,sql,max,renotify_hours\ntoo_high,threshold,SELECT value FROM metric,50,1\n")
+    dataset = new_dataset(bigquery_emulator)
+    client = gcp.bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
+    with serving() as slack:
+
+        def run_at(minutes: float) -> None:
+            backends = Backends(
+                source=CsvSource(checks),
+                warehouse=SqliteWarehouse(warehouse),
+                state=store_in(bigquery_emulator, dataset),
+                notifier=SlackNotifier(web_client(TOKEN, slack.base_url), "#alerts", pace_s=0),
+                settings=Settings(bigquery_api_endpoint=bigquery_emulator.endpoint),
+            )
+            run(backends, RunOptions(force=True, now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=minutes)))
+
+        run_at(-1)
+        [message] = slack.top_level()
+        block = next(b for b in message["blocks"] if b["type"] == "actions")
+        payload = {
+            "type": "block_actions",
+            "user": {"id": "U0ANA", "username": "ana"},
+            "container": {"type": "message", "channel_id": message["channel"], "message_ts": message["ts"]},
+            "message": {"ts": message["ts"], "text": message["text"], "blocks": message["blocks"]},
+            "actions": [
+                {
+                    "action_id": "acknowledge",
+                    "block_id": block["block_id"],
+                    "value": "acknowledge",
+                    "type": "button",
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
+        }
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        stamp = str(int(time.time()))
+        signature = "v0=" + hmac.new(b"s3cr3t-signing", f"v0:{stamp}:".encode() + body, hashlib.sha256).hexdigest()
+        store = store_in(bigquery_emulator, dataset)
+        endpoint = Endpoint("s3cr3t-signing", store, lambda: Responder(TOKEN, slack.base_url))
+        jobs_before = len(list(client.list_jobs()))
+
+        answer = endpoint.handle(body, {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature})
+
+        assert (answer.status, answer.body["outcome"]) == (200, "recorded")
+        assert len(list(client.list_jobs())) - jobs_before == 1, "one query job: the lookup (the row is streamed)"
+        [row] = client.query(f"SELECT check_name, action, user_name FROM `{store.events_id}`").result()
+        assert tuple(row.values()) == ("too_high", "acknowledge", "ana")
+        replies = len(slack.replies(message["ts"]))
+        run_at(120)  # past renotify_hours: acknowledged, so no reminder
+        assert len(slack.replies(message["ts"])) == replies

@@ -80,6 +80,14 @@ def test_anomaly_single_value_is_judged_against_past_values():
     assert judge(check, result(["value"], [(500.0,)]), NOW, past).status is Status.ALERT
 
 
+def test_anomaly_single_value_leaves_out_values_recorded_after_now():
+    check = Check(name="a", sql="SELECT 1", type=CheckType.ANOMALY)
+    past = [(NOW - dt.timedelta(hours=h), 50.0 + (h % 2)) for h in range(20, 0, -1)]
+    later = [(NOW + dt.timedelta(hours=h), 5000.0) for h in range(1, 21)]
+    alone, with_later = (judge(check, result(["value"], [(50.0,)]), NOW, p) for p in (past, past + later))
+    assert with_later == alone and with_later.status is Status.OK and with_later.value == 50.0
+
+
 def test_anomaly_with_too_little_history_is_ok():
     check = Check(name="a", sql="SELECT 1", type=CheckType.ANOMALY)
     assert judge(check, result(["value"], [(500.0,)]), NOW, []).status is Status.OK

@@ -81,3 +81,36 @@ def test_a_run_recorded_in_the_future_does_not_silence_the_check(settings: Setti
     assert today.results[0].status is Status.OK, today.results[0].message  # due by its own schedule
     again = execute(settings, RunOptions(now=NOW + dt.timedelta(minutes=5)))
     assert again.results[0].status is Status.SKIPPED
+
+
+LATEST_READING = "SELECT value FROM readings WHERE ts <= CURRENT_TIMESTAMP() ORDER BY ts DESC LIMIT 1"
+
+
+def test_a_run_at_an_earlier_now_judges_a_single_value_against_the_values_before_it_only(
+    tmp_path: Path, registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs recorded at later --now (a backfill, a demo) are not the past of a run at an earlier one: its single-value
+    anomaly check is judged as if they had never run."""
+    monkeypatch.chdir(tmp_path)  # the console notifier saves its charts under ./charts
+    hours = range(-10, 11)
+    with sqlite3.connect(tmp_path / "warehouse.db") as conn:
+        conn.execute("CREATE TABLE readings (ts TEXT, value REAL)")
+        readings = [(NOW + dt.timedelta(hours=h), 50.0 + h % 2 if h <= 0 else 5000.0 + h) for h in hours]
+        conn.executemany("INSERT INTO readings VALUES (?, ?)", [(f"{t:%Y-%m-%d %H:%M:%S}", v) for t, v in readings])
+    checks = registry([{"name": "level", "type": "anomaly", "sql": LATEST_READING}])
+
+    def settings(state: str) -> Settings:
+        warehouse = f"sqlite:///{tmp_path / 'warehouse.db'}"
+        return Settings(checks_source=str(checks), warehouse_url=warehouse, state_url=f"sqlite:///{tmp_path / state}")
+
+    with_later, earlier_only = settings("with_later.db"), settings("earlier_only.db")
+    for h in range(10, 0, -1):  # the later runs happen first, as when a day is replayed after the fact
+        assert execute(with_later, RunOptions(now=NOW + dt.timedelta(hours=h))).results[0].value == 5000.0 + h
+    for h in range(-10, 0):
+        for state in (with_later, earlier_only):
+            execute(state, RunOptions(now=NOW + dt.timedelta(hours=h)))
+    [seen] = execute(with_later, RunOptions(now=NOW, dry_run=True)).results
+    [alone] = execute(earlier_only, RunOptions(now=NOW, dry_run=True)).results
+    assert (seen.status, seen.value, seen.expected, seen.message) == (alone.status, alone.value, alone.expected,
+                                                                      alone.message)  # fmt: skip
+    assert seen.status is Status.OK and seen.value == 50.0 and "comparable" not in seen.message, seen.message

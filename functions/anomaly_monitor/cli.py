@@ -7,17 +7,21 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import math
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from anomaly_monitor import logs
 from anomaly_monitor.errors import MonitorError
+from anomaly_monitor.schedule import ScheduleError, check_schedule
 from anomaly_monitor.settings import Settings
 
 log = logging.getLogger("anomaly_monitor")
 EXIT_RUN_FAILED = 3
 # Times a run may pretend it is: the state store and the schedules need a four-digit year with room to add to it.
 EARLIEST, LATEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC), dt.datetime(3000, 1, 1, tzinfo=dt.UTC)
+MAX_DAYS = 36_500  # --days: a century is already far more ticks than a backtest takes
 
 
 class Parser(argparse.ArgumentParser):
@@ -39,6 +43,48 @@ def moment(text: str) -> dt.datetime:
     return value
 
 
+def cron(text: str) -> str:
+    """A 5-field cron expression that fires (for --every)."""
+    try:
+        check_schedule(text.strip())
+    except ScheduleError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} {exc}") from None
+    return text.strip()
+
+
+def sensitivities(text: str) -> tuple[float, ...]:
+    """Comma-separated positive numbers, e.g. 2,3,4 (for --sensitivity)."""
+    values: list[float] = []
+    for part in text.split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"{part.strip()!r} is not a positive number (e.g. 2,3,4)")
+        if value not in values:
+            values.append(value)
+    return tuple(values)
+
+
+def positive_days(text: str) -> int:
+    """A whole number of days, 1 to 36,500 (for --days)."""
+    try:
+        days = int(text)
+    except ValueError:
+        days = 0
+    if not 1 <= days <= MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days from 1 to {MAX_DAYS:,}")
+    return days
+
+
+def chart_path(text: str) -> Path:
+    path = Path(text)
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"folder {str(path.parent)!r} does not exist")
+    return path
+
+
 def parser() -> argparse.ArgumentParser:
     top = Parser(prog="anomaly_monitor", description="Run SQL data checks and alert on what they find.")
     commands = top.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -54,6 +100,21 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="ignore schedules")
     run.add_argument("--dry-run", action="store_true", help="evaluate, but post and record nothing")
     commands.add_parser("validate", parents=[shared], help="check the registry without running queries on the data")
+    backtest = commands.add_parser(
+        "backtest", parents=[shared], help="replay one check over past ticks: what it would have said"
+    )
+    backtest.add_argument("--check", required=True, metavar="NAME", help="the check to replay")
+    backtest.add_argument("--state", metavar="URL", help="read only: seeds single-value anomaly checks")
+    backtest.add_argument(
+        "--from", dest="start", type=moment, metavar="ISO", help="span start (default: --to - 30 days)"
+    )
+    backtest.add_argument("--to", dest="end", type=moment, metavar="ISO", help="span end (default: now)")
+    backtest.add_argument("--days", type=positive_days, metavar="N", help="the span in days (with --from or --to)")
+    backtest.add_argument("--every", type=cron, metavar="CRON", help="the ticks (default: the check's schedule)")
+    backtest.add_argument(
+        "--sensitivity", type=sensitivities, default=(), metavar="S[,S...]", help="anomaly: replay once per value"
+    )
+    backtest.add_argument("--chart", type=chart_path, metavar="PATH", help="write a PNG of the values and alerts")
     sheet = commands.add_parser("sheet", help="set up the Google Sheet that holds the checks")
     actions = sheet.add_subparsers(dest="sheet_command", required=True, parser_class=Parser)
     init = actions.add_parser(
@@ -102,7 +163,25 @@ def do_validate(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if all(v.valid for v in results) else 1
 
 
-def do_sheet_init(settings: Settings) -> int:
+def do_backtest(args: argparse.Namespace, settings: Settings) -> int:
+    from anomaly_monitor.backtest import BacktestOptions, resolve_span
+    from anomaly_monitor.backtest_report import render_backtest, render_backtest_chart
+    from anomaly_monitor.service import backtest
+
+    start, end = resolve_span(args.start, args.end, args.days, args.now or dt.datetime.now(dt.UTC))
+    result = backtest(settings, BacktestOptions(args.check, start, end, args.every, args.sensitivity))
+    if args.json:
+        json.dump(result.to_json(), sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render_backtest(result))
+    if args.chart and result.runs:
+        args.chart.write_bytes(render_backtest_chart(result))
+        log.info("chart written to %s", args.chart)
+    return result.exit_code()
+
+
+def do_sheet_init(args: argparse.Namespace, settings: Settings) -> int:
     location = settings.checks_source
     if not location.startswith("sheets://"):
         from anomaly_monitor.sources.csv_source import CsvSource
@@ -126,15 +205,16 @@ def do_sheet_init(settings: Settings) -> int:
     return 0
 
 
+COMMANDS = {"run": do_run, "validate": do_validate, "backtest": do_backtest, "sheet": do_sheet_init}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logs.configure("text")
     try:
         settings = settings_for(args)
         logs.configure(settings.log_format)
-        if args.command == "sheet":
-            return do_sheet_init(settings)
-        return do_run(args, settings) if args.command == "run" else do_validate(args, settings)
+        return COMMANDS[args.command](args, settings)
     except MonitorError as exc:
         # one line the monitoring matches (Terraform's log-based alert): the run could not happen
         log.error("the run could not happen: %s", exc, extra={"event": "run_failed"})

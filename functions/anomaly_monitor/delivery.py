@@ -24,8 +24,9 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
+from anomaly_monitor import incidents
 from anomaly_monitor.errors import DeliveryError, DeliveryUnknown, LookupUnavailable
-from anomaly_monitor.incidents import CLOSING
+from anomaly_monitor.incidents import CLOSING, Lifecycle
 from anomaly_monitor.models import Check, CheckResult, NoticeEvent, NoticeRecord, Status
 from anomaly_monitor.notifiers import MessageRef, Notice, NoticeKind, Notifier, Sent
 from anomaly_monitor.redact import quote
@@ -97,6 +98,11 @@ def journal(
         members=",".join(notice.members) or None,
         detail=outcome.detail if outcome else None,
     )
+
+
+def confirmed(state: Lifecycle, notice: Notice, outcome: Outcome, run_id: str) -> Lifecycle:
+    """The check's state once Slack confirmed one of this run's notices: what the run records for the next one."""
+    return incidents.fold(state, journal(notice, NoticeEvent.DELIVERED, run_id, "", outcome), based_on="")
 
 
 def notice_from(record: NoticeRecord, checks: Mapping[str, Check], warn_repeat: bool = False) -> Notice:

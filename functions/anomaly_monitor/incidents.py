@@ -6,6 +6,11 @@ thread when it changes between a data alert and a query error, and is closed by 
 was told: the closing notice (resolved, or the whole incident in one message when its opening never got out) is
 then owed until delivered, and a later failure is a new incident with a message of its own.
 
+What people said from Slack (`Marks`, read from `incident_events`) quiets it: acknowledged, no reminders; muted,
+nothing until it resolves; snoozed, no reminders and no new incident for the check until the time; marked
+expected, it is resolved in Slack at once and stays quiet until the check is ok again (its failing streak was
+declared normal, so it is not a new incident either).
+
 The state (`Lifecycle`) is carried forward in every history row, so a check's newest row is all a run reads;
 what Slack confirmed is folded in from the delivery journal (`fold`). Everything here is pure.
 """
@@ -13,12 +18,34 @@ what Slack confirmed is folded in from the delivery journal (`fold`). Everything
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
-from anomaly_monitor.models import Check, CheckResult, HistoryRecord, NoticeEvent, NoticeRecord, Status
+from anomaly_monitor.models import (
+    Action,
+    Check,
+    CheckResult,
+    HistoryRecord,
+    IncidentEvent,
+    NoticeEvent,
+    NoticeRecord,
+    Status,
+)
 from anomaly_monitor.notifiers import REGISTRY, MessageRef, Notice, NoticeKind
 
-__all__ = ["CLOSING", "FAILING", "REGISTRY", "Lifecycle", "Step", "columns", "fold", "from_record", "step"]
+__all__ = [
+    "CLOSING",
+    "FAILING",
+    "REGISTRY",
+    "Lifecycle",
+    "Marks",
+    "Step",
+    "columns",
+    "fold",
+    "from_record",
+    "marks",
+    "step",
+]
 
 FAILING = (Status.ALERT, Status.ERROR)
 CLOSING = (NoticeKind.RESOLVED, NoticeKind.MISSED)
@@ -34,9 +61,12 @@ class Lifecycle:
     status: Status | None = None  # its newest failing status
     problem: str = ""  # its newest failing message
     ref: MessageRef | None = None  # its message, once posted
-    announced: Status | None = None  # the failing status Slack was last told of; None: not announced yet
+    announced: Status | None = None  # the failing status Slack was last told of; None: not announced yet; OK:
+    # resolved in Slack because someone marked it expected (it stays open, quietly, until the check is ok)
     last_notice_at: dt.datetime | None = None
     cause: str | None = None  # the shared cause of the newest failure (see causes.py)
+    # when the row it was read from ran: not part of the state (no column carries it), so not compared
+    last_run_at: dt.datetime | None = field(default=None, compare=False)
 
     @property
     def open(self) -> bool:
@@ -62,6 +92,7 @@ def from_record(record: HistoryRecord | None) -> Lifecycle:
         announced=Status(record.announced) if record.announced else None,
         last_notice_at=record.last_notice_at,
         cause=record.cause,
+        last_run_at=record.checked_at,
     )
 
 
@@ -109,16 +140,70 @@ def columns(state: Lifecycle) -> dict[str, object]:
 
 
 @dataclass(frozen=True)
+class Marks:
+    """What people said from Slack (incident_events) that a run honours for one check."""
+
+    acknowledged: tuple[IncidentEvent, ...] = ()  # on the open incident's message, oldest first
+    muted: IncidentEvent | None = None  # on the open incident's message: the first mute
+    expected: IncidentEvent | None = None  # on the open incident's message: the first mark
+    snooze: IncidentEvent | None = None  # the check's newest snooze, on any of its incidents (it may be over)
+
+    def snoozed(self, moment: dt.datetime) -> bool:
+        until = self.snooze.until if self.snooze else None
+        return until is not None and moment < until
+
+    def snoozed_through(self, moment: dt.datetime | None) -> bool:
+        """Whether the check's newest snooze lasted until `moment` (the incident's last failing run) at least."""
+        until = self.snooze.until if self.snooze else None
+        return until is not None and moment is not None and moment <= until
+
+
+NO_MARKS = Marks()
+
+
+def marks(events: Sequence[IncidentEvent], ref: MessageRef | None) -> Marks:
+    """One check's marks, from its events (oldest first), for the incident whose message is `ref`. A click on
+    an earlier message of the check (an incident that ended, or a message that was deleted) marks nothing now,
+    except a snooze, which is the check's."""
+    seen: set[str] = set()
+    acknowledged: list[IncidentEvent] = []
+    muted = expected = snooze = None
+    for event in events:
+        if event.event_id in seen:
+            continue
+        seen.add(event.event_id)
+        if event.action is Action.SNOOZE:
+            snooze = event
+        elif ref is not None and (event.slack_channel, event.slack_ts) == (ref.channel, ref.ts):
+            if event.action is Action.ACKNOWLEDGE:
+                acknowledged.append(event)
+            elif event.action is Action.MUTE:
+                muted = muted or event
+            elif event.action is Action.EXPECTED:
+                expected = expected or event
+    return Marks(tuple(acknowledged), muted, expected, snooze)
+
+
+@dataclass(frozen=True)
 class Step:
     state: Lifecycle
     notices: tuple[Notice, ...] = ()
 
 
-def step(check: Check, state: Lifecycle, result: CheckResult, now: dt.datetime, run_id: str, based_on: str) -> Step:
+def step(
+    check: Check,
+    state: Lifecycle,
+    result: CheckResult,
+    now: dt.datetime,
+    run_id: str,
+    based_on: str,
+    marks: Marks = NO_MARKS,
+) -> Step:
     """This run's result applied to the check's incident: the new state and the notices it calls for.
 
     `run_id` names new incidents and notices; `based_on` (the run of the row `state` was read from) goes into
-    each notice, so a run that crashes before recording can be recognised by the next one."""
+    each notice, so a run that crashes before recording can be recognised by the next one. `marks` are what
+    people said from Slack about the check (see `marks`)."""
     ids = {"at": now, "based_on": based_on}
     if result.status in FAILING:
         opened = state if state.open else Lifecycle(incident_id=run_id, since=now)
@@ -128,8 +213,9 @@ def step(check: Check, state: Lifecycle, result: CheckResult, now: dt.datetime, 
             status=result.status,
             problem=result.message,
             cause=result.cause,
+            last_run_at=now,
         )
-        kind = _failing_kind(check, current, result.status, now)
+        kind = _failing_kind(check, current, result.status, now, marks)
         if kind is None:
             return Step(current)
         notice = Notice(
@@ -143,19 +229,20 @@ def step(check: Check, state: Lifecycle, result: CheckResult, now: dt.datetime, 
             id=f"{run_id}:{check.name}:{kind}",
             incident_id=current.incident_id or run_id,
             status=result.status,
+            by=(marks.expected.user_id or "") if kind is NoticeKind.EXPECTED and marks.expected else "",
             **ids,
         )
         return Step(current, (notice,))
     if result.status is Status.OK:
         closed = Lifecycle(cause=result.cause)
-        if not state.open:
-            return Step(closed)
+        if not state.open or state.announced is Status.OK:
+            return Step(closed)  # nothing open, or already resolved in Slack when it was marked expected
         if state.announced is not None:
             kind = NoticeKind.RESOLVED
-        elif state.failing_runs >= check.alert_after:
+        elif state.failing_runs >= check.alert_after and not marks.snoozed_through(state.last_run_at):
             kind = NoticeKind.MISSED
         else:
-            return Step(closed)  # it never reached alert_after: nothing was due, nothing to close
+            return Step(closed)  # never due (alert_after), or held back by a snooze all along: nothing to close
         notice = Notice(
             kind=kind,
             check=check,
@@ -174,11 +261,20 @@ def step(check: Check, state: Lifecycle, result: CheckResult, now: dt.datetime, 
     return Step(state)  # invalid or skipped: says nothing about the data
 
 
-def _failing_kind(check: Check, state: Lifecycle, status: Status, now: dt.datetime) -> NoticeKind | None:
+def _failing_kind(check: Check, state: Lifecycle, status: Status, now: dt.datetime, marks: Marks) -> NoticeKind | None:
+    if state.announced is Status.OK:
+        return None  # marked expected and resolved in Slack: quiet until the check is ok
     if state.announced is None:
-        return NoticeKind.OPENED if state.failing_runs >= check.alert_after else None
+        due = state.failing_runs >= check.alert_after and not marks.snoozed(now)
+        return NoticeKind.OPENED if due else None
+    if marks.expected is not None:
+        return NoticeKind.EXPECTED
+    if marks.muted is not None or marks.snoozed(now):
+        return None
     if state.announced is not status:
         return NoticeKind.CHANGED
+    if marks.acknowledged:
+        return None
     last = state.last_notice_at
     if check.renotify_hours > 0 and (last is None or now - last >= dt.timedelta(hours=check.renotify_hours)):
         return NoticeKind.REMINDER
@@ -213,4 +309,6 @@ def fold(state: Lifecycle, record: NoticeRecord, based_on: str) -> Lifecycle:
     state = replace(state, last_notice_at=last)
     if kind in (NoticeKind.OPENED, NoticeKind.CHANGED) and record.status:
         state = replace(state, announced=Status(record.status))
+    elif kind is NoticeKind.EXPECTED:
+        state = replace(state, announced=Status.OK)  # Slack shows it resolved
     return state

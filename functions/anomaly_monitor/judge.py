@@ -145,7 +145,8 @@ def judge_points(check: Check, points: Sequence[tuple[dt.datetime, float | None]
 def judge(
     check: Check, result: QueryResult, now: dt.datetime, past_values: Sequence[tuple[dt.datetime, float]] = ()
 ) -> Verdict:
-    """The verdict for one check's result; `past_values` are its earlier values, for single-value anomaly checks.
+    """The verdict for one check's result; `past_values` are its earlier values, for single-value anomaly checks
+    (those recorded after `now`, by runs at a later --now, are not its past and are left out).
 
     Raises ShapeError when the result does not fit the check type."""
     if check.type is CheckType.ROWS:
@@ -154,4 +155,4 @@ def judge(
         return judge_threshold(check, result)
     if {"ts", "value"} <= set(result.columns):
         return judge_points(check, series(result))
-    return judge_points(check, [*past_values, (now, metric(result))])
+    return judge_points(check, [*((t, v) for t, v in past_values if t <= now), (now, metric(result))])

@@ -206,6 +206,31 @@ class NoticeRecord:
     detail: str | None = None  # why it failed or is unknown (redacted, capped)
 
 
+class Action(StrEnum):
+    """What a person did to an incident from Slack (SPEC "Slack actions")."""
+
+    ACKNOWLEDGE = "acknowledge"  # no reminders for this incident
+    SNOOZE = "snooze"  # no reminders and no new incident for the check until `until`
+    MUTE = "mute"  # nothing about this incident until it resolves
+    EXPECTED = "expected"  # the value is normal: the incident resolves, the value leaves the anomaly baseline
+
+
+@dataclass(frozen=True)
+class IncidentEvent:
+    """One row of `incident_events`: a click on an incident's message, recorded once (append-only)."""
+
+    event_id: str  # derived from Slack's payload: the same click delivered twice has the same id
+    check_name: str
+    slack_channel: str | None  # the clicked message, as in check_results
+    slack_ts: str | None
+    action: Action
+    until: dt.datetime | None  # the end of a snooze (UTC)
+    user_id: str | None
+    user_name: str | None
+    at: dt.datetime  # when it was recorded (wall clock, UTC)
+    detail: str | None = None  # JSON: the snooze chosen, or the value marked expected and the run that judged it
+
+
 @dataclass
 class RunReport:
     """A whole run: what the CLI prints, the HTTP function answers and the status sheet shows."""

@@ -22,8 +22,8 @@ from anomaly_monitor.models import (
     CheckResult,
     CheckType,
     HistoryRecord,
+    IncidentEvent,
     InvalidCheck,
-    NoticeEvent,
     OpenIncident,
     RunReport,
     Severity,
@@ -193,15 +193,21 @@ def plan(
 
 @dataclass
 class AlertState:
-    """A run's view of the alert state: each check's newest history row, with the delivery journal folded in."""
+    """A run's view of the alert state: each check's newest history row, with the delivery journal folded in, and
+    what people did from Slack."""
 
     latest: dict[str, HistoryRecord]
     states: dict[str, Lifecycle]
     ledger: delivery.Ledger
     rows_read: int
+    events: dict[str, list[IncidentEvent]] = field(default_factory=dict)
 
     def based_on(self, name: str) -> str:
         return self.latest[name].run_id if name in self.latest else NO_ROW
+
+    def marks(self, name: str) -> incidents.Marks:
+        state = self.states.get(name, Lifecycle())
+        return incidents.marks(self.events.get(name, []), state.ref)
 
 
 def read_alert_state(
@@ -222,7 +228,11 @@ def read_alert_state(
         for event in ledger.fold.get(name, []):
             state = incidents.fold(state, event, committed.get(name, NO_ROW))
         states[name] = state
-    return AlertState(latest, states, ledger, len(latest) + len(pending))
+    events: dict[str, list[IncidentEvent]] = {}
+    for event in backends.state.incident_events(sorted({*names, *latest}), now):
+        events.setdefault(event.check_name, []).append(event)
+    rows_read = len(latest) + len(pending) + sum(map(len, events.values()))
+    return AlertState(latest, states, ledger, rows_read, events)
 
 
 @dataclass
@@ -230,7 +240,27 @@ class Announced:
     rows: list[HistoryRecord]
     notified: set[str]  # checks whose news reached Slack in this run (directly or through their group)
     failures: int  # notices not delivered (retried or looked for on a later run)
-    open_since: dict[str, dt.datetime]  # checks with an incident open after the run (their own, or their group's)
+    open: dict[str, OpenIncident]  # checks with an incident open after the run (their own, or their group's)
+
+
+def open_incident(state: Lifecycle, marks: incidents.Marks, now: dt.datetime) -> OpenIncident | None:
+    """The incident as the status sheet shows it, with who acknowledged, snoozed or muted it; None when there is
+    none, or when it was marked expected (Slack shows it resolved)."""
+    if not state.open or state.since is None or state.announced is Status.OK:
+        return None
+
+    def who(*events: IncidentEvent | None) -> str | None:
+        names = [e.user_name or e.user_id for e in events if e is not None]
+        return ", ".join(dict.fromkeys(n for n in names if n)) or None
+
+    snooze = marks.snooze if marks.snoozed(now) else None
+    return OpenIncident(
+        since=state.since,
+        acknowledged_by=who(*marks.acknowledged),
+        snoozed_by=who(snooze),
+        snoozed_until=snooze.until if snooze else None,
+        muted_by=who(marks.muted),
+    )
 
 
 def announce(
@@ -251,7 +281,8 @@ def announce(
     notices = [delivery.notice_from(r, checks, r.check_name in ledger.repeat_warning) for r in ledger.owed]
     for check, result in items:
         state = alert.states.get(check.name, Lifecycle())
-        steps[check.name] = incidents.step(check, state, result, now, run_id, alert.based_on(check.name))
+        based_on = alert.based_on(check.name)
+        steps[check.name] = incidents.step(check, state, result, now, run_id, based_on, alert.marks(check.name))
         notices += [
             replace(n, members=members.get(check.name, ()), unconfirmed_before=check.name in ledger.repeat_warning)
             for n in steps[check.name].notices
@@ -264,26 +295,26 @@ def announce(
     notified |= {name for name, group in covered.items() if group in notified}
 
     rows = []
-    open_since: dict[str, dt.datetime] = {}
+    still_open: dict[str, OpenIncident] = {}
     for check, result in items:
         state = steps[check.name].state
         for notice in delivered:
             if notice.check.name == check.name:
-                event = delivery.journal(notice, NoticeEvent.DELIVERED, run_id, "", outcomes[notice.id])
-                state = incidents.fold(state, event, based_on="")
+                state = delivery.confirmed(state, notice, outcomes[notice.id], run_id)
         rows.append(record(run_id, now, result, state, check.name in notified))
-        if state.open and state.since:
-            open_since[check.name] = state.since
+        shown = open_incident(state, incidents.marks(alert.events.get(check.name, []), state.ref), now)
+        if shown is not None:
+            still_open[check.name] = shown
     for result in results:
         if result.name in covered:  # its state is carried; its cause says which group told Slack
             state = replace(alert.states.get(result.name, Lifecycle()), cause=result.cause)
             rows.append(record(run_id, now, result, state, result.name in notified))
-            if covered[result.name] in open_since:
-                open_since[result.name] = open_since[covered[result.name]]
+            if covered[result.name] in still_open:
+                still_open[result.name] = still_open[covered[result.name]]
         elif result.check is None and result.status is Status.INVALID:
             rows.append(record(run_id, now, result, Lifecycle(), False))
     failures = len(wait) + sum(not o.delivered for o in outcomes.values())
-    return Announced(rows, notified, failures, open_since)
+    return Announced(rows, notified, failures, still_open)
 
 
 def report_registry_failure(backends: Backends, error: RegistryError, run_id: str, now: dt.datetime) -> None:
@@ -364,7 +395,7 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
             replace(
                 r,
                 notified=r.name in announced.notified,
-                incident=OpenIncident(since) if (since := announced.open_since.get(r.name)) else None,
+                incident=announced.open.get(r.name),
             )
             for r in results
         ]

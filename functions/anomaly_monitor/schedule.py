@@ -73,3 +73,16 @@ def is_due(check: Check, last_run: dt.datetime | None, now: dt.datetime) -> bool
 
 def next_tick(check: Check, now: dt.datetime) -> dt.datetime:
     return tick_after(check, now)
+
+
+def ticks(expression: str, timezone: str, start: dt.datetime, end: dt.datetime, limit: int) -> list[dt.datetime]:
+    """The ticks of a cron expression from `start` to `end` (both included), in UTC, following the same rule as
+    `is_due`; stops after `limit` + 1 ticks so that a caller can tell there are too many."""
+    local = (start - dt.timedelta(seconds=1)).astimezone(ZoneInfo(timezone))  # cronsim yields ticks after it
+    out: list[dt.datetime] = []
+    for tick in CronSim(expression, local):
+        moment = tick.astimezone(dt.UTC)
+        if moment > end or len(out) > limit:
+            break
+        out.append(moment)
+    return out

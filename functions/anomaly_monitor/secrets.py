@@ -1,4 +1,5 @@
-"""Secret Manager: the Slack bot token read once per instance, never logged, never in an error message."""
+"""Secret Manager: the Slack bot token and signing secret read once per instance, never logged, never in an error
+message."""
 
 from __future__ import annotations
 
@@ -24,23 +25,24 @@ def secret_client():  # -> secretmanager.SecretManagerServiceClient
 
 
 @functools.cache
-def _read(version_name: str) -> str:
+def _read(version_name: str, variable: str) -> str:
     try:
         response = secret_client().access_secret_version(name=version_name)
     except Exception as exc:
         # the exception text names the version and the cause; it cannot hold the payload, which never arrived
         raise ConfigError(
-            f"secret {version_name} could not be read ({type(exc).__name__}: {exc}); check SLACK_BOT_TOKEN_SECRET "
+            f"secret {version_name} could not be read ({type(exc).__name__}: {exc}); check {variable} "
             "(projects/P/secrets/NAME/versions/latest) and that the function's service account has "
             "Secret Manager Secret Accessor on it"
         ) from None
     return response.payload.data.decode("utf-8").strip()
 
 
-def read_secret(version_name: str) -> str:
-    """The secret version's payload as text, fetched on first use and cached for the life of the instance."""
+def read_secret(version_name: str, variable: str = "SLACK_BOT_TOKEN_SECRET") -> str:
+    """The secret version's payload as text, fetched on first use and cached for the life of the instance.
+    `variable` names the setting that gave the version, for the error message."""
     with _lock:
-        return _read(version_name)
+        return _read(version_name, variable)
 
 
 def slack_bot_token(settings: Settings) -> str | None:
@@ -49,4 +51,13 @@ def slack_bot_token(settings: Settings) -> str | None:
         return settings.slack_bot_token
     if settings.slack_bot_token_secret:
         return read_secret(settings.slack_bot_token_secret)
+    return None
+
+
+def slack_signing_secret(settings: Settings) -> str | None:
+    """SLACK_SIGNING_SECRET when set (it wins), else the secret SLACK_SIGNING_SECRET_SECRET names, else None."""
+    if settings.slack_signing_secret:
+        return settings.slack_signing_secret
+    if settings.slack_signing_secret_secret:
+        return read_secret(settings.slack_signing_secret_secret, "SLACK_SIGNING_SECRET_SECRET")
     return None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from anomaly_monitor.errors import QueryError
+from anomaly_monitor.errors import QueryError, UnknownCheckError
 from anomaly_monitor.models import GB, Check, RunReport
 from anomaly_monitor.notifiers import Notifier
 from anomaly_monitor.registry import parse_registry
@@ -14,6 +15,9 @@ from anomaly_monitor.settings import Settings
 from anomaly_monitor.sources import open_source
 from anomaly_monitor.state import open_state
 from anomaly_monitor.warehouses import Warehouse, open_warehouse
+
+if TYPE_CHECKING:
+    from anomaly_monitor.backtest import Backtest, BacktestOptions
 
 
 def open_notifier(settings: Settings) -> Notifier:
@@ -79,3 +83,19 @@ def prepare(check: Check, warehouse: Warehouse, settings: Settings, now: dt.date
         message = f"would scan {scanned / GB:.2f} GB, above its cap of {cap_gb:g} GB (max_gb_billed)"
         return Validation(check.name, False, message, scanned)
     return Validation(check.name, True, "ok", scanned)
+
+
+def backtest(settings: Settings, options: BacktestOptions) -> Backtest:
+    """One check replayed over past ticks (see backtest.py); posts and records nothing."""
+    from anomaly_monitor.backtest import Backtest, run_backtest
+
+    registry = parse_registry(open_source(settings.checks_source, settings).read_rows())
+    check = next((c for c in registry.checks if c.name == options.check), None)
+    if check is None:
+        row = next((i for i in registry.invalid if i.name == options.check), None)
+        if row is None:
+            raise UnknownCheckError(f"no check named {options.check!r} in the registry")
+        return Backtest(row.name, None, options.start, options.end, [], "", message=row.message)
+    warehouse = open_warehouse(settings.warehouse_url, settings)
+    state = open_state(settings.state_url, settings, read_only=True)
+    return run_backtest(check, warehouse, state, settings, options)

@@ -28,6 +28,8 @@ ENV_VARS = (
     "LOG_FORMAT",
     "RUN_TIMEOUT_S",
     "SHARED_CAUSE_MIN_CHECKS",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_SIGNING_SECRET_SECRET",
 )
 
 LOCAL_CHECKS = "data/checks.csv"
@@ -73,12 +75,15 @@ class Settings:
     log_format: str = "text"
     run_timeout_s: float = 540.0  # the invocation's time budget (the function's timeout): Slack waits fit in it
     shared_cause_min_checks: int = 3  # checks failing for one cause outside their SQL that make one grouped alert
+    slack_signing_secret: str | None = None  # slack_actions only: verifies that a click comes from Slack
+    slack_signing_secret_secret: str | None = None
 
-    def __repr__(self) -> str:  # the token must never reach a log line
+    def __repr__(self) -> str:  # the token and the signing secret must never reach a log line
         token = "set" if self.slack_bot_token else "unset"
+        signing = "set" if self.slack_signing_secret else "unset"
         return (
             f"Settings(checks_source={self.checks_source!r}, warehouse_url={self.warehouse_url!r}, "
-            f"state_url={self.state_url!r}, slack_bot_token={token})"
+            f"state_url={self.state_url!r}, slack_bot_token={token}, slack_signing_secret={signing})"
         )
 
     @classmethod
@@ -107,4 +112,6 @@ class Settings:
             log_format=log_format,
             run_timeout_s=_number(env, "RUN_TIMEOUT_S", 540.0, minimum=30),
             shared_cause_min_checks=int(_number(env, "SHARED_CAUSE_MIN_CHECKS", 3, minimum=2)),
+            slack_signing_secret=get("SLACK_SIGNING_SECRET"),
+            slack_signing_secret_secret=get("SLACK_SIGNING_SECRET_SECRET"),
         )

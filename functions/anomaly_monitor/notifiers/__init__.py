@@ -17,6 +17,7 @@ class NoticeKind(StrEnum):
     CHANGED = "changed"  # failing differently (data alert <-> query error): a thread reply
     RESOLVED = "resolved"  # ok again: a thread reply, and the original message marked resolved
     MISSED = "missed"  # a whole incident that began and ended while it could not be posted: one top-level message
+    EXPECTED = "expected"  # marked expected from Slack: resolved in its thread and message; quiet until it is ok
 
 
 TOP_LEVEL = (NoticeKind.OPENED, NoticeKind.MISSED)  # the notices that start a message of their own
@@ -48,6 +49,7 @@ class Notice:
     based_on: str | None = None  # the history row it was decided from (run_id), for the journal
     members: tuple[str, ...] = ()  # a grouped incident: the checks that failed for its cause
     unconfirmed_before: bool = False  # an earlier attempt could not be confirmed: the message says it may repeat
+    by: str = ""  # EXPECTED: the Slack user id of who marked it
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,11 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from slack_sdk.models.blocks import ActionsBlock, ButtonElement, ConfirmObject, Option, StaticSelectElement
+
+from anomaly_monitor.incidents import Marks
 from anomaly_monitor.judge import expected_range, fmt
-from anomaly_monitor.models import CheckResult, Severity, Status
+from anomaly_monitor.models import Action, Check, CheckResult, CheckType, IncidentEvent, Severity, Status
 from anomaly_monitor.notifiers import REGISTRY, Notice, NoticeKind
 from anomaly_monitor.report import text_table
 
@@ -24,6 +27,15 @@ CELL_WIDTHS = (40, 24, 16, 10)
 MARKERS = {Severity.CRITICAL: "🔴", Severity.WARNING: "🟠", Severity.INFO: "🔵"}
 ERROR_MARKER = "⚠️"
 RESOLVED_MARKER = "✅"
+ACTION_MARKERS = {Action.ACKNOWLEDGE: "👀", Action.SNOOZE: "💤", Action.MUTE: "🔕", Action.EXPECTED: RESOLVED_MARKER}
+
+# The buttons (SPEC "Slack actions"): each click carries its check in the block id, its action in the action id,
+# and, for a snooze, the choice and the check's time zone in the option's value; slack_actions checks all of it
+# against the history before it records anything.
+ACTIONS_BLOCK_PREFIX = "incident:"
+STATUS_BLOCK_ID = "incident_status"  # the line that says who did what, rewritten by each click
+BLOCK_ID_CHARS = 255
+SNOOZE_LABELS = {"1h": "1 hour", "4h": "4 hours", "24h": "24 hours", "tomorrow": "Until 09:00 tomorrow"}
 
 Block = dict[str, Any]
 Message = dict[str, Any]
@@ -218,6 +230,107 @@ def message(text: str, blocks: list[Block]) -> Message:
     return {"text": text, "blocks": blocks[:MAX_BLOCKS]}
 
 
+# ---------------------------------------------------------------- the buttons
+
+
+def actions_block(check: Check) -> list[Block]:
+    """Acknowledge, Snooze (a menu), Mute until resolved and, on threshold and anomaly checks, Expected."""
+    block_id = ACTIONS_BLOCK_PREFIX + check.name
+    if len(block_id) > BLOCK_ID_CHARS:  # only a grouped cause with a very long dataset name: no buttons, no error
+        return []
+    labels = {**SNOOZE_LABELS, "tomorrow": f"{SNOOZE_LABELS['tomorrow']} ({check.timezone})"}
+    options = [Option(value=f"{choice}|{check.timezone}", text=label) for choice, label in labels.items()]
+    elements: list[Any] = [
+        ButtonElement(text="Acknowledge", action_id=Action.ACKNOWLEDGE, value=Action.ACKNOWLEDGE, style="primary"),
+        StaticSelectElement(placeholder="Snooze…", action_id=Action.SNOOZE, options=options),
+        ButtonElement(
+            text="Mute until resolved",
+            action_id=Action.MUTE,
+            value=Action.MUTE,
+            confirm=ConfirmObject(
+                title="Mute until resolved?",
+                text="No reminders or updates about this incident until it resolves.",
+                confirm="Mute",
+                deny="Cancel",
+            ),
+        ),
+    ]
+    if check.type in (CheckType.THRESHOLD, CheckType.ANOMALY):
+        elements.append(
+            ButtonElement(
+                text="Expected",
+                action_id=Action.EXPECTED,
+                value=Action.EXPECTED,
+                confirm=ConfirmObject(
+                    title="Is this value normal?",
+                    text="The incident resolves, and the check stays quiet until it is ok again; an anomaly check "
+                    "leaves this value out of its baseline.",
+                    confirm="It is expected",
+                    deny="Cancel",
+                ),
+            )
+        )
+    return [ActionsBlock(block_id=block_id, elements=elements).to_dict()]
+
+
+def mention(user_id: str | None) -> str:
+    return f"<@{user_id}>" if user_id and re.fullmatch(r"[UW][A-Z0-9]{2,}", user_id) else "someone"
+
+
+def slack_time(moment: dt.datetime) -> str:
+    """A time each reader sees in their own time zone, with UTC as the fallback text."""
+    unix = int(moment.timestamp())
+    return f"<!date^{unix}^{{date_short_pretty}} {{time}}|{when(moment)}>"
+
+
+def status_line(marks: Marks) -> str:
+    """Who did what to the incident, as its message shows it ("👀 Acknowledged by @ana · …")."""
+    parts = []
+    if marks.acknowledged:
+        people = ", ".join(dict.fromkeys(mention(e.user_id) for e in marks.acknowledged))
+        parts.append(f"{ACTION_MARKERS[Action.ACKNOWLEDGE]} Acknowledged by {people}")
+    if marks.snooze is not None and marks.snooze.until is not None:
+        until = slack_time(marks.snooze.until)
+        parts.append(f"{ACTION_MARKERS[Action.SNOOZE]} Snoozed until {until} by {mention(marks.snooze.user_id)}")
+    if marks.muted is not None:
+        parts.append(f"{ACTION_MARKERS[Action.MUTE]} Muted until resolved by {mention(marks.muted.user_id)}")
+    if marks.expected is not None:
+        who = mention(marks.expected.user_id)
+        parts.append(f"{ACTION_MARKERS[Action.EXPECTED]} Marked expected by {who}: resolves on the next run")
+    return " · ".join(parts)
+
+
+def clicked_message(blocks: Sequence[Block], marks: Marks) -> list[Block]:
+    """The incident message after a click: its blocks as Slack holds them, with the line of who did what before
+    the buttons (replacing the last one); once it is marked expected, the buttons go."""
+    kept = [b for b in blocks if b.get("block_id") != STATUS_BLOCK_ID]
+    buttons = [n for n, b in enumerate(kept) if str(b.get("block_id", "")).startswith(ACTIONS_BLOCK_PREFIX)]
+    at = buttons[0] if buttons else len(kept)
+    line = status_line(marks)
+    status = [{**context([line]), "block_id": STATUS_BLOCK_ID}] if line else []
+    rest = kept[at + 1 :] if buttons and marks.expected is not None else kept[at:]
+    return [*kept[:at], *status, *rest][:MAX_BLOCKS]
+
+
+def click_reply(event: IncidentEvent) -> str:
+    """What a click tells the incident's thread."""
+    who = mention(event.user_id)
+    marker = ACTION_MARKERS[event.action]
+    if event.action is Action.ACKNOWLEDGE:
+        return f"{marker} {who} acknowledged this incident: no more reminders about it."
+    if event.action is Action.SNOOZE and event.until is not None:
+        return (
+            f"{marker} {who} snoozed check *{escape(event.check_name)}* until {slack_time(event.until)}: no "
+            "reminders and no new incident until then."
+        )
+    if event.action is Action.MUTE:
+        return f"{marker} {who} muted this incident: nothing more about it until it resolves."
+    return (
+        f"{marker} {who} marked this value expected: the incident resolves on the next run, and the check stays "
+        "quiet until it is ok again."
+    )
+
+
 # ---------------------------------------------------------------- the messages
 
 
@@ -232,6 +345,7 @@ def render(notice: Notice, user_ids: Mapping[str, str] | None = None) -> Message
         NoticeKind.CHANGED: render_changed,
         NoticeKind.RESOLVED: render_resolved_reply,
         NoticeKind.MISSED: render_missed,
+        NoticeKind.EXPECTED: render_expected_reply,
     }
     return renderers[notice.kind](notice, user_ids)
 
@@ -245,6 +359,7 @@ def render_opened(notice: Notice, user_ids: Mapping[str, str]) -> Message:
     blocks += members_blocks(notice)
     blocks += about_blocks(notice, user_ids)
     blocks.append(run_context(notice))
+    blocks += actions_block(check)
     what = "check failed to run" if result.status is Status.ERROR else str(check.severity)
     return message(fallback(f"{marker(notice)} {check.name} ({what}):", result.message), blocks)
 
@@ -283,6 +398,19 @@ def render_resolved_reply(notice: Notice, user_ids: Mapping[str, str]) -> Messag
     return message(fallback(text), [section(lead)])
 
 
+def render_expected_reply(notice: Notice, user_ids: Mapping[str, str]) -> Message:
+    at = notice.at or notice.since
+    baseline = (
+        " Its value is left out of the check's baseline from now on." if notice.check.type is CheckType.ANOMALY else ""
+    )
+    lead = (
+        f"{RESOLVED_MARKER} *Marked expected* by {mention(notice.by)}: resolved after {runs(notice.failing_runs)} "
+        f"({duration(notice.since, at)}). The check stays quiet until it is ok again.{baseline}"
+    )
+    text = f"{notice.check.name} marked expected: resolved after {runs(notice.failing_runs)}"
+    return message(fallback(text), [section(lead)])
+
+
 def render_resolved(notice: Notice, user_ids: Mapping[str, str] | None = None) -> Message:
     """The incident's original message, rewritten (chat.update) so the channel shows it is over."""
     check = notice.check
@@ -291,10 +419,12 @@ def render_resolved(notice: Notice, user_ids: Mapping[str, str] | None = None) -
     if check.description:
         blocks.append(section(escape(check.description)))
     blocks.append(section("*Was:* " + escape(clip(notice.problem, 1000))))
+    if notice.kind is NoticeKind.EXPECTED:
+        blocks.append(section(f"*Marked expected* by {mention(notice.by)}"))
     blocks += about_blocks(notice, user_ids or {})
     parts = [
         f"Failing since {when(notice.since)}",
-        f"cleared {when(at)}",
+        f"{'marked expected' if notice.kind is NoticeKind.EXPECTED else 'cleared'} {when(at)}",
         f"after {runs(notice.failing_runs)} ({duration(notice.since, at)})",
     ]
     blocks.append(context(parts))
@@ -322,11 +452,12 @@ def render_missed(notice: Notice, user_ids: Mapping[str, str]) -> Message:
 def render_moved(notice: Notice, user_ids: Mapping[str, str] | None = None) -> Message:
     """A notice whose incident message was deleted: a new top-level message that says so, then the notice."""
     user_ids = user_ids or {}
-    resolved = notice.kind is NoticeKind.RESOLVED
+    resolved = notice.kind in (NoticeKind.RESOLVED, NoticeKind.EXPECTED)
     name = f"{RESOLVED_MARKER} Resolved: {notice.check.name}" if resolved else title(notice)
     note = context([f"The message this incident began with ({when(notice.since)}) is gone; it continues here."])
     body = render(notice, user_ids)
-    return message(body["text"], [header(name), note, *body["blocks"]])
+    buttons = [] if resolved else actions_block(notice.check)  # the incident's message from now on
+    return message(body["text"], [header(name), note, *body["blocks"][: MAX_BLOCKS - 2 - len(buttons)], *buttons])
 
 
 def with_repeat_warning(body: Message) -> Message:

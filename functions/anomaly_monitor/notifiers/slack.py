@@ -295,7 +295,7 @@ class SlackNotifier:
             channel = self.channel_for(notice)
             if notice.kind in TOP_LEVEL or notice.ref is None:
                 return self._post_top_level(notice, channel, moved=notice.kind not in TOP_LEVEL)
-            if notice.kind is NoticeKind.RESOLVED:
+            if notice.kind in (NoticeKind.RESOLVED, NoticeKind.EXPECTED):
                 self._mark_resolved(notice, notice.ref)
             return self._reply(notice, notice.ref)
         except SlackApiError as exc:

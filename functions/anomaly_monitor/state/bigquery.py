@@ -1,4 +1,5 @@
-"""The cloud state store: `check_results` and `notices` in BigQuery, appended by streaming inserts."""
+"""The cloud state store: `check_results`, `notices` and `incident_events` in BigQuery, appended by streaming
+inserts."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from anomaly_monitor import gcp
 from anomaly_monitor.errors import StateError
-from anomaly_monitor.models import HistoryRecord, NoticeRecord
+from anomaly_monitor.models import HistoryRecord, IncidentEvent, NoticeRecord
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.state import CLOSING_KINDS, NO_ROW, POINTS_LIMIT, UNCONFIRMED
-from anomaly_monitor.state.schema import COLUMNS, NOTICE_COLUMNS, TABLES, from_values, to_values
+from anomaly_monitor.state.schema import COLUMNS, EVENT_COLUMNS, NOTICE_COLUMNS, TABLES, from_values, to_values
 from anomaly_monitor.urls import bigquery_dataset
 
 if TYPE_CHECKING:
@@ -24,7 +25,9 @@ if TYPE_CHECKING:
 LATEST_WINDOWS_DAYS = (2, 35, 400)  # the newest row of each check, looked for in widening windows
 POINTS_WINDOWS_DAYS = (7, 90)  # a 10-minute check has its points in a week; slower ones look back up to 90 days
 NOTICES_DAYS = 90  # a notice still pending after this long is given up on (and was logged every run before)
-PARTITIONING = {"check_results": "checked_at", "notices": "recorded_at"}
+EVENTS_DAYS = 400  # clicks older than this no longer change what a run does (the table holds a row per click)
+CLICK_MARGIN = dt.timedelta(days=1)  # a clicked message's rows are read from a day before its ts on
+PARTITIONING = {"check_results": "checked_at", "notices": "recorded_at", "incident_events": "at"}
 QUERY_TIMEOUT_S = 60
 REQUEST_DEADLINE_S = 60  # retries of one API call stop here (the client's default is 10 minutes)
 
@@ -44,7 +47,7 @@ def bigquery_schema(table: str) -> list[bigquery.SchemaField]:
     return [bigquery.SchemaField(name, kind, mode=mode) for name, kind, mode in TABLES[table]]
 
 
-def to_row(record: HistoryRecord | NoticeRecord) -> dict[str, Any]:
+def to_row(record: HistoryRecord | NoticeRecord | IncidentEvent) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in to_values(record).items()}
 
 
@@ -82,29 +85,99 @@ WHERE event IN UNNEST(@unconfirmed)
 ORDER BY recorded_at, notice_id
 """
 
+# `at` is quoted: BigQuery does not need it, but the emulator's SQL engine (DuckDB) takes it for a keyword.
+QUOTED_EVENT_COLUMNS = ", ".join(f"`{c}`" for c in EVENT_COLUMNS)
+
+EVENTS_SQL = f"""
+SELECT {QUOTED_EVENT_COLUMNS}
+FROM `{{table}}`
+WHERE check_name IN UNNEST(@names)
+  AND `at` >= @since AND `at` <= @now
+QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY `at`) = 1
+ORDER BY `at`, event_id
+"""
+
+# A click's lookup, one job: the check's newest row since the clicked message was posted, and the clicks on it.
+CLICKED_SQL = f"""
+SELECT
+  ARRAY(
+    SELECT AS STRUCT {", ".join(COLUMNS)}
+    FROM `{{table}}`
+    WHERE check_name = @name AND status != 'invalid' AND checked_at >= @since AND checked_at <= @now
+    ORDER BY checked_at DESC
+    LIMIT 1
+  ) AS newest,
+  ARRAY(
+    SELECT AS STRUCT {QUOTED_EVENT_COLUMNS}
+    FROM `{{events}}`
+    WHERE check_name = @name AND slack_channel = @channel AND slack_ts = @ts AND `at` >= @since AND `at` <= @now
+    ORDER BY `at`, event_id
+  ) AS events
+"""
+
+
+def message_time(ts: str) -> dt.datetime | None:
+    """A Slack message ts is the Unix time it was posted (`1700000000.000100`); None if it is not one."""
+    try:
+        return dt.datetime.fromtimestamp(float(ts), dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
 
 class BigQueryStateStore:
-    def __init__(self, project: str, dataset: str, api_endpoint: str | None = None) -> None:
+    def __init__(self, project: str, dataset: str, api_endpoint: str | None = None, *, read_only: bool = False) -> None:
         self.project = project
         self.dataset = dataset
         self.api_endpoint = api_endpoint
+        self.read_only = read_only  # reads only, and creates nothing: the tables it lacks read as empty
         self.table_id = f"{project}.{dataset}.check_results"
         self.notices_id = f"{project}.{dataset}.notices"
+        self.events_id = f"{project}.{dataset}.incident_events"
         self._tables_ready = False
+        self._absent: set[str] = set()  # read only: the tables that do not exist
         self.bytes_processed = 0  # by this store's queries, for the run's summary line
 
     @classmethod
-    def from_url(cls, url: str, settings: Settings) -> BigQueryStateStore:
+    def from_url(cls, url: str, settings: Settings, *, read_only: bool = False) -> BigQueryStateStore:
         project, dataset = bigquery_dataset(url)
-        return cls(project, dataset, settings.bigquery_api_endpoint)
+        return cls(project, dataset, settings.bigquery_api_endpoint, read_only=read_only)
 
     def _client(self) -> bigquery.Client:
         client = gcp.bigquery_client(self.project, self.api_endpoint)
         if not self._tables_ready:
-            for table in TABLES:
-                self._ensure_table(client, table)
+            if self.read_only:
+                self._absent = self._absent_tables(client)
+            else:
+                for table in TABLES:
+                    self._ensure_table(client, table)
             self._tables_ready = True
         return client
+
+    def _has(self, table_id: str) -> bool:
+        self._client()
+        return table_id not in self._absent
+
+    def _absent_tables(self, client: bigquery.Client) -> set[str]:
+        """Read only: which tables do not exist yet (they read as empty); the dataset itself must."""
+        from google.api_core.exceptions import NotFound
+        from google.cloud import bigquery
+
+        retry = bigquery.DEFAULT_RETRY.with_deadline(REQUEST_DEADLINE_S)
+        absent = set()
+        try:
+            for name in TABLES:
+                table_id = f"{self.project}.{self.dataset}.{name}"
+                try:
+                    client.get_table(table_id, retry=retry)
+                except NotFound:
+                    absent.add(table_id)
+            if absent:
+                client.get_dataset(f"{self.project}.{self.dataset}", retry=retry)
+        except NotFound:
+            raise StateError(f"dataset {self.project}.{self.dataset} does not exist: fix the state URL") from None
+        except Exception as exc:
+            raise StateError(f"state dataset {self.project}.{self.dataset} cannot be read: {exc}") from exc
+        return absent
 
     def _ensure_table(self, client: bigquery.Client, name: str) -> None:
         """Terraform creates the tables; this covers local use, a deleted table, and a table from an older version
@@ -148,12 +221,16 @@ class BigQueryStateStore:
         table.clustering_fields = ["check_name"]
         client.create_table(table, exists_ok=True, retry=retry)
 
-    def _insert(self, table_id: str, rows: Sequence[HistoryRecord | NoticeRecord], row_ids: list[str]) -> None:
+    def _insert(
+        self, table_id: str, rows: Sequence[HistoryRecord | NoticeRecord | IncidentEvent], row_ids: list[str]
+    ) -> None:
         """Streaming inserts, chosen over the Storage Write API: rows are queryable at once (the next run's
         incident lifecycle reads them back), one REST call with no gRPC stream to manage, and at a few rows
         per run the cost is negligible. The insertId lets BigQuery drop a retried duplicate."""
         if not rows:
             return
+        if self.read_only:
+            raise StateError(f"state store {self.project}.{self.dataset} is opened read-only: {table_id} not written")
         from google.cloud import bigquery
 
         try:
@@ -177,6 +254,11 @@ class BigQueryStateStore:
         ids = [f"{e.notice_id}:{e.event}:{e.recorded_at.timestamp():.6f}" for e in events]
         self._insert(self.notices_id, events, ids)
 
+    def append_events(self, events: Sequence[IncidentEvent]) -> None:
+        """The event_id is the insertId: BigQuery drops a second delivery of one click that arrives within its
+        de-duplication window, and every read keeps one row per event_id for any that lands later."""
+        self._insert(self.events_id, events, [e.event_id for e in events])
+
     def _query(self, sql: str, parameters: list[Any], check: str) -> list[Any]:
         from google.cloud import bigquery
 
@@ -197,6 +279,8 @@ class BigQueryStateStore:
         from google.cloud import bigquery
 
         found: dict[str, HistoryRecord] = {}
+        if not self._has(self.table_id):
+            return found
         missing = sorted(set(check_names))
         for n, days in enumerate(LATEST_WINDOWS_DAYS):
             if n and not missing:
@@ -223,6 +307,8 @@ class BigQueryStateStore:
         from google.cloud import bigquery
 
         out: dict[str, list[tuple[dt.datetime, float]]] = {}
+        if not self._has(self.table_id):
+            return out
         short = sorted(set(check_names))
         for days in POINTS_WINDOWS_DAYS:
             if not short:
@@ -250,7 +336,7 @@ class BigQueryStateStore:
         from google.cloud import bigquery
 
         names = sorted(set(check_names))
-        if not names:
+        if not names or not self._has(self.notices_id):
             return []
         since = dt.datetime.now(dt.UTC) - dt.timedelta(days=NOTICES_DAYS)  # recorded_at is the wall clock
         rows = self._query(
@@ -267,6 +353,52 @@ class BigQueryStateStore:
             "notices",
         )
         return [from_values(NoticeRecord, dict(row.items())) for row in rows]
+
+    def incident_events(self, check_names: Collection[str], now: dt.datetime) -> list[IncidentEvent]:
+        from google.cloud import bigquery
+
+        names = sorted(set(check_names))
+        if not names or not self._has(self.events_id):
+            return []
+        rows = self._query(
+            EVENTS_SQL.format(table=self.events_id),
+            [
+                bigquery.ArrayQueryParameter("names", "STRING", names),
+                bigquery.ScalarQueryParameter("since", "TIMESTAMP", now - dt.timedelta(days=EVENTS_DAYS)),
+                bigquery.ScalarQueryParameter("now", "TIMESTAMP", now),
+            ],
+            "incident_events",
+        )
+        return [from_values(IncidentEvent, dict(row.items())) for row in rows]
+
+    def clicked_incident(
+        self, check_name: str, channel: str, ts: str, now: dt.datetime
+    ) -> tuple[HistoryRecord | None, list[IncidentEvent]]:
+        """One query over the partitions since the message was posted (its ts is its time): the cost follows the
+        incident's age, not the history's."""
+        from google.cloud import bigquery
+
+        posted = message_time(ts)
+        if posted is None or not (self._has(self.table_id) and self._has(self.events_id)):
+            return None, []
+        rows = self._query(
+            CLICKED_SQL.format(table=self.table_id, events=self.events_id),
+            [
+                bigquery.ScalarQueryParameter("name", "STRING", check_name),
+                bigquery.ScalarQueryParameter("channel", "STRING", channel),
+                bigquery.ScalarQueryParameter("ts", "STRING", ts),
+                bigquery.ScalarQueryParameter("since", "TIMESTAMP", min(posted, now) - CLICK_MARGIN),
+                bigquery.ScalarQueryParameter("now", "TIMESTAMP", now),
+            ],
+            "click",
+        )
+        if not rows:
+            return None, []
+        newest = [from_values(HistoryRecord, dict(row)) for row in rows[0]["newest"]]
+        events = {}
+        for row in rows[0]["events"]:
+            events.setdefault(row["event_id"], from_values(IncidentEvent, dict(row)))
+        return (newest[0] if newest else None), list(events.values())
 
     @contextmanager
     def run_lock(self, run_id: str) -> Iterator[None]:

@@ -1,4 +1,5 @@
-"""The state tables, `check_results` and `notices`: one definition for SQLite, BigQuery and the Terraform test."""
+"""The state tables, `check_results`, `notices` and `incident_events`: one definition for SQLite, BigQuery and the
+Terraform test."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import enum
 from dataclasses import fields
 from typing import Any, TypeVar
 
-from anomaly_monitor.models import HistoryRecord, NoticeEvent, NoticeRecord, Status
+from anomaly_monitor.models import Action, HistoryRecord, IncidentEvent, NoticeEvent, NoticeRecord, Status
 
 # (column, BigQuery type, mode); SQLite uses the affinity in SQLITE_TYPES. New columns are only ever appended,
 # NULLABLE, so rows written by older versions stay readable and a table is upgraded by adding columns.
@@ -56,21 +57,45 @@ NOTICES_SCHEMA: list[tuple[str, str, str]] = [
     ("detail", "STRING", "NULLABLE"),
 ]
 
+# What people did to incidents from Slack (SPEC "History and alert state"; the lifecycle reads it with the history).
+INCIDENT_EVENTS_SCHEMA: list[tuple[str, str, str]] = [
+    ("event_id", "STRING", "REQUIRED"),
+    ("check_name", "STRING", "REQUIRED"),
+    ("slack_channel", "STRING", "NULLABLE"),
+    ("slack_ts", "STRING", "NULLABLE"),
+    ("action", "STRING", "REQUIRED"),
+    ("until", "TIMESTAMP", "NULLABLE"),
+    ("user_id", "STRING", "NULLABLE"),
+    ("user_name", "STRING", "NULLABLE"),
+    ("at", "TIMESTAMP", "REQUIRED"),
+    ("detail", "STRING", "NULLABLE"),
+]
+
 SQLITE_TYPES = {"STRING": "TEXT", "TIMESTAMP": "TEXT", "FLOAT64": "REAL", "INT64": "INTEGER", "BOOL": "INTEGER"}
 
 COLUMNS = [name for name, _, _ in CHECK_RESULTS_SCHEMA]
 NOTICE_COLUMNS = [name for name, _, _ in NOTICES_SCHEMA]
-TABLES = {"check_results": CHECK_RESULTS_SCHEMA, "notices": NOTICES_SCHEMA}
+EVENT_COLUMNS = [name for name, _, _ in INCIDENT_EVENTS_SCHEMA]
+TABLES = {
+    "check_results": CHECK_RESULTS_SCHEMA,
+    "notices": NOTICES_SCHEMA,
+    "incident_events": INCIDENT_EVENTS_SCHEMA,
+}
 
-Row = TypeVar("Row", HistoryRecord, NoticeRecord)
-_ENUMS: dict[str, type[enum.Enum]] = {"status": Status, "event": NoticeEvent}
+Row = TypeVar("Row", HistoryRecord, NoticeRecord, IncidentEvent)
+_SCHEMAS: dict[type, list[tuple[str, str, str]]] = {
+    HistoryRecord: CHECK_RESULTS_SCHEMA,
+    NoticeRecord: NOTICES_SCHEMA,
+    IncidentEvent: INCIDENT_EVENTS_SCHEMA,
+}
+_ENUMS: dict[str, type[enum.Enum]] = {"status": Status, "event": NoticeEvent, "action": Action}
 
 
 def _kinds(schema: list[tuple[str, str, str]]) -> dict[str, str]:
     return {name: kind for name, kind, _ in schema}
 
 
-def to_values(row: HistoryRecord | NoticeRecord) -> dict[str, Any]:
+def to_values(row: HistoryRecord | NoticeRecord | IncidentEvent) -> dict[str, Any]:
     """A record as column -> plain value: times in UTC, enums as their text."""
     out: dict[str, Any] = {}
     for f in fields(row):
@@ -85,7 +110,7 @@ def to_values(row: HistoryRecord | NoticeRecord) -> dict[str, Any]:
 
 def from_values(cls: type[Row], values: dict[str, Any]) -> Row:
     """The record a row's values describe; columns a store does not have yet read as NULL."""
-    kinds = _kinds(CHECK_RESULTS_SCHEMA if cls is HistoryRecord else NOTICES_SCHEMA)
+    kinds = _kinds(_SCHEMAS[cls])
     out: dict[str, Any] = {}
     for name, kind in kinds.items():
         value = values.get(name)

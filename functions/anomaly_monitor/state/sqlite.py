@@ -1,4 +1,5 @@
-"""The local state store: check_results and notices in a SQLite file, created (or upgraded) on first use."""
+"""The local state store: check_results, notices and incident_events in a SQLite file, created (or upgraded) on first
+use."""
 
 from __future__ import annotations
 
@@ -12,14 +13,25 @@ from pathlib import Path
 from typing import Any
 
 from anomaly_monitor.errors import StateError
-from anomaly_monitor.models import HistoryRecord, NoticeRecord
+from anomaly_monitor.models import HistoryRecord, IncidentEvent, NoticeRecord
 from anomaly_monitor.state import CLOSING_KINDS, NO_ROW, POINTS_LIMIT, RESERVED_PREFIX, UNCONFIRMED
-from anomaly_monitor.state.schema import COLUMNS, NOTICE_COLUMNS, SQLITE_TYPES, TABLES, from_values, to_values
+from anomaly_monitor.state.schema import (
+    COLUMNS,
+    EVENT_COLUMNS,
+    NOTICE_COLUMNS,
+    SQLITE_TYPES,
+    TABLES,
+    from_values,
+    to_values,
+)
 from anomaly_monitor.urls import sqlite_path
 
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS check_results_by_check ON check_results (check_name, checked_at)",
     "CREATE INDEX IF NOT EXISTS notices_by_check ON notices (check_name, notice_id, recorded_at)",
+    "CREATE INDEX IF NOT EXISTS incident_events_by_check ON incident_events (check_name, slack_ts)",
+    # a click Slack delivers twice is stored once, even when two requests race
+    "CREATE UNIQUE INDEX IF NOT EXISTS incident_events_by_id ON incident_events (event_id)",
 )
 CHUNK = 500  # names per statement, well under SQLite's limit on bound parameters
 TIMES = {name for schema in TABLES.values() for name, kind, _ in schema if kind == "TIMESTAMP"}
@@ -48,15 +60,25 @@ def _values(row: sqlite3.Row) -> dict[str, Any]:
     return {k: _from_text(v) if k in TIMES and isinstance(v, str) else v for k, v in dict(row).items()}
 
 
+def _create_table(table: str, *, temp: bool = False) -> str:
+    columns = ", ".join(
+        f"{name} {SQLITE_TYPES[kind]}{' NOT NULL' if mode == 'REQUIRED' else ''}" for name, kind, mode in TABLES[table]
+    )
+    return f"CREATE {'TEMP ' if temp else ''}TABLE IF NOT EXISTS {table} ({columns})"
+
+
 class SqliteStateStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = path
+        self.read_only = read_only
 
     @classmethod
-    def from_url(cls, url: str) -> SqliteStateStore:
-        return cls(sqlite_path(url))
+    def from_url(cls, url: str, *, read_only: bool = False) -> SqliteStateStore:
+        return cls(sqlite_path(url), read_only=read_only)
 
     def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            return self._connect_read_only()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=30)
@@ -72,11 +94,7 @@ class SqliteStateStore:
         for table, schema in TABLES.items():
             existing = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
             if not existing:
-                columns = ", ".join(
-                    f"{name} {SQLITE_TYPES[kind]}{' NOT NULL' if mode == 'REQUIRED' else ''}"
-                    for name, kind, mode in schema
-                )
-                conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
+                conn.execute(_create_table(table))
                 continue
             for name, kind, _ in schema:
                 if name not in existing:
@@ -85,7 +103,31 @@ class SqliteStateStore:
             conn.execute(statement)
         conn.commit()
 
-    def _insert(self, table: str, columns: list[str], rows: Sequence[HistoryRecord | NoticeRecord]) -> None:
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """The file opened so that nothing can be written to it, nor the file created: the tables it lacks (all of
+        them when there is no file yet) read as empty."""
+        try:
+            if self.path.is_file():
+                conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+            else:
+                conn = sqlite3.connect(":memory:")
+            conn.row_factory = sqlite3.Row
+            have = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            for table in TABLES.keys() - have:
+                conn.execute(_create_table(table, temp=True))  # in memory, beside the file
+        except (OSError, sqlite3.Error) as exc:
+            raise StateError(f"state store {self.path} cannot be opened read-only: {exc}") from exc
+        return conn
+
+    def _insert(
+        self,
+        table: str,
+        columns: list[str],
+        rows: Sequence[HistoryRecord | NoticeRecord | IncidentEvent],
+        verb: str = "INSERT",
+    ) -> None:
+        if self.read_only:
+            raise StateError(f"state store {self.path} is opened read-only: {table} cannot be written")
         values = []
         for row in rows:
             plain = to_values(row)
@@ -93,7 +135,7 @@ class SqliteStateStore:
         placeholders = ", ".join("?" for _ in columns)
         try:
             with closing(self._connect()) as conn, conn:
-                conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", values)
+                conn.executemany(f"{verb} INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", values)
         except sqlite3.Error as exc:
             raise StateError(f"state store {self.path}: {table} could not be written: {exc}") from exc
 
@@ -104,6 +146,10 @@ class SqliteStateStore:
     def append_notices(self, events: Sequence[NoticeRecord]) -> None:
         if events:
             self._insert("notices", NOTICE_COLUMNS, events)
+
+    def append_events(self, events: Sequence[IncidentEvent]) -> None:
+        if events:
+            self._insert("incident_events", EVENT_COLUMNS, events, verb="INSERT OR IGNORE")
 
     def _read(self, what: str, statements: Iterator[tuple[str, list[Any]]]) -> list[sqlite3.Row]:
         try:
@@ -117,7 +163,9 @@ class SqliteStateStore:
         earlier --now) are not the state as of now."""
         reserved = self._read("history", iter([(RESERVED_NAMES_SQL, [RESERVED_PREFIX, chr(ord(RESERVED_PREFIX) + 1)])]))
         names = sorted(set(check_names) | {row[0] for row in reserved})
+        return self._newest(names, now)
 
+    def _newest(self, names: Sequence[str], now: dt.datetime) -> dict[str, HistoryRecord]:
         def statements() -> Iterator[tuple[str, list[Any]]]:
             for chunk in _chunks(names):
                 values = ", ".join("(?)" for _ in chunk)
@@ -131,6 +179,29 @@ class SqliteStateStore:
 
         rows = self._read("history", statements())
         return {row["check_name"]: from_values(HistoryRecord, _values(row)) for row in rows}
+
+    def incident_events(self, check_names: Collection[str], now: dt.datetime) -> list[IncidentEvent]:
+        def statements() -> Iterator[tuple[str, list[Any]]]:
+            for chunk in _chunks(sorted(set(check_names))):
+                marks = ", ".join("?" for _ in chunk)
+                yield (
+                    f"SELECT {', '.join(EVENT_COLUMNS)} FROM incident_events"
+                    f" WHERE check_name IN ({marks}) AND at <= ? ORDER BY at, rowid",
+                    [*chunk, _to_text(now)],
+                )
+
+        return [from_values(IncidentEvent, _values(row)) for row in self._read("incident_events", statements())]
+
+    def clicked_incident(
+        self, check_name: str, channel: str, ts: str, now: dt.datetime
+    ) -> tuple[HistoryRecord | None, list[IncidentEvent]]:
+        sql = (
+            f"SELECT {', '.join(EVENT_COLUMNS)} FROM incident_events"
+            " WHERE check_name = ? AND slack_channel = ? AND slack_ts = ? AND at <= ? ORDER BY at, rowid"
+        )
+        rows = self._read("incident_events", iter([(sql, [check_name, channel, ts, _to_text(now)])]))
+        events = [from_values(IncidentEvent, _values(row)) for row in rows]
+        return self._newest([check_name], now).get(check_name), events
 
     def points(
         self, check_names: Collection[str], now: dt.datetime, *, limit: int = POINTS_LIMIT

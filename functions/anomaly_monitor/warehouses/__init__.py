@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from anomaly_monitor.errors import ConfigError
@@ -29,6 +30,11 @@ class Warehouse(Protocol):
 
     def dry_run(self, sql: str, *, check_name: str, now: dt.datetime) -> int | None:
         """Validates the query without reading data; returns the bytes it would scan (None if unknown)."""
+        ...
+
+    def session(self) -> AbstractContextManager[Warehouse]:
+        """The same warehouse for many queries in a row, from one thread (a backtest's ticks): on SQLite one
+        connection; elsewhere the warehouse itself."""
         ...
 
 

@@ -7,6 +7,7 @@ import concurrent.futures
 import datetime as dt
 import decimal
 import re
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from anomaly_monitor import gcp
@@ -116,6 +117,10 @@ class BigQueryWarehouse:
         except Exception as exc:
             raise self._query_error(exc, None) from None
         return job.total_bytes_processed
+
+    def session(self) -> AbstractContextManager[BigQueryWarehouse]:
+        """Its client is already created once and cached: a session is the warehouse itself."""
+        return nullcontext(self)
 
     def _query_error(self, exc: Exception, max_bytes: int | None) -> QueryError:
         """Turns what BigQuery answered into a message the check's owner can act on."""

@@ -6,12 +6,19 @@ import datetime as dt
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from anomaly_monitor.errors import ConfigError, QueryError
 from anomaly_monitor.models import QueryResult
 from anomaly_monitor.urls import sqlite_path
-from anomaly_monitor.warehouses.sqlite_connection import FUNCTION_ERROR, ReadOnlyConnection, connect_readonly
+from anomaly_monitor.warehouses.sqlite_connection import (
+    FUNCTION_ERROR,
+    ReadOnlyConnection,
+    connect_readonly,
+    set_clock,
+)
 from anomaly_monitor.warehouses.sqlite_dialect import Schema, Translation, translate
 
 FETCH_BATCH = 500  # rows fetched between deadline checks
@@ -23,7 +30,7 @@ class SqliteWarehouse:
         if not path.is_file():
             raise ConfigError(f"warehouse {path} does not exist: build it with `make init-db` (python init_db.py)")
         self.path = path
-        self._schema: tuple[tuple[int, int], Schema] | None = None  # (file version, its tables' columns)
+        self.schema = SchemaCache(path)
 
     @classmethod
     def from_url(cls, url: str) -> SqliteWarehouse:
@@ -41,8 +48,66 @@ class SqliteWarehouse:
     ) -> QueryResult:
         """Runs in a connection of its own (one per thread), whose clock is `now`; the deadline covers the query
         and the fetch."""
+        with self.session() as session:
+            return session.query(sql, check_name=check_name, limit=limit, timeout_s=timeout_s, now=now)
+
+    def dry_run(self, sql: str, *, check_name: str, now: dt.datetime) -> int | None:
+        """Prepares the statement without running it (EXPLAIN); SQLite cannot say how much it would scan."""
+        with self.session() as session:
+            return session.dry_run(sql, check_name=check_name, now=now)
+
+    @contextmanager
+    def session(self) -> Iterator[SqliteSession]:
+        """Many queries on one read-only connection, in the thread that opened it (a backtest's ticks)."""
+        session = SqliteSession(self.path, self.schema)
+        try:
+            yield session
+        finally:
+            session.close()
+
+
+class SchemaCache:
+    """The warehouse's tables and columns (for `* EXCEPT`), read again only when the file changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._cached: tuple[tuple[int, int], Schema] | None = None  # (file version, schema)
+
+    def of(self, conn: ReadOnlyConnection) -> Schema:
+        stat = self.path.stat()
+        version = (stat.st_mtime_ns, stat.st_size)
+        if self._cached is None or self._cached[0] != version:
+            tables = [
+                name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
+            ]
+            columns = {
+                t: [d[0] for d in conn.execute(f"SELECT * FROM {_quoted(t)} LIMIT 0").description] for t in tables
+            }
+            self._cached = (version, Schema(columns))
+        return self._cached[1]
+
+
+class SqliteSession:
+    """One read-only connection, opened at the first query; each query sets its own clock and deadline."""
+
+    def __init__(self, path: Path, schema: SchemaCache) -> None:
+        self.path = path
+        self.schema = schema
+        self._conn: ReadOnlyConnection | None = None
+
+    def query(
+        self,
+        sql: str,
+        *,
+        check_name: str,
+        limit: int | None,
+        timeout_s: float,
+        max_bytes: int | None = None,
+        now: dt.datetime,
+    ) -> QueryResult:
+        """The deadline covers the translation, the query and the fetch."""
         deadline = time.monotonic() + timeout_s
-        conn = self._connect(now)
+        conn = self._connection(now)
         conn.deadline = deadline
         try:
             translation = self._translate(sql, conn)
@@ -62,40 +127,34 @@ class SqliteWarehouse:
         except sqlite3.Error as exc:
             raise self._query_error(conn, exc, timeout_s) from None
         finally:
-            conn.close()
+            conn.deadline = float("inf")
         return QueryResult(columns, rows, count)
 
     def dry_run(self, sql: str, *, check_name: str, now: dt.datetime) -> int | None:
-        """Prepares the statement without running it (EXPLAIN); SQLite cannot say how much it would scan."""
-        conn = self._connect(now)
+        conn = self._connection(now)
         try:
-            conn.execute("EXPLAIN " + self._translate(sql, conn).sql)
+            conn.execute("EXPLAIN " + self._translate(sql, conn).sql).fetchall()
         except sqlite3.Error as exc:
             raise self._query_error(conn, exc, None) from None
-        finally:
-            conn.close()
         return None
 
-    def _translate(self, sql: str, conn: ReadOnlyConnection) -> Translation:
-        """The check's SQL for SQLite; the schema is read once per version of the file (for `* EXCEPT`)."""
-        stat = self.path.stat()
-        version = (stat.st_mtime_ns, stat.st_size)
-        if self._schema is None or self._schema[0] != version:
-            tables = [
-                name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
-            ]
-            columns = {
-                table: [d[0] for d in conn.execute(f"SELECT * FROM {_quoted(table)} LIMIT 0").description]
-                for table in tables
-            }
-            self._schema = (version, Schema(columns))
-        return translate(sql, self._schema[1])
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
-    def _connect(self, now: dt.datetime) -> ReadOnlyConnection:
+    def _connection(self, now: dt.datetime) -> ReadOnlyConnection:
+        if self._conn is not None:
+            set_clock(self._conn, now)
+            return self._conn
         try:
-            return connect_readonly(str(self.path), now)
+            self._conn = connect_readonly(str(self.path), now)
         except sqlite3.Error as exc:
             raise self._unreadable(exc) from None
+        return self._conn
+
+    def _translate(self, sql: str, conn: ReadOnlyConnection) -> Translation:
+        return translate(sql, self.schema.of(conn))
 
     def _unreadable(self, exc: sqlite3.Error) -> QueryError:
         """The warehouse file itself, not the check's SQL: every check fails alike (one grouped alert)."""

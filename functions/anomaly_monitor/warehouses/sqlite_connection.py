@@ -113,6 +113,14 @@ def connect_readonly(path: str, now: datetime.datetime) -> ReadOnlyConnection:
     return conn
 
 
+def set_clock(conn: ReadOnlyConnection, now: datetime.datetime) -> None:
+    """Moves a connection's clock (what CURRENT_TIMESTAMP() and its kin read) to `now`, for its next statements."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware (UTC)")
+    conn.now_text = timestamp_text(now)
+    conn.refused = conn.function_error = None
+
+
 def _register_functions(conn: ReadOnlyConnection) -> None:
     # Deterministic lets SQLite evaluate a constant call such as bq_now() once per statement, not once per row.
     conn.create_function("bq_now", 0, lambda: conn.now_text, deterministic=True)
