@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from anomaly_monitor.errors import QueryError
-from anomaly_monitor.readonly import read_only_error
+from anomaly_monitor.readonly import read_only_error, take_parsed
 from anomaly_monitor.warehouses.bigquery import BigQueryWarehouse
 from anomaly_monitor.warehouses.clock import pin_now
 
@@ -80,3 +80,11 @@ def test_the_dry_run_job_carries_the_pinned_sql() -> None:
         sent = json.loads(api.calls[0].request.body)["configuration"]
     assert sent["dryRun"] is True
     assert sent["query"]["query"] == "SELECT COUNT(*) FROM t WHERE d = DATE '2026-03-29'"
+
+
+def test_the_registry_parse_is_taken_and_sql_without_current_calls_is_not_tokenized_again() -> None:
+    plain, timed = "SELECT id FROM t WHERE id > 1", "SELECT id FROM t WHERE d = CURRENT_DATE()"
+    assert read_only_error(plain) is None and read_only_error(timed) is None
+    assert pin_now(plain, NOW) == plain
+    assert pin_now(timed, NOW) == "SELECT id FROM t WHERE d = DATE '2026-03-29'"
+    assert take_parsed(plain) is None and take_parsed(timed) is None  # each tree was taken by its query

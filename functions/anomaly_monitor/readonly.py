@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+from collections import OrderedDict
 
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
@@ -60,12 +62,51 @@ class UnsafeSql(ValueError):
 
 
 def read_only_error(sql: str) -> str | None:
-    """None when `sql` is exactly one BigQuery SELECT (WITH, UNION, one trailing `;` are fine), else why not."""
+    """None when `sql` is exactly one BigQuery SELECT (WITH, UNION, one trailing `;` are fine), else why not.
+
+    The tree it parsed is kept for the warehouse that runs the query (take_parsed), so a run parses a check's
+    SQL once, when the registry row is read."""
     try:
-        parse_select(sql)
+        tree = parse_select(sql)
     except UnsafeSql as err:
         return str(err)
+    _KEPT.put(sql, tree)
     return None
+
+
+def take_parsed(sql: str) -> exp.Query | None:
+    """The tree read_only_error parsed for this text, handed over once (the taker may change it); else None."""
+    return _KEPT.take(sql)
+
+
+class _Kept:
+    """Parsed trees waiting for their warehouse, oldest dropped first beyond a budget of SQL characters: a tree
+    takes some 70 bytes per character of SQL, so the budget bounds the memory whatever the registry's size."""
+
+    def __init__(self, budget_chars: int) -> None:
+        self.budget = budget_chars
+        self.trees: OrderedDict[str, exp.Query] = OrderedDict()
+        self.chars = 0
+        self.lock = threading.Lock()
+
+    def put(self, sql: str, tree: exp.Query) -> None:
+        with self.lock:
+            if sql in self.trees or len(sql) > self.budget:
+                return
+            self.trees[sql] = tree
+            self.chars += len(sql)
+            while self.chars > self.budget:
+                self.chars -= len(self.trees.popitem(last=False)[0])
+
+    def take(self, sql: str) -> exp.Query | None:
+        with self.lock:
+            tree = self.trees.pop(sql, None)
+            if tree is not None:
+                self.chars -= len(sql)
+            return tree
+
+
+_KEPT = _Kept(budget_chars=250_000)  # about 17 MB of trees at most
 
 
 def parse_select(sql: str) -> exp.Query:

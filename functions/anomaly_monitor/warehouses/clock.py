@@ -7,11 +7,13 @@ import functools
 import re
 import zoneinfo
 
+from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import SqlglotError
 from sqlglot.tokens import Token, TokenType
 
 from anomaly_monitor.errors import QueryError
+from anomaly_monitor.readonly import take_parsed
 
 # Each CURRENT_* call and the literal it becomes; a time zone argument picks the wall clock it is read on.
 _CALLS = {
@@ -20,6 +22,7 @@ _CALLS = {
     TokenType.CURRENT_DATE: ("DATE", "%Y-%m-%d"),
     TokenType.CURRENT_TIME: ("TIME", "%H:%M:%S.%f"),
 }
+_NODES = (exp.CurrentTimestamp, exp.CurrentDatetime, exp.CurrentDate, exp.CurrentTime)
 _BIGQUERY = Dialect.get_or_raise("bigquery")
 
 
@@ -38,6 +41,9 @@ def pin_now(sql: str, now: dt.datetime) -> str:
     """`sql` with CURRENT_TIMESTAMP(), CURRENT_DATETIME(), CURRENT_DATE() and CURRENT_TIME() (with or without a
     time zone) replaced by literals of `now`, so BigQuery answers as of the run's instant (--now); everything
     else stays exactly as written."""
+    tree = take_parsed(sql)  # what the registry parsed: when it holds no such call, there is nothing to look for
+    if tree is not None and tree.find(*_NODES) is None:
+        return sql
     try:
         tokens = _BIGQUERY.tokenize(sql)
     except SqlglotError:

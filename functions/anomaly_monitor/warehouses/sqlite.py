@@ -12,6 +12,7 @@ from pathlib import Path
 
 from anomaly_monitor.errors import ConfigError, QueryError
 from anomaly_monitor.models import QueryResult
+from anomaly_monitor.readonly import take_parsed
 from anomaly_monitor.urls import sqlite_path
 from anomaly_monitor.warehouses.sqlite_connection import (
     FUNCTION_ERROR,
@@ -154,7 +155,9 @@ class SqliteSession:
         return self._conn
 
     def _translate(self, sql: str, conn: ReadOnlyConnection) -> Translation:
-        return translate(sql, self.schema.of(conn))
+        translation = translate(sql, self.schema.of(conn))
+        take_parsed(sql)  # translated before (cached): the tree the registry parsed is not needed
+        return translation
 
     def _unreadable(self, exc: sqlite3.Error) -> QueryError:
         """The warehouse file itself, not the check's SQL: every check fails alike (one grouped alert)."""

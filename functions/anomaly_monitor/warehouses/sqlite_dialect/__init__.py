@@ -15,7 +15,7 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
 from anomaly_monitor.errors import QueryError
-from anomaly_monitor.readonly import UnsafeSql, parse_select
+from anomaly_monitor.readonly import UnsafeSql, parse_select, take_parsed
 from anomaly_monitor.warehouses.sqlite_dialect import arrays, dates, formats, functions, relational  # noqa: F401
 from anomaly_monitor.warehouses.sqlite_dialect.rules import (
     ARRAY,
@@ -40,21 +40,26 @@ def to_sqlite(sql: str) -> str:
     return translate(sql).sql
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=4096)
 def translate(sql: str, schema: Schema | None = None) -> Translation:
-    """The SQLite translation of one BigQuery SELECT; `schema` is needed only to expand `* EXCEPT/REPLACE`."""
-    try:
-        tree = parse_select(sql)
-    except UnsafeSql as err:
-        raise QueryError(str(err)) from None
+    """The SQLite translation of one BigQuery SELECT; `schema` is needed only to expand `* EXCEPT/REPLACE`.
+
+    Cached by text; the tree is the one the registry's guard parsed when there is one (parsed once per run)."""
+    tree = take_parsed(sql)
+    if tree is None:
+        try:
+            tree = parse_select(sql)
+        except UnsafeSql as err:
+            raise QueryError(str(err)) from None
     return translate_tree(tree, schema)
 
 
 def translate_tree(tree: exp.Query, schema: Schema | None = None) -> Translation:
-    """The SQLite translation of a SELECT the guard has parsed (readonly.parse_select); the tree is not changed."""
+    """The SQLite translation of a SELECT the guard has parsed (readonly.parse_select); the tree is rewritten
+    in place, so pass a copy of one still needed."""
     token = SCHEMA.set(schema)
     try:
-        translated = _rewrite(_rewrite(tree.copy(), resolve=True), resolve=False)
+        translated = _rewrite(_rewrite(tree, resolve=True), resolve=False)
         first = translated
         while isinstance(first, exp.SetOperation):
             first = first.this  # a UNION's column names are its first SELECT's
