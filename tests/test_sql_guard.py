@@ -108,6 +108,8 @@ WRAPPERS = [
     "({})", "NOT {}", "-{}", "COALESCE({}, 1)", "DATE_TRUNC({}, MONTH)", "TIMESTAMP_ADD({}, INTERVAL 1 DAY)",
     "CAST({} AS INT64)", "REGEXP_CONTAINS({}, r'a+')", "EXTRACT(DAYOFWEEK FROM {})", "(SELECT {} FROM t)",
     "CASE WHEN {} THEN 1 END", "ARRAY_LENGTH([{}])", "{} IN UNNEST([1, 2])", "STRING_AGG({}, ',')",
+    "ARRAY_AGG({} IGNORE NULLS ORDER BY id DESC LIMIT 2)", "ARRAY_LENGTH(SPLIT({}))", "{} IN UNNEST(SPLIT(s))",
+    "STRING_AGG(DISTINCT CAST({} AS STRING))",
 ]  # fmt: skip
 OPERATORS = ["+", "*", "=", "<", "AND", "OR", "||", "IS NOT DISTINCT FROM"]
 expression = st.deferred(
@@ -127,7 +129,16 @@ def nest(wrapper: str, times: int, inner: str) -> str:
 
 # The same wrapper many times over: deep nesting, where parsers and translators recurse.
 nested = st.builds(nest, st.sampled_from(WRAPPERS), st.integers(1, 120), expression)
-queries = st.tuples(st.one_of(expression, nested), expression).map(lambda p: f"SELECT {p[0]} AS a FROM t WHERE {p[1]}")
+SHAPES = [
+    "SELECT {0} AS a FROM t WHERE {1}",
+    "SELECT * EXCEPT (x) REPLACE ({0} AS y) FROM t WHERE {1}",
+    "SELECT s, {0} AS a FROM t WHERE {1} GROUP BY ALL",
+    "WITH w AS (SELECT {0} AS a, id FROM t) SELECT w.* EXCEPT (id) FROM w WHERE {1}",
+    "SELECT {0} AS a FROM t WHERE {1} QUALIFY ROW_NUMBER() OVER (ORDER BY id) = 1",
+]
+queries = st.builds(
+    lambda shape, a, b: shape.format(a, b), st.sampled_from(SHAPES), st.one_of(expression, nested), expression
+)
 # FUZZ=5000 for a longer hunt than the bounded budget of `make test`.
 GENERATED = settings(
     max_examples=int(os.environ.get("FUZZ", "150")), deadline=None, suppress_health_check=[HealthCheck.too_slow]
