@@ -102,9 +102,11 @@ class Monitor:
             **extra,
         }
 
-    def cli(self, now: dt.datetime, *args: str, **env: str) -> subprocess.Popen[str]:
-        """`anomaly_monitor run --force --json --now NOW` as a real process (the caller waits for or kills it)."""
-        command = [sys.executable, "-m", "anomaly_monitor", "run", "--force", "--json", "--now", now.isoformat(), *args]
+    def cli(self, now: dt.datetime | None, *args: str, **env: str) -> subprocess.Popen[str]:
+        """`anomaly_monitor run --force --json --now NOW` as a real process (the caller waits for or kills it);
+        without `now`, on the real clock, as the HTTP function runs."""
+        clock = ["--now", now.isoformat()] if now else []
+        command = [sys.executable, "-m", "anomaly_monitor", "run", "--force", "--json", *clock, *args]
         return subprocess.Popen(
             command, cwd=ROOT, env=self.env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
