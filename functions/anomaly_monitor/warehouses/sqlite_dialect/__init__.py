@@ -19,6 +19,7 @@ from anomaly_monitor.readonly import UnsafeSql, parse_select, take_parsed
 from anomaly_monitor.warehouses.sqlite_dialect import arrays, dates, formats, functions, relational  # noqa: F401
 from anomaly_monitor.warehouses.sqlite_dialect.rules import (
     ARRAY,
+    JULIAN_FORMS,
     RULES,
     SCHEMA,
     Schema,
@@ -57,7 +58,7 @@ def translate(sql: str, schema: Schema | None = None) -> Translation:
 def translate_tree(tree: exp.Query, schema: Schema | None = None) -> Translation:
     """The SQLite translation of a SELECT the guard has parsed (readonly.parse_select); the tree is rewritten
     in place, so pass a copy of one still needed."""
-    token = SCHEMA.set(schema)
+    token, forms = SCHEMA.set(schema), JULIAN_FORMS.set({})
     try:
         translated = _rewrite(_rewrite(tree, resolve=True), resolve=False)
         first = translated
@@ -74,6 +75,7 @@ def translate_tree(tree: exp.Query, schema: Schema | None = None) -> Translation
         raise QueryError("SQL is nested too deeply to translate for SQLite: simplify it") from None
     finally:
         SCHEMA.reset(token)
+        JULIAN_FORMS.reset(forms)
 
 
 def _rewrite(tree: exp.Expression, resolve: bool) -> exp.Expression:

@@ -11,6 +11,7 @@ from sqlglot import exp
 from anomaly_monitor.errors import QueryError
 from anomaly_monitor.warehouses.sqlite_dialect.rules import (
     DATE,
+    JULIAN_FORMS,
     TIMESTAMP,
     TIMESTAMP_TEXT,
     rule,
@@ -27,7 +28,6 @@ _DATE_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(
 _MS_PER_UNIT = {"MILLISECOND": 1, "SECOND": 1000, "MINUTE": 60_000, "HOUR": 3_600_000, "DAY": 86_400_000}
 _WEEKDAYS = ["SUNDAY", "MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY"]
 _MS_DIFF = "CAST(round((julianday(:a) - julianday(:b)) * 86400000) AS INTEGER)"
-JULIAN = "bq_julian"  # Expression.meta: (template, args) of julianday() of the same instant
 _MONTH_INDEX = "(CAST(strftime('%Y', {x}) AS INTEGER) * 12 + CAST(strftime('%m', {x}) AS INTEGER) - 1)"
 
 
@@ -43,14 +43,17 @@ def timestamp_text_of(
     if whole and isinstance(value, exp.Column):
         exact = f"CASE WHEN instr(:x, '.') THEN {exact} ELSE datetime(:x{mods}) END"
     node = sql(exact, TIMESTAMP, x=value, **extra)
-    node.meta[JULIAN] = (f"julianday(:x{mods})", {"x": value, **extra})
+    # Kept beside the tree, not in its meta: meta is copied with every copy of the node, and would nest.
+    JULIAN_FORMS.get()[id(node)] = (node, f"julianday(:x{mods})", {"x": value, **extra})
     return node
 
 
 def julian(node: exp.Expression) -> exp.Expression:
-    """julianday() of a date or timestamp, from the form its rule remembered when there is one."""
-    template, args = node.meta.get(JULIAN, ("julianday(:x)", {"x": node}))
-    return sql(template, **args)
+    """julianday() of a date or timestamp (which stays where it is), from the form its rule remembered if any."""
+    remembered = JULIAN_FORMS.get().get(id(node))
+    if remembered is None or remembered[0] is not node:
+        return sql("julianday(:x)", x=node.copy())
+    return sql(remembered[1], **{name: value.copy() for name, value in remembered[2].items()})
 
 
 def unit_of(node: exp.Expression) -> tuple[str, str]:

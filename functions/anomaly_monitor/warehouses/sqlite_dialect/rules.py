@@ -29,7 +29,7 @@ TIMESTAMP, DATE, ARRAY = "TIMESTAMP", "DATE", "ARRAY"
 # SQLite stores TIMESTAMP as UTC text; every timestamp built uses this form (milliseconds kept only when
 # non-zero), so it compares correctly with stored `YYYY-MM-DD HH:MM:SS` text.
 TIMESTAMP_TEXT = "rtrim(rtrim(strftime('%Y-%m-%d %H:%M:%f', :x{mods}), '0'), '.')"
-MAX_NODES = 20_000  # the largest expression a translation may build (checks need a few hundred)
+MAX_NODES = 5_000  # the largest expression one rule may build (checks need a few hundred)
 _NODES = "bq_nodes"  # Expression.meta: the size of an expression `sql` built
 
 
@@ -65,6 +65,8 @@ class Schema:
 
 
 SCHEMA: contextvars.ContextVar[Schema | None] = contextvars.ContextVar("schema", default=None)
+# Per translation: id(node) -> (node, template, args) of a cheaper julianday() of a timestamp a rule built.
+JULIAN_FORMS: contextvars.ContextVar[dict[int, tuple]] = contextvars.ContextVar("julian_forms")
 
 
 @functools.cache
@@ -87,9 +89,10 @@ def sql(template: str, type_: str | None = None, **args: exp.Expression) -> exp.
             "the SQLite translation of this query would be too large (nested date, cast or format functions "
             "repeat their argument): compute the inner value once, in a WITH clause"
         )
-    # The arguments are copied (they stay where they are), and replace_placeholders puts the same object in each
-    # place an argument is used: copying the result then gives each place its own.
-    node = exp.replace_placeholders(parsed, **{name: value.copy() for name, value in args.items()})
+    # The arguments move into the new expression (rules pass the children of the node they replace; copy one
+    # that must stay). replace_placeholders puts the same object in each place an argument is used: copying
+    # the result then gives each place its own.
+    node = exp.replace_placeholders(parsed, **args)
     if any(count > 1 for count in uses.values()):
         node = node.copy()
     node.meta[_NODES] = size
