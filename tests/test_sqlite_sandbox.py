@@ -177,3 +177,21 @@ def test_the_deadline_stops_a_query_whose_rows_each_call_python(warehouse: Sqlit
     slow_rows = INFINITE + "SELECT REGEXP_REPLACE(REPEAT('ab', 100000), 'b', 'c') AS v FROM n"
     with pytest.raises(QueryError, match=r"timed out after 0\.5 s"):
         query(warehouse, slow_rows, timeout_s=0.5)
+
+
+def test_an_aggregate_gathers_a_bounded_amount_of_values(warehouse: SqliteWarehouse) -> None:
+    big = INFINITE + "SELECT ARRAY_LENGTH(ARRAY_AGG(REPEAT('a', 100000) ORDER BY x DESC LIMIT 3)) AS n FROM n"
+    with pytest.raises(QueryError, match="over more than 1,000,000 values or 16,777,216 bytes: aggregate fewer"):
+        query(warehouse, big)
+
+
+def test_an_ordered_aggregate_does_not_sort_past_the_deadline(path: Path) -> None:
+    spec = '{"distinct": false, "ignore_nulls": false, "limit": null, "order": [[true, false]]}'
+    conn = connect_readonly(str(path), NOW)
+    try:
+        assert conn.execute(f"SELECT bq_array_agg('{spec}', id, id) FROM t").fetchone() == ("[3,2,1]",)
+        conn.deadline = 0  # long past: the sort (one long Python call) is not started
+        with pytest.raises(sqlite3.OperationalError, match="'finalize' method raised error"):
+            conn.execute(f"SELECT bq_array_agg('{spec}', id, id) FROM t").fetchone()
+    finally:
+        conn.close()

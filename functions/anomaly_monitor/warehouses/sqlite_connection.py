@@ -164,6 +164,7 @@ class _Recorded:
         return self._call(self.inner.finalize)
 
     def _call(self, method: Callable, *args: object) -> object:
+        sqlite_functions.DEADLINE.value = self.conn.deadline
         try:
             return method(*args)
         except Exception as err:

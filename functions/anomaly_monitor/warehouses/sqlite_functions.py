@@ -12,6 +12,7 @@ import functools
 import json
 import math
 import threading
+import time
 from collections.abc import Callable
 
 from anomaly_monitor import regex
@@ -19,11 +20,17 @@ from anomaly_monitor.warehouses.clock import zone_info
 
 UTC_NAMES = {"UTC", "ETC/UTC", "+00", "+00:00", "Z"}
 MAX_VALUE_BYTES = 16 * 1024 * 1024  # the largest string or blob a query may read or build (SQLITE_LIMIT_LENGTH)
+MAX_COLLECTED = 1_000_000  # values one ARRAY_AGG or STRING_AGG may gather (sorting them is one long Python call)
 DEADLINE = threading.local()  # .value: the deadline of the statement calling a function, on its own thread
 
 
 def _deadline() -> float:
     return getattr(DEADLINE, "value", math.inf)
+
+
+def _stop_at_deadline() -> None:
+    if time.monotonic() > _deadline():
+        raise TimeoutError("stopped at the query's deadline")
 
 
 _SPREAD_FUNCTIONS = {
@@ -88,13 +95,19 @@ class _Collect:
             self.separator = _text(args[0]) if self.separated and args[0] is not None else ","
         value, *keys = args[1:] if self.separated else args
         self.size += len(value) if isinstance(value, str | bytes) else 8
-        if self.size > MAX_VALUE_BYTES:
-            raise ValueError(f"ARRAY_AGG/STRING_AGG over more than {MAX_VALUE_BYTES:,} bytes of values")
+        if self.size > MAX_VALUE_BYTES or len(self.rows) >= MAX_COLLECTED:
+            raise ValueError(
+                f"ARRAY_AGG/STRING_AGG over more than {MAX_COLLECTED:,} values or {MAX_VALUE_BYTES:,} bytes: "
+                "aggregate fewer rows (filter or group first)"
+            )
         self.rows.append((value, tuple(keys)))
 
     def finalize(self) -> str | None:
+        """Sorting is one long call, so the deadline is checked before each pass (SQLite also calls this when
+        the statement is interrupted)."""
         if self.spec is None:
             return None  # no rows: NULL, as in BigQuery
+        _stop_at_deadline()
         rows = self.rows
         if self.separated or self.spec["ignore_nulls"]:  # STRING_AGG always leaves NULLs out
             rows = [row for row in rows if row[0] is not None]
@@ -106,9 +119,9 @@ class _Collect:
                 first.setdefault(_sort_key(value), (value, keys))
             rows = list(first.values())
         for position, (descending, nulls_first) in reversed(list(enumerate(self.spec["order"]))):
-            present = sorted((r for r in rows if r[1][position] is not None), key=lambda r: _sort_key(r[1][position]))
-            if descending:
-                present.reverse()
+            _stop_at_deadline()
+            present = [r for r in rows if r[1][position] is not None]
+            present.sort(key=lambda r: _sort_key(r[1][position]), reverse=descending)  # stable either way
             missing = [r for r in rows if r[1][position] is None]
             rows = missing + present if nulls_first else present + missing
         if self.spec["limit"] is not None:
