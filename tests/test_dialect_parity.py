@@ -62,6 +62,8 @@ CASES = [
         [{"region": "east", "ids": [5]}, {"region": "north", "ids": [2, 1]}, {"region": "south", "ids": [3, 4]}],
     ),
     ("SELECT ARRAY_AGG(id ORDER BY id) AS ids FROM sales WHERE id > 100", [{"ids": []}]),
+    ("SELECT ARRAY_AGG(id ORDER BY tag DESC, id) AS ids FROM sales", [{"ids": [5, 3, 1, 4, 2]}]),
+    ("SELECT ARRAY_AGG(id ORDER BY tag, id DESC) AS ids FROM sales", [{"ids": [2, 4, 1, 3, 5]}]),
     (
         "SELECT region, STRING_AGG(CAST(id AS STRING), '-' ORDER BY amount) AS ids FROM sales "
         "GROUP BY region ORDER BY region",
