@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+BENCH = Path(os.environ.get("ANOMALY_BENCH_DIR") or ROOT.parent / "shared" / "anomaly-bench")  # beside the repo
+if not (BENCH / "dataset.py").exists():
+    sys.exit(f"no anomaly benchmark in {BENCH}: set ANOMALY_BENCH_DIR to the folder holding dataset.py")
 sys.path.insert(0, str(ROOT / "functions"))
-for candidate in (Path("/work/shared/anomaly-bench"), ROOT.parent / "shared" / "anomaly-bench"):
-    if (candidate / "dataset.py").exists():
-        sys.path.insert(0, str(candidate))
-        break
+sys.path.insert(0, str(BENCH))
 sys.dont_write_bytecode = True  # keep the shared bench folder free of __pycache__
 
 import baselines  # noqa: E402

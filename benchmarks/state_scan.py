@@ -52,11 +52,11 @@ def estimate(checks: int, every_min: int) -> dict[str, float]:
 def dry_run_on_emulator() -> None:
     from google.cloud import bigquery
 
-    from anomaly_monitor import gcp
+    from anomaly_monitor.clients.bigquery import bigquery_client
     from tests import bq_emulator
 
     emulator = bq_emulator.start()
-    client = gcp.bigquery_client(emulator.project, emulator.endpoint)
+    client = bigquery_client(emulator.project, emulator.endpoint)
     client.create_dataset("state_scan", exists_ok=True)
     state = store.BigQueryStateStore(emulator.project, "state_scan", emulator.endpoint)
     now = dt.datetime.now(dt.UTC)

@@ -13,6 +13,10 @@ from anomaly_monitor.state.sqlite import SqliteStateStore
 from anomaly_monitor.warehouses.sqlite import SqliteWarehouse
 
 CHECKS_HEADER = "name,type,sql,min,max,schedule,timezone,tags\n"
+ORDERS_SCRIPT = """
+CREATE TABLE orders (id INTEGER, amount REAL, status TEXT);
+INSERT INTO orders VALUES (1, 10.0, 'settled'), (2, -5.0, 'settled'), (3, 7.5, 'stuck');
+"""  # a SQL script for the `warehouse` fixture: one negative amount, one stuck order
 
 
 def make_warehouse(path: Path) -> Path:

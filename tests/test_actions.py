@@ -13,7 +13,7 @@ from anomaly_monitor import delivery, incidents
 from anomaly_monitor.actions import SNOOZES, Click, snooze_until
 from anomaly_monitor.incidents import Lifecycle, Marks
 from anomaly_monitor.models import Action, Check, CheckResult, IncidentEvent, NoticeEvent, Status
-from anomaly_monitor.notifiers import TOP_LEVEL, MessageRef, Notice, NoticeKind, Sent
+from anomaly_monitor.notices import TOP_LEVEL, MessageRef, Notice, NoticeKind, Sent
 
 T0 = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 STEP = dt.timedelta(minutes=30)

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from anomaly_monitor import gcp
+from anomaly_monitor.clients.bigquery import bigquery_client
 from anomaly_monitor.models import Check, CheckType, Seasonality, Status
 from anomaly_monitor.runner import evaluate
 from anomaly_monitor.settings import Settings
@@ -49,7 +49,7 @@ def sqlite_warehouse(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def bigquery_warehouse(bigquery_emulator: bq_emulator.Emulator):
     dataset = f"parity_{uuid.uuid4().hex[:8]}"
-    client = gcp.bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
+    client = bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
     client.create_dataset(dataset)
     client.query(f"CREATE TABLE {dataset}.daily_orders (series STRING, ts DATE, value FLOAT64)").result()
     rows = ", ".join(f"('{n}', DATE '{t}', {v})" for n, s in SERIES.items() for t, v in s)

@@ -10,7 +10,6 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from conftest import NOW, recorded, write_registry
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +23,9 @@ from anomaly_monitor.service import backtest, execute
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.state.sqlite import SqliteStateStore
 from anomaly_monitor.warehouses.sqlite import SqliteWarehouse
+from tests.local_files import recorded, write_registry
+
+NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 
 START = dt.datetime(2026, 11, 22, 0, 0, tzinfo=dt.UTC)
 # The latest hourly reading as of the run; F = above the maximum of 10.

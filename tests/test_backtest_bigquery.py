@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 import responses
-from conftest import write_registry
 
-from anomaly_monitor import gcp
 from anomaly_monitor.backtest import BacktestOptions
 from anomaly_monitor.cli import main
+from anomaly_monitor.clients.bigquery import bigquery_client
 from anomaly_monitor.models import GB
 from anomaly_monitor.runner import RunOptions
 from anomaly_monitor.service import backtest, execute
 from anomaly_monitor.settings import Settings
 from tests import bq_emulator
+from tests.local_files import write_registry
 
 bigquery_emulator = bq_emulator.bigquery_emulator
 END = dt.datetime(2026, 1, 6, 9, 0, tzinfo=dt.UTC)
@@ -61,7 +61,7 @@ def test_a_backtest_scanning_more_than_max_gb_billed_times_ticks_is_refused_befo
 def shop(bigquery_emulator: bq_emulator.Emulator) -> str:
     """A dataset with an hourly metric over three days."""
     dataset = f"backtest_{uuid.uuid4().hex[:8]}"
-    client = gcp.bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
+    client = bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
     client.create_dataset(dataset)
     client.query(f"CREATE TABLE {dataset}.metric (ts TIMESTAMP, value FLOAT64)").result()
     hours = [END - dt.timedelta(hours=h) for h in range(72)]

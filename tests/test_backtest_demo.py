@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import pytest
-from conftest import NOW, REPO, build_demo_warehouse, recorded
 
 from anomaly_monitor.cli import main
 from anomaly_monitor.incidents import FAILING
 from anomaly_monitor.models import HistoryRecord, Status
+from tests.demo import DEMO_NOW as NOW
+from tests.local_files import REPO, recorded
 
 START = NOW - dt.timedelta(days=3)
 EVERY = "0 7,22 * * *"  # twice a day, at hours where the planted incidents have and have not begun
@@ -19,11 +21,10 @@ SERIES_CHECKS = {"orders_daily", "orders_hourly", "auth_failure_rate_hourly"}
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    folder = tmp_path_factory.mktemp("demo")
-    warehouse = build_demo_warehouse(folder, NOW)
-    return ["--checks", str(REPO / "data" / "checks.csv"), "--warehouse", f"sqlite:///{warehouse}"]
+@pytest.fixture
+def demo(demo_warehouse: Path) -> list[str]:
+    """The demo registry over the session's demo warehouse (built at DEMO_NOW)."""
+    return ["--checks", str(REPO / "data" / "checks.csv"), "--warehouse", f"sqlite:///{demo_warehouse}"]
 
 
 def demo_checks() -> list[str]:

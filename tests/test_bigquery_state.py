@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from anomaly_monitor import gcp
+from anomaly_monitor.clients.bigquery import bigquery_client
 from anomaly_monitor.models import Action, HistoryRecord, IncidentEvent, NoticeEvent, NoticeRecord, Status
 from anomaly_monitor.notifiers.console import ConsoleNotifier
 from anomaly_monitor.notifiers.interactivity import Endpoint, Responder
@@ -28,6 +28,8 @@ from anomaly_monitor.state.schema import CHECK_RESULTS_SCHEMA, INCIDENT_EVENTS_S
 from anomaly_monitor.warehouses.bigquery import BigQueryWarehouse
 from anomaly_monitor.warehouses.sqlite import SqliteWarehouse
 from tests import bq_emulator
+from tests.recording_proxy import recording
+from tests.servers import function_server, post
 from tests.slack_server import TOKEN, serving
 
 bigquery_emulator = bq_emulator.bigquery_emulator
@@ -36,7 +38,7 @@ NOW = dt.datetime.now(dt.UTC)
 
 def new_dataset(emulator: bq_emulator.Emulator) -> str:
     dataset = f"state_{uuid.uuid4().hex[:8]}"
-    gcp.bigquery_client(emulator.project, emulator.endpoint).create_dataset(dataset)
+    bigquery_client(emulator.project, emulator.endpoint).create_dataset(dataset)
     return dataset
 
 
@@ -58,7 +60,7 @@ def test_the_tables_are_created_day_partitioned_and_clustered(bigquery_emulator:
     dataset = new_dataset(bigquery_emulator)
     store = store_in(bigquery_emulator, dataset)
     assert store.latest(["a"], NOW) == {}
-    client = gcp.bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
+    client = bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
     legacy = {"FLOAT": "FLOAT64", "INTEGER": "INT64", "BOOLEAN": "BOOL"}  # BigQuery answers these names
     for name, schema, partitioning in (
         ("check_results", CHECK_RESULTS_SCHEMA, "checked_at"),
@@ -137,7 +139,7 @@ def test_a_table_of_an_older_version_gains_the_new_columns_and_keeps_its_rows(
     from google.cloud import bigquery
 
     dataset = new_dataset(bigquery_emulator)
-    client = gcp.bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
+    client = bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
     table = bigquery.Table(
         f"{bigquery_emulator.project}.{dataset}.check_results",
         schema=[bigquery.SchemaField(n, t, mode=m) for n, t, m in CHECK_RESULTS_SCHEMA[:12]],
@@ -174,7 +176,7 @@ def test_a_read_only_store_reads_what_is_there_and_creates_nothing(bigquery_emul
     from anomaly_monitor.errors import StateError
 
     settings = Settings(bigquery_api_endpoint=bigquery_emulator.endpoint)
-    client = gcp.bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
+    client = bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
     empty = new_dataset(bigquery_emulator)
     reader = open_state(f"bigquery://{bigquery_emulator.project}/{empty}", settings, read_only=True)
     assert reader.points(["m"], NOW) == {} and reader.latest(["m"], NOW) == {}
@@ -202,7 +204,7 @@ def test_a_read_only_store_reads_what_is_there_and_creates_nothing(bigquery_emul
 def test_a_run_on_bigquery_records_and_remembers(bigquery_emulator: bq_emulator.Emulator, tmp_path) -> None:
     """One end-to-end run: checks from CSV, queries and history on the emulator, alerts on the console."""
     dataset = new_dataset(bigquery_emulator)
-    client = gcp.bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
+    client = bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
     client.query(f"CREATE TABLE {dataset}.orders (id INT64, status STRING, amount FLOAT64)").result()
     client.query(f"INSERT INTO {dataset}.orders VALUES (1, 'authorised', 10), (2, 'settled', 20), (3, 'authorised', 5)")
     checks = tmp_path / "checks.csv"
@@ -252,9 +254,33 @@ def test_timestamps_at_the_edges_of_the_allowed_years_read_back(bigquery_emulato
     store.append([dataclasses.replace(record("early", 0), checked_at=first)])
     store.append([dataclasses.replace(record("late", 0), checked_at=last)])
     assert store.latest(["late"], last)["late"].checked_at == last
-    client = gcp.bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
+    client = bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
     [row] = client.query(f"SELECT * FROM `{store.table_id}` WHERE check_name = 'early'").result()
     assert from_values(HistoryRecord, dict(row.items())).checked_at == first  # latest() looks back; the row round-trips
+
+
+def test_two_invocations_of_one_instance_check_the_table_once(bigquery_emulator: bq_emulator.Emulator, tmp_path):
+    """The function's clients and its table check live per instance, not per request: seen on the wire."""
+    dataset = new_dataset(bigquery_emulator)
+    client = bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
+    client.query(f"CREATE TABLE {dataset}.orders (id INT64, status STRING)").result()
+    (tmp_path / "checks.csv").write_text("name,sql\nunsettled,SELECT id FROM orders WHERE status = 'authorised'\n")
+    url = f"bigquery://{bigquery_emulator.project}/{dataset}"
+    with recording(bigquery_emulator.endpoint) as proxy:
+        settings = {
+            "CHECKS_SOURCE": str(tmp_path / "checks.csv"),
+            "WAREHOUSE_URL": url,
+            "STATE_URL": url,
+            "BIGQUERY_API_ENDPOINT": proxy.url,
+        }
+        with function_server(settings, tmp_path / "server.log") as function:
+            answers = [post(function, {"force": True}) for _ in range(2)]
+    assert [status for status, _ in answers] == [200, 200], (tmp_path / "server.log").read_text()[-2000:]
+    assert [doc["checks"][0]["status"] for _, doc in answers] == ["ok", "ok"]
+    project = f"/bigquery/v2/projects/{bigquery_emulator.project}"
+    assert proxy.count("POST", f"{project}/datasets/{dataset}/tables/check_results/insertAll") == 2
+    assert proxy.count("GET", f"{project}/datasets/{dataset}/tables/check_results") == 1
+    assert proxy.count("GET", f"{project}/datasets/{dataset}/tables/notices") == 1
 
 
 def click(event_id: str, check: str, ts: str, action: Action, minutes_ago: int, **extra) -> IncidentEvent:
@@ -316,7 +342,7 @@ def test_a_click_on_bigquery_is_one_query_and_one_row_and_the_next_run_honours_i
     checks = tmp_path / "checks.csv"
     checks.write_text("name,type,sql,max,renotify_hours\ntoo_high,threshold,SELECT value FROM metric,50,1\n")
     dataset = new_dataset(bigquery_emulator)
-    client = gcp.bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
+    client = bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
     with serving() as slack:
 
         def run_at(minutes: float) -> None:

@@ -12,7 +12,7 @@ import pytest
 import responses
 from google.api_core import exceptions as api
 
-from anomaly_monitor import gcp
+from anomaly_monitor.clients.bigquery import bigquery_client
 from anomaly_monitor.errors import QueryError
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.warehouses import open_warehouse
@@ -29,7 +29,7 @@ GB = 1024**3
 def shop(bigquery_emulator: bq_emulator.Emulator) -> BigQueryWarehouse:
     """A dataset with five orders, three of them unsettled."""
     dataset = f"shop_{uuid.uuid4().hex[:8]}"
-    client = gcp.bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
+    client = bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
     client.create_dataset(dataset)
     client.query(
         f"CREATE TABLE {dataset}.orders (id INT64, amount NUMERIC, authorised_at TIMESTAMP, day DATE, settled BOOL)"
@@ -96,7 +96,7 @@ def test_jobs_carry_labels_a_byte_cap_and_the_default_dataset(
         if response.request.method == "POST" and urlsplit(response.request.url).path.endswith("/jobs"):
             sent.append(json.loads(response.request.body))
 
-    session = gcp.bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)._http
+    session = bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)._http
     session.hooks["response"].append(record)
     try:
         shop.query("SELECT 1 AS one", check_name="Late Settle/EU", limit=20, timeout_s=30, max_bytes=3 * GB, now=NOW)

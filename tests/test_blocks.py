@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -9,10 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from slack_sdk.errors import SlackObjectFormationError
+from slack_sdk.models.blocks import Block
 
+from anomaly_monitor.alerts import for_notice
 from anomaly_monitor.models import Check, CheckResult, CheckType, Severity, Status
-from anomaly_monitor.notifiers import MessageRef, Notice, NoticeKind
-from anomaly_monitor.notifiers.blocks import escape, render, render_resolved
+from anomaly_monitor.notices import REGISTRY, MessageRef, Notice, NoticeKind
+from anomaly_monitor.notifiers import blocks
+from anomaly_monitor.notifiers.blocks import escape
 
 FIXTURES = Path(__file__).parent / "fixtures" / "blocks"
 SINCE = dt.datetime(2024, 5, 1, 9, 0, tzinfo=dt.UTC)
@@ -21,12 +26,20 @@ REF = MessageRef("C0ALERTS", "1700000000.000100")
 USER_IDS = {"ana@example.com": "U0ANA"}
 
 
-def assert_matches_fixture(name: str, message: dict[str, Any]) -> None:
-    path = FIXTURES / f"{name}.json"
-    if os.environ.get("OVERRIDE", "").lower() == "true" or not path.exists():
+def assert_matches_fixture(name: str, message: dict[str, Any], folder: Path = FIXTURES) -> None:
+    """The message equals its stored fixture, whose blocks Slack's own models accept; OVERRIDE=true rewrites it.
+
+    A missing fixture fails: a new case is stored only when asked for (OVERRIDE=true), then read and reviewed."""
+    path = folder / f"{name}.json"
+    if os.environ.get("OVERRIDE", "").lower() == "true":
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(message, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    assert message == json.loads(path.read_text(encoding="utf-8"))
+    if not path.exists():
+        pytest.fail(f"no fixture {path}: run with OVERRIDE=true to write it, then review it before committing")
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    for block in stored["blocks"]:
+        Block.parse(block).validate_json()  # raises SlackObjectFormationError beyond Slack's limits
+    assert message == stored
 
 
 def assert_within_slack_limits(message: dict[str, Any]) -> None:
@@ -84,7 +97,25 @@ ORDERS = [
 
 def notice(kind: NoticeKind, check: Check, result: CheckResult, runs: int = 1, problem: str | None = None) -> Notice:
     ref = None if kind is NoticeKind.OPENED else REF
-    return Notice(kind, check, result, ref, SINCE, runs, problem or result.message, NOW)
+    return Notice(
+        kind=kind,
+        check=check,
+        result=result,
+        ref=ref,
+        since=SINCE,
+        failing_runs=runs,
+        problem=problem or result.message,
+        at=NOW,
+    )
+
+
+def render(notice: Notice, user_ids: dict[str, str] | None = None) -> dict[str, Any]:
+    """The message a notice posts, as the Slack notifier builds it: the alert body once, then Block Kit."""
+    return blocks.render(for_notice(notice), user_ids)
+
+
+def render_resolved(notice: Notice, user_ids: dict[str, str] | None = None) -> dict[str, Any]:
+    return blocks.render_resolved(for_notice(notice), user_ids)
 
 
 def threshold_check() -> Check:
@@ -120,6 +151,14 @@ def ok_result(check: Check) -> CheckResult:
     return CheckResult(check.name, "rows", Status.OK, "no rows returned", 0.0, 0, check=check)
 
 
+def grouped_notice() -> Notice:
+    """One incident for three checks that failed for one cause outside their SQL."""
+    group = Check(name="cause:warehouse", sql="", severity=Severity.CRITICAL)
+    result = CheckResult(group.name, None, Status.ERROR, "the warehouse cannot be reached", check=group)
+    members = ("late_settle", "daily_revenue", "signups_per_hour")
+    return dataclasses.replace(notice(NoticeKind.OPENED, group, result), members=members)
+
+
 CASES = {
     "rows_alert": lambda: notice(NoticeKind.OPENED, late_settle(), rows_result(late_settle(), ORDERS, 3)),
     "threshold_alert": lambda: notice(NoticeKind.OPENED, threshold_check(), threshold_result(threshold_check())),
@@ -149,6 +188,15 @@ CASES = {
     "resolved_reply": lambda: notice(
         NoticeKind.RESOLVED, late_settle(), ok_result(late_settle()), 27, "3 rows returned"
     ),
+    "missed": lambda: dataclasses.replace(
+        notice(NoticeKind.MISSED, late_settle(), ok_result(late_settle()), 4, "3 rows returned"), ref=None, until=NOW
+    ),
+    "grouped_error": lambda: grouped_notice(),
+    "registry_error": lambda: notice(
+        NoticeKind.OPENED,
+        registry := Check(name=REGISTRY, sql="", severity=Severity.CRITICAL, description="No check ran."),
+        CheckResult(registry.name, None, Status.ERROR, "spreadsheet KEY is not shared with the app", check=registry),
+    ),
 }
 
 
@@ -159,11 +207,25 @@ def test_notice_renders_as_stored_fixture(name: str) -> None:
     assert_matches_fixture(name, message)
 
 
+def test_a_reply_whose_thread_is_gone_starts_a_message_that_says_so() -> None:
+    message = blocks.render_moved(for_notice(CASES["reminder"]()), USER_IDS)
+    assert_within_slack_limits(message)
+    assert_matches_fixture("moved_reminder", message)
+    assert [b["type"] for b in message["blocks"][:3]] == ["header", "context", "section"]
+    assert "is gone; it continues here" in message["blocks"][1]["elements"][0]["text"]
+
+
+def test_a_message_that_may_repeat_says_so_within_the_block_limit() -> None:
+    body = {"text": "x", "blocks": [blocks.section(str(i)).to_dict() for i in range(50)]}
+    warned = blocks.with_repeat_warning(body)
+    assert len(warned["blocks"]) == 50 and "may repeat an earlier message" in json.dumps(warned["blocks"][-1])
+
+
 def test_resolved_update_renders_as_stored_fixture() -> None:
     message = render_resolved(CASES["resolved_reply"](), USER_IDS)
     assert_within_slack_limits(message)
     assert_matches_fixture("resolved_update", message)
-    assert message["blocks"][0]["text"]["text"] == "✅ Resolved: late_settle"
+    assert message["blocks"][0]["text"]["text"] == "✅ Resolved · late_settle"
 
 
 def hostile_rows(n: int = 20) -> list[dict[str, Any]]:
@@ -220,8 +282,8 @@ def test_owners_are_mentioned_and_unresolved_email_is_text() -> None:
 def test_query_error_reads_differently_from_data_alert() -> None:
     alert = render(CASES["rows_alert"]())
     error = render(CASES["query_error"]())
-    assert alert["blocks"][0]["text"]["text"] == "🔴 late_settle"
-    assert error["blocks"][0]["text"]["text"] == "⚠️ Check failed to run: late_settle"
+    assert alert["blocks"][0]["text"]["text"] == "🔴 Critical · late_settle"
+    assert error["blocks"][0]["text"]["text"] == "⚠️ Critical · Query error · late_settle"
     assert "data was not checked" in json.dumps(error)
 
 
@@ -232,13 +294,41 @@ def test_severity_markers() -> None:
         assert header["text"]["text"].startswith(mark)
 
 
+@pytest.mark.parametrize("severity", list(Severity))
+def test_header_names_the_severity_in_words_not_only_by_colour(severity: Severity) -> None:
+    check = late_settle(severity=severity, name="auth_not_settled_7d")
+    for result in (rows_result(check, ORDERS, 3), error_result(check)):
+        header = render(notice(NoticeKind.OPENED, check, result))["blocks"][0]["text"]["text"]
+        assert f" {severity.capitalize()} · " in header and header.endswith(" · auth_not_settled_7d")
+    assert header == f"⚠️ {severity.capitalize()} · Query error · auth_not_settled_7d"
+
+
 def test_fallback_text_is_plain_and_escaped() -> None:
     check = late_settle(name="x")
     result = rows_result(check, ORDERS, 3)
     result.message = "<!channel> 3 rows"
     message = render(notice(NoticeKind.OPENED, check, result))
-    assert message["text"] == "🔴 x (critical): &lt;!channel&gt; 3 rows"
+    assert message["text"] == "🔴 Critical · x: &lt;!channel&gt; 3 rows"
 
 
 def test_escape_covers_slack_control_characters() -> None:
     assert escape("a & <b> <!here>") == "a &amp; &lt;b&gt; &lt;!here&gt;"
+
+
+def test_a_missing_fixture_fails_unless_regeneration_is_asked_for(tmp_path: Path, monkeypatch) -> None:
+    message = render(CASES["rows_alert"](), USER_IDS)
+    monkeypatch.delenv("OVERRIDE", raising=False)
+    with pytest.raises(pytest.fail.Exception, match="OVERRIDE=true"):
+        assert_matches_fixture("new_case", message, tmp_path)
+    assert not (tmp_path / "new_case.json").exists()
+    monkeypatch.setenv("OVERRIDE", "true")
+    assert_matches_fixture("new_case", message, tmp_path)
+    monkeypatch.delenv("OVERRIDE")
+    assert_matches_fixture("new_case", message, tmp_path)  # stored, and read back as it was
+
+
+def test_a_fixture_beyond_slack_limits_is_refused_by_slack_sdk(tmp_path: Path) -> None:
+    message = {"text": "x", "blocks": [{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}]}
+    (tmp_path / "too_long.json").write_text(json.dumps(message))
+    with pytest.raises(SlackObjectFormationError, match="150"):
+        assert_matches_fixture("too_long", message, tmp_path)

@@ -118,7 +118,8 @@ def test_a_half_done_resolve_never_hides_the_next_incident(monitor: Monitor, sla
     report = monitor.run(minutes(20))
     assert report.exit_code() == 1 and status(report, "late_settle")["notified"] is True
     first, second = sorted(slack.top_level(), key=lambda m: m["ts"])
-    assert second["blocks"][0]["text"]["text"] == "🔴 late_settle", "the new failure is a new, visible incident"
+    header = second["blocks"][0]["text"]["text"]
+    assert header == "🔴 Critical · late_settle", "the new failure is a new, visible incident"
     assert [SlackServer.notice(m)["kind"] for m in slack.replies(first["ts"])] == ["resolved"]
     monitor.late_rows()
     monitor.run(minutes(30))
@@ -154,7 +155,7 @@ def test_a_resolution_whose_message_was_deleted_is_posted_on_its_own(monitor: Mo
     monitor.late_rows()
     assert monitor.run(minutes(10)).exit_code() == 0
     [resolved] = slack.top_level()
-    assert resolved["blocks"][0]["text"]["text"] == "✅ Resolved: late_settle"
+    assert resolved["blocks"][0]["text"]["text"] == "✅ Resolved · late_settle"
     assert "is gone; it continues here" in blocks(resolved)
 
 
@@ -173,7 +174,7 @@ def test_an_incident_that_opened_and_cleared_during_an_outage_is_reported_once_s
     slack.down = False
     assert monitor.run(minutes(50)).exit_code() == 0
     [message] = slack.top_level()
-    assert message["blocks"][0]["text"]["text"] == "✅ Resolved: late_settle"
+    assert message["blocks"][0]["text"]["text"] == "✅ Resolved · late_settle"
     assert "Failed from 2024-05-01 09:10 UTC to 2024-05-01 09:40 UTC* (2 runs, 30 min) while Slack was unreachable" in (
         blocks(message)
     )

@@ -11,11 +11,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from conftest import build_demo_warehouse
 
 import init_db
 from anomaly_monitor.warehouses.sqlite_connection import connect_readonly
 from anomaly_monitor.warehouses.sqlite_dialect import to_sqlite
+from tests.demo import DEMO_NOW
 
 CHECKS_CSV = init_db.DATA_DIR / "checks.csv"
 SPEC_COLUMNS = [
@@ -26,7 +26,7 @@ SPEC_COLUMNS = [
 SEED_CHECK = "auth_not_settled_7d"
 SEED_FLAGGED = [1, 4, 6, 7, 8, 9, 10]
 SEED_FLAGGED_BY_MERCHANT = {4: 3, 1: 2, 2: 1, 3: 1}
-NOW = dt.datetime(2025, 6, 11, 23, 0, 0, tzinfo=dt.UTC)
+NOW = DEMO_NOW
 
 # What the rows and threshold checks give on the full demo data, whatever the hour it is built at (the anomaly
 # checks depend on the anomaly judgement, so they are left to the product's own tests).
@@ -140,15 +140,10 @@ def test_seed_check_by_merchant_counts(seed_only_db: Path) -> None:
     assert counts == SEED_FLAGGED_BY_MERCHANT
 
 
-@pytest.fixture(scope="module")
-def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_demo_warehouse(tmp_path_factory.mktemp("demo"), NOW)
-
-
 @pytest.mark.parametrize("name", sorted(EXPECTED_ON_DEMO_DATA))
-def test_rows_and_threshold_checks_on_the_demo_data(demo_db: Path, name: str) -> None:
+def test_rows_and_threshold_checks_on_the_demo_data(demo_warehouse: Path, name: str) -> None:
     row = check(name)
-    columns, rows = run_check(demo_db, name)
+    columns, rows = run_check(demo_warehouse, name)
     if row["type"] == "rows":
         status = "alert" if rows else "ok"
     else:

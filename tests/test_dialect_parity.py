@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from anomaly_monitor import gcp
+from anomaly_monitor.clients.bigquery import bigquery_client
 from anomaly_monitor.errors import QueryError
 from anomaly_monitor.models import GB
 from anomaly_monitor.warehouses.bigquery import BigQueryWarehouse
@@ -120,7 +120,7 @@ def sqlite_warehouse(tmp_path_factory: pytest.TempPathFactory) -> SqliteWarehous
 @pytest.fixture(scope="module")
 def bigquery_warehouse(bigquery_emulator: bq_emulator.Emulator) -> BigQueryWarehouse:
     dataset = f"parity_{uuid.uuid4().hex[:8]}"
-    client = gcp.bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
+    client = bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
     client.create_dataset(dataset)
     client.query(f"CREATE TABLE {dataset}.sales (id INT64, region STRING, amount INT64, tag STRING, day DATE)").result()
     values = ", ".join(f"({i}, '{r}', {a}, {'NULL' if t is None else repr(t)}, DATE '{d}')" for i, r, a, t, d in SALES)

@@ -5,30 +5,21 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import pytest
 
+from tests import servers
 from tests.cloud_fixtures import CHECKS_HEADER, make_warehouse
+from tests.servers import call, function_server, post
 
-ROOT = Path(__file__).resolve().parent.parent
-FRAMEWORK = Path(sys.executable).with_name("functions-framework")
 CHECKS = (
     "unsettled,rows,SELECT id FROM orders WHERE status = 'authorised',,,,,\n"
     "total,threshold,SELECT SUM(amount) AS value FROM orders,,100,,,\n"
 )
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = pytest.mark.slow  # a real server process
 
 
 @pytest.fixture(scope="module")
@@ -36,49 +27,14 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("function")
     (tmp / "checks.csv").write_text(CHECKS_HEADER + CHECKS)
     make_warehouse(tmp / "warehouse.db")
-    port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT / "functions"),
+    settings = {
         "CHECKS_SOURCE": str(tmp / "checks.csv"),
         "WAREHOUSE_URL": f"sqlite:///{tmp / 'warehouse.db'}",
         "STATE_URL": f"sqlite:///{tmp / 'state.db'}",
         "LOG_FORMAT": "json",
     }
-    for name in ("SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN_SECRET", "K_SERVICE"):
-        env.pop(name, None)
-    log = (tmp / "server.log").open("w")
-    command = [str(FRAMEWORK), "--target", "run_checks", "--source", str(ROOT / "functions" / "main.py")]
-    process = subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            call(url, "GET")
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"functions-framework did not start:\n{(tmp / 'server.log').read_text()}")
-            time.sleep(0.2)
-    yield url, tmp
-    process.terminate()
-    process.wait(timeout=10)
-    log.close()
-
-
-def call(url: str, method: str = "POST", body: bytes | None = None) -> tuple[int, dict, dict]:
-    request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            return answer.status, json.loads(answer.read()), dict(answer.headers)
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read()), dict(error.headers)
-
-
-def post(url: str, body: object = None) -> tuple[int, dict]:
-    status, doc, _ = call(url, "POST", None if body is None else json.dumps(body).encode())
-    return status, doc
+    with function_server(settings, tmp / "server.log") as url:
+        yield url, tmp
 
 
 def test_a_post_runs_the_checks_and_answers_the_run_document(server) -> None:
@@ -161,6 +117,6 @@ def test_importing_main_stays_cheap() -> None:
     """Every cold start pays for the import: the Google, Sheets and Slack clients load on first use only."""
     heavy = ["google.cloud.bigquery", "gspread", "pandas", "slack_sdk", "google.cloud.secretmanager", "sqlglot"]
     code = f"import sys, main; print([m for m in {heavy!r} if m in sys.modules])"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "functions")}
+    env = {**os.environ, "PYTHONPATH": str(servers.ROOT / "functions")}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

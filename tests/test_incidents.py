@@ -12,7 +12,7 @@ from anomaly_monitor import delivery, incidents
 from anomaly_monitor.errors import DeliveryError, DeliveryUnknown, LookupUnavailable
 from anomaly_monitor.incidents import CLOSING, Lifecycle
 from anomaly_monitor.models import Check, CheckResult, HistoryRecord, NoticeEvent, NoticeRecord, Status
-from anomaly_monitor.notifiers import TOP_LEVEL, MessageRef, Notice, NoticeKind, Sent
+from anomaly_monitor.notices import TOP_LEVEL, MessageRef, Notice, NoticeKind, Sent
 
 T0 = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 STEP = dt.timedelta(minutes=15)
@@ -300,7 +300,15 @@ def test_when_slack_cannot_be_reached_unconfirmed_notices_wait_and_hold_back_the
     assert ledger.events == [] and [w.notice_id for w in ledger.waiting] == ["n1"]
     check = Check(name="c", sql="SELECT 1")
     base = Notice(
-        NoticeKind.REMINDER, check, CheckResult("c", "rows", Status.ALERT), None, T0, 3, "x", incident_id="i1"
+        kind=NoticeKind.REMINDER,
+        check=check,
+        result=CheckResult("c", "rows", Status.ALERT),
+        ref=None,
+        since=T0,
+        failing_runs=3,
+        problem="x",
+        at=T0,
+        incident_id="i1",
     )
     other = replace(base, kind=NoticeKind.OPENED, incident_id="i2")
     closing = replace(base, kind=NoticeKind.MISSED)
@@ -323,7 +331,17 @@ def test_unknown_outcomes_are_journaled_as_unknown_never_as_failed():
             raise DeliveryUnknown("no answer")
 
     check = Check(name="c", sql="SELECT 1")
-    notice = Notice(NoticeKind.OPENED, check, CheckResult("c", "rows", Status.ALERT), None, T0, 1, "x", id="n1")
+    notice = Notice(
+        kind=NoticeKind.OPENED,
+        check=check,
+        result=CheckResult("c", "rows", Status.ALERT),
+        ref=None,
+        since=T0,
+        failing_runs=1,
+        problem="x",
+        at=T0,
+        id="n1",
+    )
 
     class Journal:
         def __init__(self) -> None:

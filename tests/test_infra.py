@@ -599,6 +599,7 @@ def post_to(url: str) -> int:
         return error.code
 
 
+@pytest.mark.slow  # a real functions-framework server
 def test_log_filters_match_what_the_function_logs_when_a_run_finishes_and_when_it_cannot_happen(tmp_path):
     """The real function behind functions-framework, LOG_FORMAT=json as deployed: a run, then an unreadable registry."""
     (tmp_path / "checks.csv").write_text(

@@ -9,26 +9,21 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import build_demo_warehouse
-from seed_rows import SEED_ORDERS, SEED_TRANSACTIONS
 
 import init_db
+from tests.demo import DEMO_NOW
+from tests.seed_rows import SEED_ORDERS, SEED_TRANSACTIONS
 
-NOW = dt.datetime(2025, 6, 11, 9, 30, 0)
+NOW = DEMO_NOW.replace(tzinfo=None)  # timestamps in the warehouse are naive UTC text
 
 
 def parse(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
 
 
-@pytest.fixture(scope="module")
-def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_demo_warehouse(tmp_path_factory.mktemp("demo"), NOW)
-
-
 @pytest.fixture
-def conn(demo_db: Path) -> sqlite3.Connection:
-    connection = sqlite3.connect(demo_db)
+def conn(demo_warehouse: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(f"file:{demo_warehouse}?mode=ro", uri=True)  # shared by the session: read only
     yield connection
     connection.close()
 
@@ -108,10 +103,10 @@ def test_indexes_exist_on_filtered_columns(conn: sqlite3.Connection) -> None:
     assert {("orders", "created_date"), ("transactions", "created_date"), ("transactions", "order_id")} <= indexed
 
 
-def test_two_builds_with_the_same_now_are_equal(demo_db: Path, tmp_path: Path) -> None:
+def test_two_builds_with_the_same_now_are_equal(demo_warehouse: Path, tmp_path: Path) -> None:
     other = sqlite3.connect(tmp_path / "again.db")
     init_db.populate(other, NOW)
-    first = sqlite3.connect(demo_db)
+    first = sqlite3.connect(demo_warehouse)
     for table in init_db.TABLES:
         query = f"SELECT * FROM {table} ORDER BY 1"
         assert first.execute(query).fetchall() == other.execute(query).fetchall(), table
@@ -136,7 +131,8 @@ def test_aware_now_is_converted_to_utc(tmp_path: Path) -> None:
     init_db.populate(conn, aware)
     newest = parse(conn.execute("SELECT MAX(created_date) FROM orders").fetchone()[0])
     conn.close()
-    assert NOW - dt.timedelta(hours=1) < newest <= NOW
+    utc = dt.datetime(2025, 6, 11, 9, 30)  # 11:30 at UTC+2
+    assert utc - dt.timedelta(hours=1) < newest <= utc
 
 
 def test_cli_builds_then_refuses_to_overwrite_without_force(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

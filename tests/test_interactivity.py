@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from anomaly_monitor.incidents import marks
 from anomaly_monitor.models import Action, Check, CheckType, HistoryRecord, IncidentEvent, Status
-from anomaly_monitor.notifiers import MessageRef
+from anomaly_monitor.notices import MessageRef
 from anomaly_monitor.notifiers.blocks import STATUS_BLOCK_ID, actions_block, clicked_message
 from anomaly_monitor.notifiers.interactivity import BadClick, Endpoint, Responder, Unauthorized, parse, verify
 from anomaly_monitor.state.sqlite import SqliteStateStore

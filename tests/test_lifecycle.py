@@ -45,7 +45,7 @@ def test_failing_check_opens_one_top_level_message(monitor: Monitor, slack: Slac
     assert report.exit_code() == 1
     [message] = slack.top_level()
     assert message["channel"] == "C0ALERTS"
-    assert message["blocks"][0]["text"]["text"] == "🔴 late_settle"
+    assert message["blocks"][0]["text"]["text"] == "🔴 Critical · late_settle"
     [row] = monitor.history()
     assert (row["status"], row["notified"], row["slack_channel"], row["slack_ts"]) == (
         "alert",
@@ -94,7 +94,7 @@ def test_ok_again_resolves_in_thread_and_updates_the_original(monitor: Monitor, 
     [opened] = slack.top_level()
     [update] = slack.calls_to("chat.update")
     assert (update.params["channel"], update.params["ts"]) == (opened["channel"], opened["ts"])
-    assert opened["blocks"][0]["text"]["text"] == "✅ Resolved: late_settle"
+    assert opened["blocks"][0]["text"]["text"] == "✅ Resolved · late_settle"
     [reply] = slack.replies(opened["ts"])
     assert reply["text"] == "late_settle resolved after 2 runs (2 h)"
     assert monitor.history()[-1]["status"] == "ok" and monitor.history()[-1]["notified"] == 1
@@ -114,9 +114,9 @@ def test_query_error_opens_an_incident_that_reads_differently(monitor: Monitor, 
     report = monitor.run(T0)
     assert report.exit_code() == 2
     [message] = slack.top_level()
-    assert message["blocks"][0]["text"]["text"] == "⚠️ Check failed to run: late_settle"
+    assert message["blocks"][0]["text"]["text"] == "⚠️ Critical · Query error · late_settle"
     assert "so the data was not checked" in texts([message])[0]
-    assert message["text"].startswith("⚠️ late_settle (check failed to run):")
+    assert message["text"].startswith("⚠️ Critical · Query error · late_settle: ")
 
 
 def test_alert_error_alert_notes_each_change_in_the_thread(monitor: Monitor, slack: SlackServer) -> None:
@@ -202,7 +202,7 @@ def test_resolved_notice_undelivered_is_retried_next_run(monitor: Monitor, slack
     monitor.run(hours(3))
     [opened] = slack.top_level()
     assert len(slack.replies(opened["ts"])) == 1
-    assert opened["blocks"][0]["text"]["text"] == "✅ Resolved: late_settle"
+    assert opened["blocks"][0]["text"]["text"] == "✅ Resolved · late_settle"
 
 
 def test_two_concurrent_runs_post_one_message(monitor: Monitor, slack: SlackServer) -> None:
@@ -239,7 +239,7 @@ def test_unknown_channel_fails_that_check_only(
     assert status(report, "late_settle")["notified"] is False
     assert status(report, "revenue")["notified"] is True
     [message] = slack.top_level()
-    assert message["blocks"][0]["text"]["text"] == "🟠 revenue"
+    assert message["blocks"][0]["text"]["text"] == "🟠 Warning · revenue"
     assert "check late_settle: opened notice for #nowhere not delivered: Slack said channel_not_found" in caplog.text
     assert TOKEN not in caplog.text
 

@@ -64,7 +64,7 @@ def test_an_unreadable_registry_is_one_incident_resolved_when_it_reads_again(
         with pytest.raises(RegistryError, match="does not exist"):
             monitor.run(minutes(n))
     [message] = slack.top_level()
-    assert header(message) == "⚠️ The check registry cannot be read"
+    assert header(message) == "⚠️ Critical · The check registry cannot be read"
     assert message["channel"] == "C0ALERTS", "SLACK_DEFAULT_CHANNEL"
     assert "does not exist" in json.dumps(message["blocks"])
     (monitor.root / "moved.csv").rename(monitor.checks)
@@ -113,7 +113,7 @@ def test_checks_failing_for_one_cause_are_one_grouped_incident(monitor: Monitor,
     assert [c["status"] for c in report.to_json()["checks"]] == ["error"] * 4
     assert all("cannot be read" in c["message"] and c["notified"] for c in report.to_json()["checks"])
     [message] = slack.top_level()
-    assert header(message) == "⚠️ 4 checks could not run"
+    assert header(message) == "⚠️ Warning · 4 checks could not run"
     text = json.dumps(message["blocks"])
     assert "check_0, check_1, check_2, check_3" in text and "the warehouse could not be reached" in text
     assert {r["cause"] for r in monitor.history() if r["status"] == "error"} == {"warehouse"}
@@ -130,8 +130,8 @@ def test_fewer_checks_than_the_threshold_are_told_one_by_one(monitor: Monitor, s
     monitor.warehouse.write_bytes(b"not a database" * 100)
     monitor.run(minutes(0))
     assert sorted(header(m) for m in slack.top_level()) == [
-        "⚠️ Check failed to run: check_0",
-        "⚠️ Check failed to run: check_1",
+        "⚠️ Warning · Query error · check_0",
+        "⚠️ Warning · Query error · check_1",
     ]
 
 

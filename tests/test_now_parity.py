@@ -11,10 +11,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import REPO, write_registry
 
-from anomaly_monitor import gcp
+from anomaly_monitor.clients.bigquery import bigquery_client
 from tests import bq_emulator
+from tests.local_files import REPO, write_registry
 
 pytestmark = pytest.mark.slow
 bigquery_emulator = bq_emulator.bigquery_emulator
@@ -76,7 +76,7 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="module")
 def bigquery_url(bigquery_emulator: bq_emulator.Emulator) -> str:
     dataset = f"now_{uuid.uuid4().hex[:8]}"
-    client = gcp.bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
+    client = bigquery_client(bigquery_emulator.project, bigquery_emulator.endpoint)
     client.create_dataset(dataset)
     client.query(f"CREATE TABLE {dataset}.events (id INT64, ts TIMESTAMP)").result()
     rows = ", ".join(f"({i}, TIMESTAMP '{ts}')" for i, ts in EVENTS)

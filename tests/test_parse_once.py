@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 
 import pytest
-from conftest import NOW
 
 from anomaly_monitor.readonly import read_only_error, take_parsed
 from anomaly_monitor.runner import RunOptions
@@ -13,6 +13,7 @@ from anomaly_monitor.service import execute
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.warehouses.clock import _BIGQUERY
 
+NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 TABLES = """
 CREATE TABLE orders (id INTEGER, amount REAL, created_at TEXT);
 INSERT INTO orders VALUES (1, 10.0, '2026-11-23 08:00:00'), (2, -5.0, '2026-11-22 08:00:00');

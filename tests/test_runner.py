@@ -5,28 +5,25 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import NOW, REPO
 
 from anomaly_monitor.errors import RegistryError, UnknownCheckError
-from anomaly_monitor.runner import RunOptions
+from anomaly_monitor.runner import RunOptions, run
 from anomaly_monitor.service import execute
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.state.schema import COLUMNS
 from anomaly_monitor.state.sqlite import SqliteStateStore
+from tests.cloud_fixtures import ORDERS_SCRIPT as TABLES
+from tests.cloud_fixtures import local_backends
+from tests.servers import cli
 
-TABLES = """
-CREATE TABLE orders (id INTEGER, amount REAL, status TEXT);
-INSERT INTO orders VALUES (1, 10.0, 'settled'), (2, -5.0, 'settled'), (3, 7.5, 'stuck');
-"""
+NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+
 SLOW_SQL = (
     "WITH RECURSIVE n AS (SELECT 1 AS x UNION ALL SELECT x + 1 FROM n WHERE x < 100000000) SELECT COUNT(*) AS c FROM n"
 )
@@ -133,14 +130,6 @@ def test_unreadable_registry_fails_the_run(setup, tmp_path):
         execute(settings, RunOptions(now=NOW))
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
-    environment.update(PYTHONPATH=str(REPO / "functions"), **(env or {}))
-    return subprocess.run(
-        [sys.executable, "-m", "anomaly_monitor", *args], capture_output=True, text=True, env=environment, cwd=REPO
-    )
-
-
 def cli_args(settings: Settings) -> list[str]:
     return ["--checks", settings.checks_source, "--warehouse", settings.warehouse_url, "--state", settings.state_url]
 
@@ -221,3 +210,35 @@ def test_a_run_that_waited_for_the_lock_judges_with_the_time_it_got_it(setup):
     assert report.started_at >= released
     seen = dt.datetime.fromisoformat(result.rows[0]["at"]).replace(tzinfo=dt.UTC)
     assert seen == report.started_at.replace(microsecond=report.started_at.microsecond // 1000 * 1000)
+
+
+def test_an_invalid_row_reports_the_type_it_declares_or_none(setup):
+    rows = [
+        {"name": "no_bounds", "sql": "SELECT 1 AS value", "type": "threshold"},  # threshold without min or max
+        {"name": "bad_type", "sql": "SELECT 1", "type": "sometimes"},
+        {"name": "no_sql", "sql": "", "type": ""},  # blank type: rows, the default
+    ]
+    doc = execute(setup(rows), RunOptions(now=NOW)).to_json()
+    types = {c["name"]: (c["status"], c["type"]) for c in doc["checks"]}
+    assert types == {
+        "no_bounds": ("invalid", "threshold"),
+        "bad_type": ("invalid", None),
+        "no_sql": ("invalid", "rows"),
+    }
+    assert json.loads(json.dumps(doc))["checks"][1]["type"] is None
+
+
+def test_statuses_go_to_the_publisher_after_a_real_run_only(tmp_path):
+    class Sheet:  # the outside world a status publisher writes to
+        def __init__(self) -> None:
+            self.reports: list = []
+
+        def publish(self, report) -> None:
+            self.reports.append(report)
+
+    sheet = Sheet()
+    backends = dataclasses.replace(local_backends(tmp_path, "unsettled,rows,SELECT 1 AS x,,,,,\n"), publisher=sheet)
+    run(backends, RunOptions(now=NOW, dry_run=True))
+    assert sheet.reports == []
+    report = run(backends, RunOptions(now=NOW))
+    assert sheet.reports == [report]

@@ -4,12 +4,7 @@ the monitor runs (CLI and the HTTP function), and the status tab reads back type
 from __future__ import annotations
 
 import copy
-import json
-import os
 import re
-import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import gspread
@@ -23,6 +18,7 @@ from anomaly_monitor.settings import Settings
 from anomaly_monitor.sources.sheet_layout import CHECKS, EXCLUSIONS, STATUS_HEADER, status_formats
 from anomaly_monitor.sources.sheets import SheetsSource, sheets_client, sheets_session
 from tests.cloud_fixtures import make_warehouse
+from tests.servers import function_server, post
 from tests.sheets_server import SheetsServer, serving
 from tests.sheets_ui import Refused, type_in
 
@@ -361,39 +357,16 @@ def test_the_client_and_its_credentials_are_built_once_per_instance(sheets) -> N
 def test_the_http_function_reads_the_sheet_and_writes_the_status_tab(sheets, tmp_path) -> None:
     set_up_checks(sheets)
     warehouse = make_warehouse(tmp_path / "warehouse.db")
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT / "functions"),
+    settings = {
         "CHECKS_SOURCE": f"sheets://{KEY}",
         "SHEETS_API_URL": sheets.url,
         "WAREHOUSE_URL": f"sqlite:///{warehouse}",
         "STATE_URL": f"sqlite:///{tmp_path / 'state.db'}",
         "LOG_FORMAT": "json",
     }
-    from tests.test_http_function import FRAMEWORK, free_port
-
-    port = free_port()
-    command = [str(FRAMEWORK), "--target", "run_checks", "--source", str(ROOT / "functions" / "main.py")]
-    log = (tmp_path / "function.log").open("w")
-    process = subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=log)
-    try:
-        answer = None
-        deadline = time.monotonic() + 60
-        while answer is None:
-            try:
-                request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/", data=b'{"force": true}', headers={"Content-Type": "application/json"}
-                )
-                with urllib.request.urlopen(request, timeout=60) as response:
-                    answer = json.loads(response.read())
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the function did not answer:\n{(tmp_path / 'function.log').read_text()}")
-                time.sleep(0.2)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
+    with function_server(settings, tmp_path / "function.log") as url:
+        status, answer = post(url, {"force": True})
+    assert status == 200, (tmp_path / "function.log").read_text()[-2000:]
     assert answer["summary"]["alert"] == 2
     status = person(sheets).worksheet("status").get_all_values()
     assert status[0][0].endswith(f"by run {answer['run_id']}: 1 ok, 2 alert")

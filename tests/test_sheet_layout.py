@@ -9,7 +9,7 @@ import re
 from anomaly_monitor.columns import COLUMNS, Kind
 from anomaly_monitor.models import Check
 from anomaly_monitor.sources.sheet_layout import CHECKS, STATUS, column_letter, serial
-from tests.conftest import REPO
+from tests.servers import ROOT as REPO
 
 
 def test_the_columns_are_the_fields_of_a_check_in_readme_order() -> None:

@@ -313,3 +313,12 @@ def test_from_url_uses_application_default_credentials(api, tmp_path, monkeypatc
 def test_a_sheets_url_without_a_key_is_a_registry_error() -> None:
     with pytest.raises(RegistryError, match="names no spreadsheet"):
         SheetsSource.from_url("sheets://", Settings())
+
+
+def test_a_sheet_takes_the_statuses_back_and_a_csv_file_none(tmp_path: Path) -> None:
+    from anomaly_monitor.sources import status_publisher
+    from anomaly_monitor.sources.csv_source import CsvSource
+
+    sheet = source()
+    assert status_publisher(sheet) is sheet
+    assert status_publisher(CsvSource(tmp_path / "checks.csv")) is None

@@ -25,8 +25,8 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.deployment import LATE_SQL, Monitor
+from tests.servers import free_port
 from tests.slack_server import TOKEN, SlackServer, serving
-from tests.test_http_function import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 FRAMEWORK = Path(sys.executable).with_name("functions-framework")
@@ -312,7 +312,7 @@ def test_mute_silences_the_incident_until_it_resolves(function, monitor, slack) 
     monitor.sql("UPDATE metric SET value = 10")
     monitor.run(wall(250))
     assert saying(slack.replies(message["ts"])[-1:], "resolved after")
-    assert "Resolved: muted" in texts([slack.state.messages[(message["channel"], message["ts"])]])
+    assert "Resolved · muted" in texts([slack.state.messages[(message["channel"], message["ts"])]])
     monitor.sql("UPDATE metric SET value = 100")
     monitor.run(wall(260))
     assert len(opened(slack, "muted")) == 2, "a later incident is not muted"
@@ -336,7 +336,7 @@ def test_expected_resolves_the_incident_and_its_failing_streak_stays_quiet(funct
 
     monitor.run(wall(10))  # still above max: resolved as expected, not re-alerted
     shown = slack.state.messages[(message["channel"], message["ts"])]
-    assert "Resolved: normal_now" in texts([shown]) and "Marked expected" in texts([shown])
+    assert "Resolved · normal_now" in texts([shown]) and "Marked expected" in texts([shown])
     assert saying(slack.replies(message["ts"])[-1:], "*Marked expected* by <@U0CY>: resolved after 2 runs")
     replies = len(slack.replies(message["ts"]))
     report = monitor.run(wall(20))

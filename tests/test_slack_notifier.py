@@ -16,7 +16,7 @@ from slack_sdk.http_retry import FixedValueRetryIntervalCalculator
 
 from anomaly_monitor.errors import DeliveryError, DeliveryUnknown, LookupUnavailable
 from anomaly_monitor.models import Check, CheckResult, CheckType, Severity, Status
-from anomaly_monitor.notifiers import MessageRef, Notice, NoticeKind, Sent
+from anomaly_monitor.notices import MessageRef, Notice, NoticeKind, Sent
 from anomaly_monitor.notifiers.console import ConsoleNotifier
 from anomaly_monitor.notifiers.slack import EVENT_TYPE, Budget, SlackNotifier, web_client
 from anomaly_monitor.service import open_notifier
@@ -45,7 +45,15 @@ def alert(c: Check, **changes: Any) -> CheckResult:
 
 def opened(c: Check, result: CheckResult | None = None) -> Notice:
     return Notice(
-        NoticeKind.OPENED, c, result or alert(c), None, NOW, 1, "3 rows returned", NOW, id=f"r1:{c.name}:opened"
+        kind=NoticeKind.OPENED,
+        check=c,
+        result=result or alert(c),
+        ref=None,
+        since=NOW,
+        failing_runs=1,
+        problem="3 rows returned",
+        at=NOW,
+        id=f"r1:{c.name}:opened",
     )
 
 
@@ -53,7 +61,17 @@ def reply(kind: NoticeKind, c: Check, ref: MessageRef, result: CheckResult | Non
     ok = CheckResult(c.name, "rows", Status.OK, "no rows returned", 0.0, 0, check=c)
     result = result or (ok if kind is NoticeKind.RESOLVED else alert(c))
     later = NOW + dt.timedelta(hours=n)
-    return Notice(kind, c, result, ref, NOW, n, "3 rows returned", later, id=f"r{n}:{c.name}:{kind}")
+    return Notice(
+        kind=kind,
+        check=c,
+        result=result,
+        ref=ref,
+        since=NOW,
+        failing_runs=n,
+        problem="3 rows returned",
+        at=later,
+        id=f"r{n}:{c.name}:{kind}",
+    )
 
 
 class FakeTime:
@@ -95,7 +113,7 @@ def test_opened_notice_posts_one_top_level_message_and_returns_its_channel_id(sl
     [message] = slack.top_level()
     assert sent == Sent(message["ts"], MessageRef(payments, message["ts"]))
     assert message["channel"] == payments
-    assert message["blocks"][0]["text"]["text"] == "🔴 late_settle"
+    assert message["blocks"][0]["text"]["text"] == "🔴 Critical · late_settle"
     [call] = slack.calls_to("chat.postMessage")
     assert call.headers["Authorization"] == f"Bearer {TOKEN}"
     assert call.params["unfurl_links"] is False
@@ -118,7 +136,16 @@ def test_replies_go_to_the_incident_thread(slack: SlackServer) -> None:
     sender = notifier(slack)
     ref = sender.send(opened(c)).ref
     assert ref is not None
-    reminder = Notice(NoticeKind.REMINDER, c, alert(c), ref, NOW, 30, "3 rows returned", NOW + dt.timedelta(days=1))
+    reminder = Notice(
+        kind=NoticeKind.REMINDER,
+        check=c,
+        result=alert(c),
+        ref=ref,
+        since=NOW,
+        failing_runs=30,
+        problem="3 rows returned",
+        at=NOW + dt.timedelta(days=1),
+    )
     assert sender.send(reminder).ref == ref
     [reply] = slack.replies(ref.ts)
     assert "Still failing" in reply["blocks"][0]["text"]["text"]
@@ -130,10 +157,21 @@ def test_resolved_updates_the_original_message_then_replies(slack: SlackServer) 
     sender = notifier(slack)
     ref = sender.send(opened(c)).ref
     ok = CheckResult(c.name, "rows", Status.OK, "no rows returned", 0.0, 0, check=c)
-    sender.send(Notice(NoticeKind.RESOLVED, c, ok, ref, NOW, 4, "3 rows returned", NOW + dt.timedelta(hours=1)))
+    sender.send(
+        Notice(
+            kind=NoticeKind.RESOLVED,
+            check=c,
+            result=ok,
+            ref=ref,
+            since=NOW,
+            failing_runs=4,
+            problem="3 rows returned",
+            at=NOW + dt.timedelta(hours=1),
+        )
+    )
     original = slack.state.messages[(ref.channel, ref.ts)]
     assert original["updates"] == 1
-    assert original["blocks"][0]["text"]["text"] == "✅ Resolved: late_settle"
+    assert original["blocks"][0]["text"]["text"] == "✅ Resolved · late_settle"
     [reply] = slack.replies(ref.ts)
     assert reply["text"].startswith("late_settle resolved after 4 runs (1 h)")
     assert [c.method for c in slack.state.calls] == ["chat.postMessage", "chat.update", "chat.postMessage"]
@@ -149,7 +187,18 @@ def test_resolved_still_replies_when_the_original_message_is_gone(
     assert ref is not None
     slack.fail("chat.update", "message_not_found")
     ok = CheckResult(c.name, "rows", Status.OK, "no rows returned", 0.0, 0, check=c)
-    sender.send(Notice(NoticeKind.RESOLVED, c, ok, ref, NOW, 2, "3 rows returned", NOW))
+    sender.send(
+        Notice(
+            kind=NoticeKind.RESOLVED,
+            check=c,
+            result=ok,
+            ref=ref,
+            since=NOW,
+            failing_runs=2,
+            problem="3 rows returned",
+            at=NOW,
+        )
+    )
     assert len(slack.replies(ref.ts)) == 1
     assert "could not be marked resolved (message_not_found)" in caplog.text
 
@@ -162,7 +211,18 @@ def test_resolved_is_undelivered_when_the_update_fails_for_a_reason_a_retry_fixe
     slack.fail("chat.update", "server_error", times=3)
     ok = CheckResult(c.name, "rows", Status.OK, "no rows returned", 0.0, 0, check=c)
     with pytest.raises(DeliveryError) as caught:
-        sender.send(Notice(NoticeKind.RESOLVED, c, ok, ref, NOW, 2, "3 rows returned", NOW))
+        sender.send(
+            Notice(
+                kind=NoticeKind.RESOLVED,
+                check=c,
+                result=ok,
+                ref=ref,
+                since=NOW,
+                failing_runs=2,
+                problem="3 rows returned",
+                at=NOW,
+            )
+        )
     assert not isinstance(caught.value, DeliveryUnknown), "no reply went out: certainly undelivered, safe to retry"
     assert len(slack.calls_to("chat.update")) == 3, "chat.update is idempotent: retried"
     assert slack.replies(ref.ts) == []  # no reply to repeat when the next run retries

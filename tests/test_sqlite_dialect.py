@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from seed_rows import SEED_ORDERS as ORDERS
-from seed_rows import SEED_TRANSACTIONS as TRANSACTIONS
 
 from anomaly_monitor.errors import ConfigError, QueryError
 from anomaly_monitor.warehouses.sqlite_connection import connect_readonly
 from anomaly_monitor.warehouses.sqlite_dialect import to_sqlite, translate
+from tests.seed_rows import SEED_ORDERS as ORDERS
+from tests.seed_rows import SEED_TRANSACTIONS as TRANSACTIONS
 
 NOW = datetime.datetime(2025, 10, 16, 12, 30, 0, tzinfo=datetime.UTC)
 

@@ -7,14 +7,16 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import NOW
-from test_runner import TABLES, cli
 
 from anomaly_monitor.models import HistoryRecord, Status
 from anomaly_monitor.runner import RunOptions
 from anomaly_monitor.service import execute
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.state.sqlite import SqliteStateStore
+from tests.cloud_fixtures import ORDERS_SCRIPT as TABLES
+from tests.servers import cli
+
+NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 
 HOURLY = {"name": "hourly", "sql": "SELECT 1 AS x WHERE 1 = 0", "schedule": "0 * * * *"}
 

@@ -17,7 +17,7 @@ from enum import StrEnum
 
 from anomaly_monitor import incidents
 from anomaly_monitor.models import Action, HistoryRecord, IncidentEvent, Status
-from anomaly_monitor.notifiers import MessageRef
+from anomaly_monitor.notices import MessageRef
 from anomaly_monitor.state import StateStore
 
 # The snooze choices (a menu on the message) and how long each lasts; None: until 09:00 tomorrow, check's time zone.

@@ -8,6 +8,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from anomaly_monitor.display import number, value_range
+
 MIN_COMPARABLE = 7  # comparable points needed before the check may alert (SPEC)
 MAX_COMPARABLE = {"none": 30, "day_of_week": 12, "hour_of_day": 12}  # trailing comparable points used
 LEVEL_WINDOW = {"none": 7, "day_of_week": 14, "hour_of_day": 48}  # two whole seasons: balanced, outage-proof
@@ -279,9 +281,9 @@ def judge(
 
 def _hard_breach(value: float, low: float | None, high: float | None) -> str | None:
     if low is not None and value < low:
-        return f"{_fmt(value)} is below the hard minimum {_fmt(low)}"
+        return f"{number(value)} is below the hard minimum {number(low)}"
     if high is not None and value > high:
-        return f"{_fmt(value)} is above the hard maximum {_fmt(high)}"
+        return f"{number(value)} is above the hard maximum {number(high)}"
     return None
 
 
@@ -312,20 +314,20 @@ def _verdict(
     if high is not None:
         band_high = high if band_high is None else min(band_high, high)
     expected = (band_low, band_high)
-    median = _fmt(scale.inverse(model.center))
+    median = number(scale.inverse(model.center))
     anomalous = (z > sensitivity and direction != "down") or (z < -sensitivity and direction != "up")
     side = "above" if z > 0 else "below"
     shifted = "; the level moved recently, re-based on the latest points" if model.rebased else ""
     if model.calendar_shift:
         shifted += "; allowing for the usual month-end departure"
     detail = f"({_fmt_z(z)} robust sd {side} the median {median}{shifted})"
-    rng = f"{_fmt(band_low) if band_low is not None else '-∞'}–{_fmt(band_high) if band_high is not None else '∞'}"
+    rng = value_range(band_low, band_high)  # the same words as the alert's expected range
     if breach:
         return Judgement(True, expected, value, f"{breach} {detail}", model.comparable)
     if anomalous:
-        message = f"{_fmt(value)} is {side} the expected range {rng}{where} {detail}"
+        message = f"{number(value)} is {side} the expected range{where}: {rng} {detail}"
     else:
-        message = f"{_fmt(value)} is within the expected range {rng}{where} {detail}"
+        message = f"{number(value)} is within the expected range{where}: {rng} {detail}"
     return Judgement(anomalous, expected, value, message, model.comparable)
 
 
@@ -335,17 +337,6 @@ def _where(when: dt.datetime, seasonality: str) -> str:
     if seasonality == "hour_of_day":
         return f" for {when.hour:02d}:00"
     return ""
-
-
-def _fmt(x: float) -> str:
-    if x == 0 or not math.isfinite(x):
-        return str(x if math.isfinite(x) else "∞")
-    magnitude = abs(x)
-    if magnitude >= 100:
-        return f"{x:,.0f}"
-    if magnitude >= 1:
-        return f"{x:.3g}" if magnitude < 10 else f"{x:.1f}"
-    return f"{x:.3g}"
 
 
 def _fmt_z(z: float) -> str:

@@ -17,7 +17,7 @@ from anomaly_monitor.delivery import Outcome
 from anomaly_monitor.errors import ConfigError, QueryError
 from anomaly_monitor.lookahead import lookahead_note
 from anomaly_monitor.models import GB, Check, CheckResult, CheckType, HistoryRecord, NoticeEvent, QueryResult, Status
-from anomaly_monitor.notifiers import Notice, NoticeKind, Sent
+from anomaly_monitor.notices import Notice, NoticeKind, Sent
 from anomaly_monitor.runner import evaluate, record
 from anomaly_monitor.schedule import ticks as cron_ticks
 from anomaly_monitor.settings import Settings

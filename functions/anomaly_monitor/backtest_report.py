@@ -7,9 +7,8 @@ import io
 from typing import TYPE_CHECKING
 
 from anomaly_monitor.backtest import Backtest, Replay, ReplayedIncident
-from anomaly_monitor.judge import fmt
+from anomaly_monitor.display import number, text_table
 from anomaly_monitor.models import Status
-from anomaly_monitor.report import text_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,11 +56,11 @@ def summary_line(run: Replay, backtest: Backtest) -> str:
     """'would have opened 4 incidents and sent 6 notices in 30 days', and how the ticks were judged."""
     days = (backtest.end - backtest.start) / dt.timedelta(days=1)
     amount, unit = (round(days, 1), "day") if days >= 1 else (round(days * 24, 1), "hour")
-    span = f"{fmt(amount)} {unit}{'' if amount == 1 else 's'}"
+    span = f"{number(amount)} {unit}{'' if amount == 1 else 's'}"
     counts = run.summary()
     opened, sent = plural(counts["incidents"], "incident"), plural(counts["notices"], "notice")
     ticks = f"{counts['ok']} ok, {counts['alert']} alert, {counts['error']} error of {len(backtest.ticks)} ticks"
-    prefix = f"sensitivity {fmt(run.sensitivity)}: " if run.sensitivity is not None else ""
+    prefix = f"sensitivity {number(run.sensitivity)}: " if run.sensitivity is not None else ""
     return f"{prefix}would have opened {opened} and sent {sent} in {span} ({ticks})"
 
 
@@ -73,7 +72,7 @@ def render_backtest(backtest: Backtest) -> str:
     ticks = f"{len(backtest.ticks):,} ticks of {backtest.every!r}, {backtest.queries:,} queries"
     parts = [f"{head} ({backtest.type}) from {when(backtest.start)} to {when(backtest.end)} UTC: {ticks}"]
     for run in backtest.runs:
-        title = f"sensitivity {fmt(run.sensitivity)}" if run.sensitivity is not None else "incidents"
+        title = f"sensitivity {number(run.sensitivity)}" if run.sensitivity is not None else "incidents"
         rows = [incident_row(i, backtest) for i in run.incidents]
         parts.append(f"{title}\n{text_table(rows, width=70) if rows else '(none)'}")
     parts.append("\n".join(summary_line(run, backtest) for run in backtest.runs))
@@ -135,7 +134,7 @@ def _draw_run(ax: Axes, run: Replay, backtest: Backtest) -> None:
     for incident in run.incidents:
         ax.axvspan(incident.opened_at, incident.resolved_at or backtest.ticks[-1], color="#d62728", alpha=0.1)
     counts = run.summary()
-    setting = f", sensitivity {fmt(run.sensitivity)}" if run.sensitivity is not None else ""
+    setting = f", sensitivity {number(run.sensitivity)}" if run.sensitivity is not None else ""
     title = (
         f"{backtest.name}{setting}: {plural(counts['incidents'], 'incident')}, {plural(counts['notices'], 'notice')}"
     )

@@ -76,7 +76,7 @@ def shared_causes(
         check = group_check(cause, [m.check for m in members if m.check])
         names = tuple(m.name for m in members)
         message = f"{len(names)} checks could not run because {describe(cause)}: {members[0].message}"
-        groups.append(Group(check, CheckResult(name, "group", Status.ERROR, message, cause=cause, check=check), names))
+        groups.append(Group(check, CheckResult(name, None, Status.ERROR, message, cause=cause, check=check), names))
         covered.update((n, name) for n in names)
     ran = [r for r in results if r.status in (Status.OK, Status.ALERT, Status.ERROR) and r.check is not None]
     for name, state in sorted(states.items()):
@@ -88,5 +88,5 @@ def shared_causes(
             check = group_check(cause, [r.check for r in recovered if r.check])
             names = tuple(r.name for r in recovered)
             message = f"{', '.join(names)} ran again: {describe(cause)} no more"
-            groups.append(Group(check, CheckResult(name, "group", Status.OK, message, check=check), names))
+            groups.append(Group(check, CheckResult(name, None, Status.OK, message, check=check), names))
     return groups, covered

@@ -28,7 +28,8 @@ from anomaly_monitor import incidents
 from anomaly_monitor.errors import DeliveryError, DeliveryUnknown, LookupUnavailable
 from anomaly_monitor.incidents import CLOSING, Lifecycle
 from anomaly_monitor.models import Check, CheckResult, NoticeEvent, NoticeRecord, Status
-from anomaly_monitor.notifiers import MessageRef, Notice, NoticeKind, Notifier, Sent
+from anomaly_monitor.notices import MessageRef, Notice, NoticeKind, Sent
+from anomaly_monitor.notifiers import Notifier
 from anomaly_monitor.redact import quote
 from anomaly_monitor.state import StateStore
 
@@ -108,7 +109,7 @@ def confirmed(state: Lifecycle, notice: Notice, outcome: Outcome, run_id: str) -
 def notice_from(record: NoticeRecord, checks: Mapping[str, Check], warn_repeat: bool = False) -> Notice:
     """A journaled closing notice, to send it again: the registry's check when it still has it."""
     check = checks.get(record.check_name) or Check(name=record.check_name, sql="", channel=record.slack_channel)
-    result = CheckResult(record.check_name, str(check.type), Status.OK, record.resolution or "", check=check)
+    result = CheckResult(record.check_name, check.type, Status.OK, record.resolution or "", check=check)
     ref = MessageRef(record.slack_channel, record.thread_ts) if record.slack_channel and record.thread_ts else None
     return Notice(
         kind=NoticeKind(record.kind),

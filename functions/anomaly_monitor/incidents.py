@@ -31,7 +31,7 @@ from anomaly_monitor.models import (
     NoticeRecord,
     Status,
 )
-from anomaly_monitor.notifiers import REGISTRY, MessageRef, Notice, NoticeKind
+from anomaly_monitor.notices import REGISTRY, MessageRef, Notice, NoticeKind
 
 __all__ = [
     "CLOSING",

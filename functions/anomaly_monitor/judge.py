@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from anomaly_monitor import anomaly
+from anomaly_monitor.display import count, number, value_range
 from anomaly_monitor.models import EXPORT_ROWS, SAMPLE_ROWS, Check, CheckType, QueryResult, Status
 
 
@@ -86,42 +87,21 @@ def series(result: QueryResult) -> list[tuple[dt.datetime, float | None]]:
     return points
 
 
-def fmt(value: float | None) -> str:
-    if value is None:
-        return "none"
-    if value == int(value) and abs(value) < 1e15:
-        return f"{int(value):,}"
-    return f"{value:,.4g}" if abs(value) < 1 else f"{value:,.2f}"
-
-
-def expected_range(expected: tuple[float | None, float | None] | None) -> str:
-    """A band in words: "5 to 10", "at most 10", "at least 5"."""
-    if expected is None:
-        return ""
-    low, high = expected
-    if low is None:
-        return f"at most {fmt(high)}"
-    if high is None:
-        return f"at least {fmt(low)}"
-    return f"{fmt(low)} to {fmt(high)}"
-
-
 def judge_rows(result: QueryResult) -> Verdict:
     if result.row_count == 0:
         return Verdict(Status.OK, "no rows returned", value=0.0)
-    noun = "row" if result.row_count == 1 else "rows"
-    return Verdict(Status.ALERT, f"{result.row_count:,} {noun} returned", value=float(result.row_count))
+    return Verdict(Status.ALERT, f"{count(result.row_count, 'row')} returned", value=float(result.row_count))
 
 
 def judge_threshold(check: Check, result: QueryResult) -> Verdict:
     value = metric(result)
     expected = (check.min, check.max)
     if check.min is not None and value < check.min:
-        return Verdict(Status.ALERT, f"{fmt(value)} is below the minimum {fmt(check.min)}", value, expected)
+        return Verdict(Status.ALERT, f"{number(value)} is below the minimum {number(check.min)}", value, expected)
     if check.max is not None and value > check.max:
-        return Verdict(Status.ALERT, f"{fmt(value)} is above the maximum {fmt(check.max)}", value, expected)
+        return Verdict(Status.ALERT, f"{number(value)} is above the maximum {number(check.max)}", value, expected)
     return Verdict(
-        Status.OK, f"{fmt(value)} is within the expected range ({expected_range(expected)})", value, expected
+        Status.OK, f"{number(value)} is within the expected range ({value_range(*expected)})", value, expected
     )
 
 

@@ -83,6 +83,7 @@ class InvalidCheck:
     name: str
     row_number: int
     message: str
+    type: CheckType | None = None  # its `type` cell, when that much of the row could be read
 
 
 @dataclass
@@ -113,7 +114,7 @@ class CheckResult:
     """The outcome of one check in one run; one history row and one entry of the JSON document."""
 
     name: str
-    type: str
+    type: CheckType | None  # None for an invalid row whose `type` cell is not a type either
     status: Status
     message: str = ""
     value: float | None = None
@@ -133,7 +134,7 @@ class CheckResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "type": self.type,
+            "type": str(self.type) if self.type is not None else None,
             "status": str(self.status),
             "value": self.value,
             "row_count": self.row_count,
@@ -171,6 +172,28 @@ class HistoryRecord:
     announced: str | None = None  # the failing status Slack was last told of (NULL: not announced yet)
     last_notice_at: dt.datetime | None = None
     cause: str | None = None  # the shared cause of this failure, when it had one outside the check's SQL
+
+    @classmethod
+    def from_result(
+        cls, run_id: str, at: dt.datetime, result: CheckResult, *, notified: bool, **alert_state: Any
+    ) -> HistoryRecord:
+        """The row a run appends for one check's result, carrying the check's alert state forward (`alert_state`:
+        the columns from slack_channel on, as incidents.columns gives them; none for an invalid row)."""
+        return cls(
+            run_id=run_id,
+            check_name=result.name,
+            checked_at=at,
+            status=result.status,
+            value=result.value,
+            row_count=result.row_count,
+            message=result.message,
+            duration_ms=result.duration_ms,
+            bytes_processed=result.bytes_processed,
+            notified=notified,
+            slack_channel=alert_state.pop("slack_channel", None),
+            slack_ts=alert_state.pop("slack_ts", None),
+            **alert_state,
+        )
 
 
 class NoticeEvent(StrEnum):

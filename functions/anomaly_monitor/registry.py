@@ -199,6 +199,15 @@ def parse_check(row: Mapping[str, str], row_number: int) -> Check:
     )
 
 
+def row_type(row: Mapping[str, str]) -> CheckType | None:
+    """The type a row declares (rows when blank), or None when its `type` cell is not a type: what an
+    invalid row reports."""
+    try:
+        return _choice(row, "type", CheckType, CheckType.ROWS)
+    except RowError:
+        return None
+
+
 @dataclass
 class Registry:
     checks: list[Check]
@@ -217,15 +226,12 @@ def parse_registry(rows: Iterable[Mapping[str, str]], parse: Callable[..., Check
         name = _text(row, "name") or f"row-{row_number}"
         where = f'checks row {row_number} (name "{name}")'
         if name in first_row:
-            invalid.append(
-                InvalidCheck(
-                    name, row_number, f'{where}: column "name" repeats row {first_row[name]}; names must be unique'
-                )
-            )
+            message = f'{where}: column "name" repeats row {first_row[name]}; names must be unique'
+            invalid.append(InvalidCheck(name, row_number, message, row_type(row)))
             continue
         first_row[name] = row_number
         try:
             checks.append(parse(row, row_number))
         except RowError as exc:
-            invalid.append(InvalidCheck(name, row_number, f"{where}: {exc}"))
+            invalid.append(InvalidCheck(name, row_number, f"{where}: {exc}", row_type(row)))
     return Registry(checks, invalid)

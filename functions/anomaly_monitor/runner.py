@@ -34,7 +34,7 @@ from anomaly_monitor.redact import quote, redact
 from anomaly_monitor.registry import Registry, parse_registry
 from anomaly_monitor.schedule import is_due, next_tick
 from anomaly_monitor.settings import Settings
-from anomaly_monitor.sources import CheckSource
+from anomaly_monitor.sources import CheckSource, StatusPublisher
 from anomaly_monitor.state import NO_ROW, StateStore
 from anomaly_monitor.warehouses import Warehouse
 
@@ -67,6 +67,7 @@ class Backends:
     state: StateStore
     notifier: Notifier
     settings: Settings = field(default_factory=Settings)
+    publisher: StatusPublisher | None = None  # where statuses are written back (a sheet), if anywhere
 
 
 def select(registry: Registry, options: RunOptions) -> tuple[list[Check], list[InvalidCheck]]:
@@ -94,7 +95,7 @@ def evaluate(
 ) -> CheckResult:
     """Runs and judges one check; whatever goes wrong becomes this check's `error`, never the run's."""
     started = time.monotonic()
-    result = CheckResult(check.name, str(check.type), Status.ERROR, check=check)
+    result = CheckResult(check.name, check.type, Status.ERROR, check=check)
     try:
         data = warehouse.query(
             check.sql,
@@ -144,31 +145,17 @@ def scrubbed(result: CheckResult) -> CheckResult:
 
 
 def skipped(check: Check, reason: str) -> CheckResult:
-    return CheckResult(check.name, str(check.type), Status.SKIPPED, reason, check=check)
+    return CheckResult(check.name, check.type, Status.SKIPPED, reason, check=check)
 
 
 def invalid_result(row: InvalidCheck) -> CheckResult:
-    return CheckResult(row.name, "rows", Status.INVALID, row.message)
+    return CheckResult(row.name, row.type, Status.INVALID, row.message)
 
 
 def record(run_id: str, at: dt.datetime, result: CheckResult, state: Lifecycle, notified: bool) -> HistoryRecord:
     """The history row of a result, carrying the check's alert state forward (an invalid row carries none)."""
     carried = incidents.columns(state) if result.status is not Status.INVALID else {}
-    return HistoryRecord(
-        run_id=run_id,
-        check_name=result.name,
-        checked_at=at,
-        status=result.status,
-        value=result.value,
-        row_count=result.row_count,
-        message=result.message,
-        duration_ms=result.duration_ms,
-        bytes_processed=result.bytes_processed,
-        notified=notified,
-        slack_channel=carried.pop("slack_channel", None),  # type: ignore[arg-type]
-        slack_ts=carried.pop("slack_ts", None),  # type: ignore[arg-type]
-        **carried,  # type: ignore[arg-type]
-    )
+    return HistoryRecord.from_result(run_id, at, result, notified=notified, **carried)
 
 
 def plan(
@@ -321,7 +308,7 @@ def report_registry_failure(backends: Backends, error: RegistryError, run_id: st
     """The `_registry` incident: the registry cannot be read, so the monitor tells Slack itself (once)."""
     try:
         alert = read_alert_state(backends, [], [REGISTRY], now, run_id, settle=True)
-        result = CheckResult(REGISTRY, "registry", Status.ERROR, quote(error, MESSAGE_CHARS), check=REGISTRY_CHECK)
+        result = CheckResult(REGISTRY, None, Status.ERROR, quote(error, MESSAGE_CHARS), check=REGISTRY_CHECK)
         announced = announce(backends, alert, [result], {}, run_id, now)
         backends.state.append(announced.rows)
     except MonitorError as exc:
@@ -350,7 +337,8 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
         registry = parse_registry(backends.source.read_rows())
     except RegistryError as exc:
         if not options.dry_run:
-            backends.source.publish_problem(str(exc), now)  # where the sheet's readers look
+            if backends.publisher is not None:
+                backends.publisher.publish_problem(str(exc), now)  # where the sheet's readers look
             report_registry_failure(backends, exc, run_id, now)
         raise
     checks, invalid = select(registry, options)
@@ -385,9 +373,7 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
     if not options.dry_run:
         recorded = [r for r in results if r.status is not Status.SKIPPED]
         if alert.states.get(REGISTRY, Lifecycle()).open:  # the registry reads again: its incident resolves
-            recorded.append(
-                CheckResult(REGISTRY, "registry", Status.OK, "the registry reads again", check=REGISTRY_CHECK)
-            )
+            recorded.append(CheckResult(REGISTRY, None, Status.OK, "the registry reads again", check=REGISTRY_CHECK))
         announced = announce(backends, alert, recorded, {c.name: c for c in checks}, run_id, now)
         backends.state.append(announced.rows)
         failures = announced.failures
@@ -401,8 +387,8 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
         ]
     finished_at = now + dt.timedelta(seconds=time.monotonic() - clock)
     report = RunReport(run_id, now, finished_at, results, failures)
-    if not options.dry_run:
-        backends.source.publish(report)
+    if backends.publisher is not None and not options.dry_run:
+        backends.publisher.publish(report)
     summary = report.summary()
     duration_ms = round((time.monotonic() - clock) * 1000)
     counts = ", ".join(f"{n} {status}" for status, n in summary.items() if n)

@@ -12,7 +12,7 @@ from anomaly_monitor.notifiers import Notifier
 from anomaly_monitor.registry import parse_registry
 from anomaly_monitor.runner import Backends, RunOptions, run
 from anomaly_monitor.settings import Settings
-from anomaly_monitor.sources import open_source
+from anomaly_monitor.sources import open_source, status_publisher
 from anomaly_monitor.state import open_state
 from anomaly_monitor.warehouses import Warehouse, open_warehouse
 
@@ -33,8 +33,10 @@ def open_notifier(settings: Settings) -> Notifier:
 
 
 def build_backends(settings: Settings) -> Backends:
+    source = open_source(settings.checks_source, settings)
     return Backends(
-        source=open_source(settings.checks_source, settings),
+        source=source,
+        publisher=status_publisher(source),
         warehouse=open_warehouse(settings.warehouse_url, settings),
         state=open_state(settings.state_url, settings),
         notifier=open_notifier(settings),

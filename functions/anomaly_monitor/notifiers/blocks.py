@@ -1,4 +1,5 @@
-"""Slack Block Kit messages for incident notices: a pure function of the notice, within Slack's limits."""
+"""Slack Block Kit for an alert: a pure function of the alert body, built with slack_sdk's block models and kept
+within the limits they carry."""
 
 from __future__ import annotations
 
@@ -7,27 +8,37 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from slack_sdk.models.blocks import ActionsBlock, ButtonElement, ConfirmObject, Option, StaticSelectElement
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextObject,
+    SectionBlock,
+    StaticSelectElement,
+)
 
+from anomaly_monitor.alerts import RESOLVED_MARKER, Actions, Alert, Lead, Measure, QueryFailure, Rows, actions_for
+from anomaly_monitor.display import clip, count, moment, text_table
 from anomaly_monitor.incidents import Marks
-from anomaly_monitor.judge import expected_range, fmt
-from anomaly_monitor.models import Action, Check, CheckResult, CheckType, IncidentEvent, Severity, Status
-from anomaly_monitor.notifiers import REGISTRY, Notice, NoticeKind
-from anomaly_monitor.report import text_table
+from anomaly_monitor.models import Action, Check, IncidentEvent
+from anomaly_monitor.notices import NoticeKind
 
-# Slack's documented limits, and the margins we keep under them.
+# Slack's documented limits that slack_sdk's models do not carry, and the margins we keep under them.
 MAX_BLOCKS = 50
-SECTION_CHARS = 3000
-HEADER_CHARS = 150
+FIELD_CHARS = 2000  # each text of a section's fields
 FALLBACK_CHARS = 3000  # `text` may hold 40,000, but it is only a notification preview
-TABLE_CHARS = 2800  # the ``` fence, the "more rows" note and escapes must fit beside the table in one section
+TABLE_CHARS = SectionBlock.text_max_length - 200  # the ``` fence, the "more rows" note and escapes fit beside it
 LINE_CHARS = 110  # wider lines wrap in Slack's code blocks and stop reading as a table
 CELL_WIDTHS = (40, 24, 16, 10)
-
-MARKERS = {Severity.CRITICAL: "🔴", Severity.WARNING: "🟠", Severity.INFO: "🔵"}
-ERROR_MARKER = "⚠️"
-RESOLVED_MARKER = "✅"
+REASON_CHARS = 500
+WAS_CHARS = 1000
 ACTION_MARKERS = {Action.ACKNOWLEDGE: "👀", Action.SNOOZE: "💤", Action.MUTE: "🔕", Action.EXPECTED: RESOLVED_MARKER}
+CLOSED = (NoticeKind.RESOLVED, NoticeKind.EXPECTED)  # the notices after which the incident offers no buttons
 
 # The buttons (SPEC "Slack actions"): each click carries its check in the block id, its action in the action id,
 # and, for a snooze, the choice and the check's time zone in the option's value; slack_actions checks all of it
@@ -37,7 +48,6 @@ STATUS_BLOCK_ID = "incident_status"  # the line that says who did what, rewritte
 BLOCK_ID_CHARS = 255
 SNOOZE_LABELS = {"1h": "1 hour", "4h": "4 hours", "24h": "24 hours", "tomorrow": "Until 09:00 tomorrow"}
 
-Block = dict[str, Any]
 Message = dict[str, Any]
 
 
@@ -54,42 +64,12 @@ def code(text: str) -> str:
     return "```" + escape(text.replace("`", "ˋ")) + "```"
 
 
-def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def link(url: str, label: str) -> str:
     """A mrkdwn link; characters that would end it early are percent-encoded."""
     if not re.match(r"https?://", url):
         return escape(url)
     safe = url.replace("&", "&amp;").replace("<", "%3C").replace(">", "%3E").replace("|", "%7C").replace(" ", "%20")
     return f"<{safe}|{label}>"
-
-
-# ---------------------------------------------------------------- pieces
-
-
-def when(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def duration(start: dt.datetime, end: dt.datetime) -> str:
-    minutes = max(0, round((end - start).total_seconds() / 60))
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    if days:
-        return f"{days} d {hours} h" if hours else f"{days} d"
-    if hours:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{minutes} min"
-
-
-def count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
-
-
-def runs(n: int) -> str:
-    return count(n, "run")
 
 
 def owner_mention(owner: str, user_ids: Mapping[str, str]) -> str:
@@ -107,40 +87,33 @@ def owners_text(owners: Sequence[str], user_ids: Mapping[str, str]) -> str:
     return " ".join(owner_mention(o, user_ids) for o in owners)
 
 
+# ---------------------------------------------------------------- blocks
+
+
 def section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_CHARS)}}
+    return SectionBlock(text=MarkdownTextObject(text=clip(text, SectionBlock.text_max_length)))
 
 
 def header(text: str) -> Block:
-    return {"type": "header", "text": {"type": "plain_text", "text": clip(text, HEADER_CHARS), "emoji": True}}
+    return HeaderBlock(text=PlainTextObject(text=clip(text, HeaderBlock.text_max_length), emoji=True))
 
 
 def context(parts: Sequence[str]) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(" · ".join(parts), SECTION_CHARS)}]}
+    return ContextBlock(elements=[MarkdownTextObject(text=clip(" · ".join(parts), SectionBlock.text_max_length))])
 
 
-def marker(notice: Notice) -> str:
-    return ERROR_MARKER if notice.result.status is Status.ERROR else MARKERS[notice.check.severity]
+def lead(it: Lead) -> Block:
+    marker = f"{it.marker} " if it.marker else ""
+    if it.by is not None:
+        return section(f"{marker}*{escape(it.headline)}* by {mention(it.by)}: {escape(it.detail)}")
+    return section(f"{marker}*{escape(it.headline)}* {escape(it.detail)}")
 
 
-def title(notice: Notice) -> str:
-    if notice.check.name == REGISTRY:
-        return f"{ERROR_MARKER} The check registry cannot be read"
-    if notice.members:  # a grouped incident: one shared cause
-        return f"{ERROR_MARKER} {count(len(notice.members), 'check')} could not run"
-    if notice.result.status is Status.ERROR:
-        return f"{ERROR_MARKER} Check failed to run: {notice.check.name}"
-    return f"{marker(notice)} {notice.check.name}"
-
-
-def members_blocks(notice: Notice) -> list[Block]:
+def members_blocks(alert: Alert) -> list[Block]:
     """The checks a grouped incident covers."""
-    if not notice.members:
+    if not alert.members:
         return []
-    return [section("*Checks:* " + escape(clip(", ".join(notice.members), 2000)))]
-
-
-# ---------------------------------------------------------------- what the data says
+    return [section("*Checks:* " + escape(clip(", ".join(alert.members), 2000)))]
 
 
 def line_width(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], width: int) -> int:
@@ -170,76 +143,57 @@ def fit_table(rows: Sequence[Mapping[str, Any]]) -> tuple[str, int, list[str]]:
     return clip(text_table(rows[:1], shown, width), TABLE_CHARS // 5), 1, hidden  # a pathological header
 
 
-def rows_blocks(result: CheckResult) -> list[Block]:
-    if not result.rows:
-        return []
-    table, shown, hidden = fit_table(result.rows)
-    total = max(result.row_count or 0, len(result.rows))
+def rows_block(evidence: Rows) -> Block:
+    table, shown, hidden = fit_table(evidence.rows)
     text = code(table)
     notes = []
-    if total > shown:
-        notes.append(f"and {count(total - shown, 'more row')}")
+    if evidence.total > shown:
+        notes.append(f"and {count(evidence.total - shown, 'more row')}")
     if hidden:
         notes.append(f"{len(hidden)} more columns not shown: {clip(', '.join(hidden), 300)}")
     if notes:
         text += "\n_" + escape("; ".join(notes)) + "_"
-    return [section(text)]
+    return section(text)
 
 
-def value_blocks(result: CheckResult) -> list[Block]:
-    if result.expected is None:
-        return []
+def measure_block(evidence: Measure) -> Block:
     fields = [
-        {"type": "mrkdwn", "text": f"*Value*\n{escape(fmt(result.value))}"},
-        {"type": "mrkdwn", "text": f"*Expected*\n{escape(expected_range(result.expected))}"},
+        MarkdownTextObject(text=clip(f"*Value*\n{escape(evidence.value)}", FIELD_CHARS)),
+        MarkdownTextObject(text=clip(f"*Expected*\n{escape(evidence.expected)}", FIELD_CHARS)),
     ]
-    return [{"type": "section", "fields": fields}]
+    return SectionBlock(fields=fields)
 
 
-def finding_blocks(result: CheckResult) -> list[Block]:
-    """The reason, then the evidence: value and range, or the first rows."""
-    if result.status is Status.ERROR:
-        return [section("The query did not give a result, so the data was not checked:\n" + code(result.message))]
-    return [section("*" + escape(clip(result.message, 500)) + "*"), *value_blocks(result), *rows_blocks(result)]
+def finding_blocks(alert: Alert) -> list[Block]:
+    """The reason, then the evidence: value and range, or the first rows; a query error in a code block."""
+    evidence = alert.evidence
+    if isinstance(evidence, QueryFailure):
+        return [section(f"{escape(alert.reason)}:\n{code(evidence.error)}")]
+    blocks = [section("*" + escape(clip(alert.reason, REASON_CHARS)) + "*")]
+    if isinstance(evidence, Measure):
+        blocks.append(measure_block(evidence))
+    if isinstance(evidence, Rows) and evidence.rows:
+        blocks.append(rows_block(evidence))
+    return blocks
 
 
-def about_blocks(notice: Notice, user_ids: Mapping[str, str]) -> list[Block]:
-    check = notice.check
+def about_blocks(alert: Alert, user_ids: Mapping[str, str]) -> list[Block]:
     lines = []
-    if check.owners:
-        lines.append("*Owners:* " + owners_text(check.owners, user_ids))
-    if check.runbook:
-        lines.append("*Runbook:* " + link(check.runbook, "open the runbook"))
+    if alert.owners:
+        lines.append("*Owners:* " + owners_text(alert.owners, user_ids))
+    lines += [f"*{escape(item.title)}:* " + link(item.url, item.text) for item in alert.links]
     return [section("\n".join(lines))] if lines else []
 
 
-def run_context(notice: Notice) -> Block:
-    at = notice.at or notice.since
-    parts = [f"Run {when(at)}", f"failing since {when(notice.since)} ({runs(notice.failing_runs)})"]
-    if notice.result.type == "rows" and notice.result.row_count is not None and notice.result.status is Status.ALERT:
-        parts.append(count(notice.result.row_count, "row"))
-    parts += [f"{notice.check.type} check", f"severity {notice.check.severity}"]
-    return context(parts)
-
-
-def fallback(*parts: str) -> str:
-    return clip(escape(" ".join(" ".join(p.split()) for p in parts if p)), FALLBACK_CHARS)
-
-
-def message(text: str, blocks: list[Block]) -> Message:
-    return {"text": text, "blocks": blocks[:MAX_BLOCKS]}
-
-
-# ---------------------------------------------------------------- the buttons
-
-
-def actions_block(check: Check) -> list[Block]:
+def actions_blocks(offered: Actions | None) -> list[Block]:
     """Acknowledge, Snooze (a menu), Mute until resolved and, on threshold and anomaly checks, Expected."""
-    block_id = ACTIONS_BLOCK_PREFIX + check.name
+    if offered is None:
+        return []
+    block_id = ACTIONS_BLOCK_PREFIX + offered.check_name
     if len(block_id) > BLOCK_ID_CHARS:  # only a grouped cause with a very long dataset name: no buttons, no error
         return []
-    labels = {**SNOOZE_LABELS, "tomorrow": f"{SNOOZE_LABELS['tomorrow']} ({check.timezone})"}
-    options = [Option(value=f"{choice}|{check.timezone}", text=label) for choice, label in labels.items()]
+    labels = {**SNOOZE_LABELS, "tomorrow": f"{SNOOZE_LABELS['tomorrow']} ({offered.timezone})"}
+    options = [Option(value=f"{choice}|{offered.timezone}", text=label) for choice, label in labels.items()]
     elements: list[Any] = [
         ButtonElement(text="Acknowledge", action_id=Action.ACKNOWLEDGE, value=Action.ACKNOWLEDGE, style="primary"),
         StaticSelectElement(placeholder="Snooze…", action_id=Action.SNOOZE, options=options),
@@ -255,7 +209,7 @@ def actions_block(check: Check) -> list[Block]:
             ),
         ),
     ]
-    if check.type in (CheckType.THRESHOLD, CheckType.ANOMALY):
+    if offered.expected:
         elements.append(
             ButtonElement(
                 text="Expected",
@@ -270,17 +224,21 @@ def actions_block(check: Check) -> list[Block]:
                 ),
             )
         )
-    return [ActionsBlock(block_id=block_id, elements=elements).to_dict()]
+    return [ActionsBlock(block_id=block_id, elements=elements)]
+
+
+def actions_block(check: Check) -> list[dict[str, Any]]:
+    """The buttons an incident of this check offers, as Slack holds them in its message."""
+    return [block.to_dict() for block in actions_blocks(actions_for(check))]
 
 
 def mention(user_id: str | None) -> str:
     return f"<@{user_id}>" if user_id and re.fullmatch(r"[UW][A-Z0-9]{2,}", user_id) else "someone"
 
 
-def slack_time(moment: dt.datetime) -> str:
+def slack_time(at: dt.datetime) -> str:
     """A time each reader sees in their own time zone, with UTC as the fallback text."""
-    unix = int(moment.timestamp())
-    return f"<!date^{unix}^{{date_short_pretty}} {{time}}|{when(moment)}>"
+    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{moment(at)}>"
 
 
 def status_line(marks: Marks) -> str:
@@ -300,14 +258,14 @@ def status_line(marks: Marks) -> str:
     return " · ".join(parts)
 
 
-def clicked_message(blocks: Sequence[Block], marks: Marks) -> list[Block]:
+def clicked_message(message_blocks: Sequence[dict[str, Any]], marks: Marks) -> list[dict[str, Any]]:
     """The incident message after a click: its blocks as Slack holds them, with the line of who did what before
     the buttons (replacing the last one); once it is marked expected, the buttons go."""
-    kept = [b for b in blocks if b.get("block_id") != STATUS_BLOCK_ID]
+    kept = [b for b in message_blocks if b.get("block_id") != STATUS_BLOCK_ID]
     buttons = [n for n, b in enumerate(kept) if str(b.get("block_id", "")).startswith(ACTIONS_BLOCK_PREFIX)]
     at = buttons[0] if buttons else len(kept)
     line = status_line(marks)
-    status = [{**context([line]), "block_id": STATUS_BLOCK_ID}] if line else []
+    status = [{**context([line]).to_dict(), "block_id": STATUS_BLOCK_ID}] if line else []
     rest = kept[at + 1 :] if buttons and marks.expected is not None else kept[at:]
     return [*kept[:at], *status, *rest][:MAX_BLOCKS]
 
@@ -331,133 +289,78 @@ def click_reply(event: IncidentEvent) -> str:
     )
 
 
+def fallback(text: str) -> str:
+    return clip(escape(" ".join(text.split())), FALLBACK_CHARS)
+
+
+def message(text: str, blocks: list[Block]) -> Message:
+    return {"text": fallback(text), "blocks": [block.to_dict() for block in blocks[:MAX_BLOCKS]]}
+
+
 # ---------------------------------------------------------------- the messages
 
 
-def render(notice: Notice, user_ids: Mapping[str, str] | None = None) -> Message:
-    """The message a notice posts: a new top-level message when OPENED, else a reply in the incident's thread.
+def render(alert: Alert, user_ids: Mapping[str, str] | None = None) -> Message:
+    """The message an alert posts: a new top-level message when OPENED or MISSED, else a reply in the incident's
+    thread.
 
     `user_ids` maps owner e-mails Slack resolved to their user ids; other e-mails are shown as text."""
-    user_ids = user_ids or {}
-    renderers = {
-        NoticeKind.OPENED: render_opened,
-        NoticeKind.REMINDER: render_reminder,
-        NoticeKind.CHANGED: render_changed,
-        NoticeKind.RESOLVED: render_resolved_reply,
-        NoticeKind.MISSED: render_missed,
-        NoticeKind.EXPECTED: render_expected_reply,
-    }
-    return renderers[notice.kind](notice, user_ids)
+    return message(alert.summary, blocks(alert, user_ids or {}))
 
 
-def render_opened(notice: Notice, user_ids: Mapping[str, str]) -> Message:
-    check, result = notice.check, notice.result
-    blocks = [header(title(notice))]
-    if check.description:
-        blocks.append(section(escape(check.description)))
-    blocks += finding_blocks(result)
-    blocks += members_blocks(notice)
-    blocks += about_blocks(notice, user_ids)
-    blocks.append(run_context(notice))
-    blocks += actions_block(check)
-    what = "check failed to run" if result.status is Status.ERROR else str(check.severity)
-    return message(fallback(f"{marker(notice)} {check.name} ({what}):", result.message), blocks)
+def blocks(alert: Alert, user_ids: Mapping[str, str]) -> list[Block]:
+    """The parts of the alert its kind calls for, in reading order."""
+    if alert.kind is NoticeKind.MISSED and alert.lead is not None:
+        return [
+            header(alert.header.text),
+            *description_blocks(alert),
+            lead(alert.lead),
+            section("*Was:* " + escape(clip(alert.reason, WAS_CHARS))),
+            *members_blocks(alert),
+            *about_blocks(alert, user_ids),
+        ]
+    if alert.kind is NoticeKind.OPENED or alert.lead is None:
+        return [
+            header(alert.header.text),
+            *description_blocks(alert),
+            *finding_blocks(alert),
+            *members_blocks(alert),
+            *about_blocks(alert, user_ids),
+            context(alert.context),
+            *actions_blocks(alert.actions),
+        ]
+    if alert.kind in CLOSED:
+        return [lead(alert.lead)]
+    replied = [lead(alert.lead), *finding_blocks(alert)]
+    if alert.kind is NoticeKind.REMINDER and alert.owners:
+        return [*replied, context(["cc " + owners_text(alert.owners, user_ids)])]
+    return [*replied, context(alert.context)] if alert.context else replied
 
 
-def render_reminder(notice: Notice, user_ids: Mapping[str, str]) -> Message:
-    at = notice.at or notice.since
-    lead = (
-        f"⏰ *Still failing* since {when(notice.since)}: {runs(notice.failing_runs)}, "
-        f"{duration(notice.since, at)} so far."
-    )
-    blocks = [section(lead), *finding_blocks(notice.result)]
-    if notice.check.owners:
-        blocks.append(context(["cc " + owners_text(notice.check.owners, user_ids)]))
-    text = f"{notice.check.name} still failing since {when(notice.since)} ({runs(notice.failing_runs)}):"
-    return message(fallback(text, notice.result.message), blocks)
+def description_blocks(alert: Alert) -> list[Block]:
+    return [section(escape(alert.description))] if alert.description else []
 
 
-def render_changed(notice: Notice, user_ids: Mapping[str, str]) -> Message:
-    if notice.result.status is Status.ERROR:
-        lead = f"{ERROR_MARKER} *Now failing to run* (until now it was a data alert)."
-        text = f"{notice.check.name} now fails to run:"
-    else:
-        lead = f"{marker(notice)} *Runs again, and the data still fails the check* (it was a query error)."
-        text = f"{notice.check.name} runs again and still alerts:"
-    blocks = [section(lead), *finding_blocks(notice.result), run_context(notice)]
-    return message(fallback(text, notice.result.message), blocks)
-
-
-def render_resolved_reply(notice: Notice, user_ids: Mapping[str, str]) -> Message:
-    at = notice.at or notice.since
-    lead = (
-        f"{RESOLVED_MARKER} *Resolved* after {runs(notice.failing_runs)} "
-        f"({duration(notice.since, at)}): {escape(clip(notice.result.message, 500))}"
-    )
-    text = f"{notice.check.name} resolved after {runs(notice.failing_runs)} ({duration(notice.since, at)})"
-    return message(fallback(text), [section(lead)])
-
-
-def render_expected_reply(notice: Notice, user_ids: Mapping[str, str]) -> Message:
-    at = notice.at or notice.since
-    baseline = (
-        " Its value is left out of the check's baseline from now on." if notice.check.type is CheckType.ANOMALY else ""
-    )
-    lead = (
-        f"{RESOLVED_MARKER} *Marked expected* by {mention(notice.by)}: resolved after {runs(notice.failing_runs)} "
-        f"({duration(notice.since, at)}). The check stays quiet until it is ok again.{baseline}"
-    )
-    text = f"{notice.check.name} marked expected: resolved after {runs(notice.failing_runs)}"
-    return message(fallback(text), [section(lead)])
-
-
-def render_resolved(notice: Notice, user_ids: Mapping[str, str] | None = None) -> Message:
+def render_resolved(alert: Alert, user_ids: Mapping[str, str] | None = None) -> Message:
     """The incident's original message, rewritten (chat.update) so the channel shows it is over."""
-    check = notice.check
-    at = notice.at or notice.since
-    blocks = [header(f"{RESOLVED_MARKER} Resolved: {check.name}")]
-    if check.description:
-        blocks.append(section(escape(check.description)))
-    blocks.append(section("*Was:* " + escape(clip(notice.problem, 1000))))
-    if notice.kind is NoticeKind.EXPECTED:
-        blocks.append(section(f"*Marked expected* by {mention(notice.by)}"))
-    blocks += about_blocks(notice, user_ids or {})
     parts = [
-        f"Failing since {when(notice.since)}",
-        f"{'marked expected' if notice.kind is NoticeKind.EXPECTED else 'cleared'} {when(at)}",
-        f"after {runs(notice.failing_runs)} ({duration(notice.since, at)})",
+        header(alert.header.text),
+        *description_blocks(alert),
+        section("*Was:* " + escape(clip(alert.reason, WAS_CHARS))),
+        *([section(f"*Marked expected* by {mention(alert.lead.by)}")] if alert.lead and alert.lead.by else []),
+        *about_blocks(alert, user_ids or {}),
+        context(alert.context),
     ]
-    blocks.append(context(parts))
-    return message(fallback(f"{RESOLVED_MARKER} Resolved: {check.name} (was: {notice.problem})"), blocks)
+    return message(f"{alert.header.text} (was: {alert.reason})", parts)
 
 
-def render_missed(notice: Notice, user_ids: Mapping[str, str]) -> Message:
-    """A whole incident that began and ended while its message could not be posted: one message, resolved."""
-    check = notice.check
-    until = notice.until or notice.at or notice.since
-    blocks = [header(f"{RESOLVED_MARKER} Resolved: {check.name}")]
-    if check.description:
-        blocks.append(section(escape(check.description)))
-    lead = (
-        f"*Failed from {when(notice.since)} to {when(until)}* ({runs(notice.failing_runs)}, "
-        f"{duration(notice.since, until)}) while Slack was unreachable; it is ok again."
-    )
-    blocks += [section(lead), section("*Was:* " + escape(clip(notice.problem, 1000)))]
-    blocks += members_blocks(notice)
-    blocks += about_blocks(notice, user_ids)
-    text = f"{check.name} failed from {when(notice.since)} to {when(until)} while Slack was unreachable:"
-    return message(fallback(f"{RESOLVED_MARKER} {text}", notice.problem), blocks)
-
-
-def render_moved(notice: Notice, user_ids: Mapping[str, str] | None = None) -> Message:
+def render_moved(alert: Alert, user_ids: Mapping[str, str] | None = None) -> Message:
     """A notice whose incident message was deleted: a new top-level message that says so, then the notice."""
-    user_ids = user_ids or {}
-    resolved = notice.kind in (NoticeKind.RESOLVED, NoticeKind.EXPECTED)
-    name = f"{RESOLVED_MARKER} Resolved: {notice.check.name}" if resolved else title(notice)
-    note = context([f"The message this incident began with ({when(notice.since)}) is gone; it continues here."])
-    body = render(notice, user_ids)
-    buttons = [] if resolved else actions_block(notice.check)  # the incident's message from now on
-    return message(body["text"], [header(name), note, *body["blocks"][: MAX_BLOCKS - 2 - len(buttons)], *buttons])
+    began = f" ({moment(alert.since)})" if alert.since else ""
+    note = context([f"The message this incident began with{began} is gone; it continues here."])
+    buttons = [] if alert.kind in CLOSED else actions_blocks(alert.actions)  # the incident's message from now on
+    body = blocks(alert, user_ids or {})[: MAX_BLOCKS - 2 - len(buttons)]
+    return message(alert.summary, [header(alert.header.text), note, *body, *buttons])
 
 
 def with_repeat_warning(body: Message) -> Message:
@@ -468,4 +371,4 @@ def with_repeat_warning(body: Message) -> Message:
             "read this channel's history to check (scopes channels:history, groups:history)."
         ]
     )
-    return message(body["text"], [*body["blocks"], note])
+    return {"text": body["text"], "blocks": [*body["blocks"][: MAX_BLOCKS - 1], note.to_dict()]}

@@ -6,7 +6,8 @@ import logging
 from pathlib import Path
 
 from anomaly_monitor.errors import LookupUnavailable
-from anomaly_monitor.notifiers import ChartRenderer, Notice, NoticeKind, Sent
+from anomaly_monitor.notices import Notice, NoticeKind, Sent
+from anomaly_monitor.notifiers import ChartRenderer
 
 log = logging.getLogger(__name__)
 

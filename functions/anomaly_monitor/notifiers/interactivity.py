@@ -29,7 +29,7 @@ from anomaly_monitor.actions import Click, Outcome, Taken
 from anomaly_monitor.errors import ConfigError, MonitorError
 from anomaly_monitor.incidents import marks
 from anomaly_monitor.models import Action
-from anomaly_monitor.notifiers import MessageRef
+from anomaly_monitor.notices import MessageRef
 from anomaly_monitor.notifiers.blocks import (
     ACTIONS_BLOCK_PREFIX,
     BLOCK_ID_CHARS,
@@ -251,7 +251,7 @@ class Endpoint:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Endpoint:
-        from anomaly_monitor.secrets import slack_bot_token, slack_signing_secret
+        from anomaly_monitor.clients.secret_manager import slack_bot_token, slack_signing_secret
 
         secret = slack_signing_secret(settings)
         if not secret:

@@ -36,12 +36,14 @@ from slack_sdk.http_retry import (
 from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 
 from anomaly_monitor import redact
+from anomaly_monitor.alerts import Alert, for_notice
 from anomaly_monitor.charts import chart_for  # imports matplotlib only when a chart is drawn
+from anomaly_monitor.clients.secret_manager import slack_bot_token
 from anomaly_monitor.errors import ConfigError, DeliveryError, DeliveryUnknown, LookupUnavailable
 from anomaly_monitor.models import Status
-from anomaly_monitor.notifiers import TOP_LEVEL, ChartRenderer, MessageRef, Notice, NoticeKind, Sent
+from anomaly_monitor.notices import TOP_LEVEL, MessageRef, Notice, NoticeKind, Sent
+from anomaly_monitor.notifiers import ChartRenderer
 from anomaly_monitor.notifiers.blocks import render, render_moved, render_resolved, with_repeat_warning
-from anomaly_monitor.secrets import slack_bot_token
 from anomaly_monitor.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -293,11 +295,12 @@ class SlackNotifier:
         what = f"check {notice.check.name}: {notice.kind} notice"
         try:
             channel = self.channel_for(notice)
+            alert = for_notice(notice)  # what the notice says, built once; rendered for each message it makes
             if notice.kind in TOP_LEVEL or notice.ref is None:
-                return self._post_top_level(notice, channel, moved=notice.kind not in TOP_LEVEL)
+                return self._post_top_level(notice, alert, channel, moved=notice.kind not in TOP_LEVEL)
             if notice.kind in (NoticeKind.RESOLVED, NoticeKind.EXPECTED):
-                self._mark_resolved(notice, notice.ref)
-            return self._reply(notice, notice.ref)
+                self._mark_resolved(notice, alert, notice.ref)
+            return self._reply(notice, alert, notice.ref)
         except SlackApiError as exc:
             if exc.response.status_code >= 500:  # Slack may have acted before failing
                 raise DeliveryUnknown(f"{what}: Slack answered HTTP {exc.response.status_code}") from None
@@ -334,19 +337,19 @@ class SlackNotifier:
             **body,
         )
 
-    def _post_top_level(self, notice: Notice, channel: str, *, moved: bool) -> Sent:
+    def _post_top_level(self, notice: Notice, alert: Alert, channel: str, *, moved: bool) -> Sent:
         """The incident's first message, a whole missed incident, or a notice whose thread is gone (`moved`)."""
         owners = self._resolve_owners(notice)
-        body = render_moved(notice, owners) if moved else render(notice, owners)
+        body = render_moved(alert, owners) if moved else render(alert, owners)
         response = self._post(notice, channel, body)
         ref = MessageRef(response["channel"], response["ts"])
         if notice.kind is NoticeKind.OPENED:
             self._post_chart(notice, ref)
         return Sent(ref.ts, ref, moved=moved)
 
-    def _reply(self, notice: Notice, ref: MessageRef) -> Sent:
+    def _reply(self, notice: Notice, alert: Alert, ref: MessageRef) -> Sent:
         try:
-            response = self._post(notice, ref.channel, render(notice, self._resolve_owners(notice)), ref.ts)
+            response = self._post(notice, ref.channel, render(alert, self._resolve_owners(notice)), ref.ts)
         except SlackApiError as exc:
             if slack_error(exc) not in GONE:
                 raise
@@ -358,12 +361,12 @@ class SlackNotifier:
                 slack_error(exc),
                 extra={"check": notice.check.name},
             )
-            return self._post_top_level(notice, ref.channel, moved=True)
+            return self._post_top_level(notice, alert, ref.channel, moved=True)
         return Sent(response["ts"], ref)
 
-    def _mark_resolved(self, notice: Notice, ref: MessageRef) -> None:
+    def _mark_resolved(self, notice: Notice, alert: Alert, ref: MessageRef) -> None:
         """Before the reply: chat.update is idempotent, so a reply that fails after it is simply retried."""
-        body = render_resolved(notice, self._resolve_owners(notice))
+        body = render_resolved(alert, self._resolve_owners(notice))
         try:
             self.pacer.wait(ref.channel)
             self.client.chat_update(channel=ref.channel, ts=ref.ts, **body)

@@ -1,4 +1,5 @@
-"""Check sources: where the registry rows come from (CSV locally, a Google Sheet in the cloud)."""
+"""Check sources: where the registry rows come from (CSV locally, a Google Sheet in the cloud), and where a
+run's statuses are written back beside them (the sheet; a CSV file takes none)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ class CheckSource(Protocol):
         """All registry rows as header -> cell text, in sheet order; raises RegistryError if unreadable."""
         ...
 
+
+class StatusPublisher(Protocol):
     def publish(self, report: RunReport) -> None:
         """Writes back what users read beside the registry (statuses, exported rows); never fails the run."""
         ...
@@ -31,3 +34,11 @@ def open_source(location: str, settings: Settings) -> CheckSource:
     from anomaly_monitor.sources.csv_source import CsvSource
 
     return CsvSource(location)
+
+
+def status_publisher(source: CheckSource) -> StatusPublisher | None:
+    """A sheet takes the statuses of the checks it lists; a CSV file is not written back (the terminal shows
+    them)."""
+    from anomaly_monitor.sources.sheets import SheetsSource
+
+    return source if isinstance(source, SheetsSource) else None

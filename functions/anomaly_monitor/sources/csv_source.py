@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import csv
-import datetime as dt
 from pathlib import Path
 
 from anomaly_monitor.errors import RegistryError
-from anomaly_monitor.models import RunReport
 from anomaly_monitor.registry import normalize_rows
 
 
@@ -39,9 +37,3 @@ class CsvSource:
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
             raise RegistryError(f"checks file {self.path} cannot be read: {exc}") from exc
         return lines
-
-    def publish(self, report: RunReport) -> None:
-        """Local mode shows statuses in the terminal; a CSV file is not written back."""
-
-    def publish_problem(self, problem: str, at: dt.datetime) -> None:
-        """The terminal already shows the problem (the run fails with it)."""

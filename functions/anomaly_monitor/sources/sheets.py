@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from anomaly_monitor import gcp
+from anomaly_monitor.clients import cached
 from anomaly_monitor.errors import RegistryError
 from anomaly_monitor.models import CheckResult, CheckType, RunReport, Status
 from anomaly_monitor.registry import normalize_rows
@@ -128,7 +128,7 @@ def sheets_client(settings: Settings) -> SheetsClient:
         client.http_client.set_timeout(HTTP_TIMEOUT_S)
         return SheetsClient(client.http_client, credentials)
 
-    return gcp.cached(("sheets", settings.sheets_api_url), build)
+    return cached(("sheets", settings.sheets_api_url), build)
 
 
 def explain(exc: Exception, key: str, account: str, *, writing: bool = False) -> str:

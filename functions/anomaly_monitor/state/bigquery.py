@@ -4,18 +4,19 @@ inserts."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from anomaly_monitor import gcp
+from anomaly_monitor.clients import cached
+from anomaly_monitor.clients.bigquery import bigquery_client, bigquery_dataset
 from anomaly_monitor.errors import StateError
 from anomaly_monitor.models import HistoryRecord, IncidentEvent, NoticeRecord
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.state import CLOSING_KINDS, NO_ROW, POINTS_LIMIT, UNCONFIRMED
 from anomaly_monitor.state.schema import COLUMNS, EVENT_COLUMNS, NOTICE_COLUMNS, TABLES, from_values, to_values
-from anomaly_monitor.urls import bigquery_dataset
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -133,8 +134,7 @@ class BigQueryStateStore:
         self.table_id = f"{project}.{dataset}.check_results"
         self.notices_id = f"{project}.{dataset}.notices"
         self.events_id = f"{project}.{dataset}.incident_events"
-        self._tables_ready = False
-        self._absent: set[str] = set()  # read only: the tables that do not exist
+        self._absent: set[str] | None = None  # read only: the tables that do not exist (known on first use)
         self.bytes_processed = 0  # by this store's queries, for the run's summary line
 
     @classmethod
@@ -143,19 +143,21 @@ class BigQueryStateStore:
         return cls(project, dataset, settings.bigquery_api_endpoint, read_only=read_only)
 
     def _client(self) -> bigquery.Client:
-        client = gcp.bigquery_client(self.project, self.api_endpoint)
-        if not self._tables_ready:
-            if self.read_only:
+        """The instance's client, once the tables are known to be there: checked on first use, then never again
+        (read only: which tables are absent, found once per store)."""
+        client = bigquery_client(self.project, self.api_endpoint)
+        if self.read_only:
+            if self._absent is None:
                 self._absent = self._absent_tables(client)
-            else:
-                for table in TABLES:
-                    self._ensure_table(client, table)
-            self._tables_ready = True
+            return client
+        for table in TABLES:
+            key = ("bigquery table", self.project, self.dataset, table, self.api_endpoint)
+            cached(key, functools.partial(self._ensure_table, client, table))
         return client
 
     def _has(self, table_id: str) -> bool:
         self._client()
-        return table_id not in self._absent
+        return table_id not in (self._absent or set())
 
     def _absent_tables(self, client: bigquery.Client) -> set[str]:
         """Read only: which tables do not exist yet (they read as empty); the dataset itself must."""

@@ -12,6 +12,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
+from anomaly_monitor.clients.sqlite import sqlite_path
 from anomaly_monitor.errors import StateError
 from anomaly_monitor.models import HistoryRecord, IncidentEvent, NoticeRecord
 from anomaly_monitor.state import CLOSING_KINDS, NO_ROW, POINTS_LIMIT, RESERVED_PREFIX, UNCONFIRMED
@@ -24,7 +25,6 @@ from anomaly_monitor.state.schema import (
     from_values,
     to_values,
 )
-from anomaly_monitor.urls import sqlite_path
 
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS check_results_by_check ON check_results (check_name, checked_at)",

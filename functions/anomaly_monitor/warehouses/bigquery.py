@@ -10,12 +10,11 @@ import re
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
-from anomaly_monitor import gcp
+from anomaly_monitor.clients.bigquery import bigquery_client, bigquery_dataset
 from anomaly_monitor.errors import QueryError
 from anomaly_monitor.models import GB, QueryResult
 from anomaly_monitor.redact import quote
 from anomaly_monitor.settings import Settings
-from anomaly_monitor.urls import bigquery_dataset
 from anomaly_monitor.warehouses.clock import pin_now
 
 if TYPE_CHECKING:
@@ -60,7 +59,7 @@ class BigQueryWarehouse:
     @property
     def client(self) -> bigquery.Client:
         try:
-            return gcp.bigquery_client(self.project, self.api_endpoint)
+            return bigquery_client(self.project, self.api_endpoint)
         except Exception as exc:  # google.auth.exceptions.DefaultCredentialsError and the like
             raise QueryError(
                 f"no BigQuery client: {exc} (set up Application Default Credentials)", cause="authentication"

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from anomaly_monitor.clients.sqlite import sqlite_path
 from anomaly_monitor.errors import ConfigError, QueryError
 from anomaly_monitor.models import QueryResult
 from anomaly_monitor.readonly import take_parsed
-from anomaly_monitor.urls import sqlite_path
 from anomaly_monitor.warehouses.sqlite_connection import (
     FUNCTION_ERROR,
     ReadOnlyConnection,

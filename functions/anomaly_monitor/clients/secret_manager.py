@@ -1,27 +1,31 @@
-"""Secret Manager: the Slack bot token and signing secret read once per instance, never logged, never in an error
-message."""
+"""Secret Manager: a secret (the Slack bot token, the signing secret) read once per instance, never logged, never
+in an error message; and which of a setting or its secret gives each."""
 
 from __future__ import annotations
 
 import functools
 import threading
+from typing import TYPE_CHECKING
 
-from anomaly_monitor import gcp
+from anomaly_monitor.clients import cached
 from anomaly_monitor.errors import ConfigError
 from anomaly_monitor.settings import Settings
+
+if TYPE_CHECKING:
+    from google.cloud import secretmanager
 
 _lock = threading.Lock()
 
 
-def secret_client():  # -> secretmanager.SecretManagerServiceClient
+def secret_client() -> secretmanager.SecretManagerServiceClient:
     """REST transport: lighter to import and start than gRPC, and one call per instance needs no stream."""
 
-    def build():
+    def build() -> secretmanager.SecretManagerServiceClient:
         from google.cloud import secretmanager
 
         return secretmanager.SecretManagerServiceClient(transport="rest")
 
-    return gcp.cached(("secretmanager",), build)
+    return cached(("secretmanager",), build)
 
 
 @functools.cache

@@ -1,24 +1,22 @@
-"""Google Cloud clients, built on first use and cached per instance (never at import: every cold start pays for it)."""
+"""The BigQuery client the warehouse and the state store share, and the bigquery:// URLs that name a dataset."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from anomaly_monitor.clients import cached
+from anomaly_monitor.errors import ConfigError
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
 
-_clients: dict[tuple[Any, ...], Any] = {}
-_lock = threading.Lock()  # checks run in a thread pool: the first ones must not build a client each
 
-
-def cached(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
-    """One client per key for the life of the instance."""
-    with _lock:
-        if key not in _clients:
-            _clients[key] = build()
-        return _clients[key]
+def bigquery_dataset(url: str) -> tuple[str, str]:
+    """bigquery://PROJECT/DATASET -> (project, dataset)."""
+    parts = url.removeprefix("bigquery://").strip("/").split("/")
+    if not url.startswith("bigquery://") or len(parts) != 2 or not all(parts):
+        raise ConfigError(f"{url!r} is not a BigQuery URL: write bigquery://PROJECT/DATASET")
+    return parts[0], parts[1]
 
 
 def bigquery_client(project: str, api_endpoint: str | None = None) -> bigquery.Client:
