@@ -114,7 +114,7 @@ class _Collect:
         elif any(value is None for value, _ in rows):
             raise ValueError("ARRAY_AGG: an array cannot hold NULL (write ARRAY_AGG(x IGNORE NULLS))")
         if self.spec["distinct"]:
-            first = {}
+            first: dict[tuple[int, object], tuple[object, tuple]] = {}
             for value, keys in rows:
                 first.setdefault(_sort_key(value), (value, keys))
             rows = list(first.values())

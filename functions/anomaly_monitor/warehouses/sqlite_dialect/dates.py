@@ -389,7 +389,7 @@ def _compare(node: exp.Expression) -> exp.Expression | None:
         sides = [node.this, node.expression]
     if not any(_is_temporal(side) for side in sides):
         return None
-    types = {type_of(side) for side in sides} - {None}
+    types = {kind for side in sides if (kind := type_of(side)) is not None}
     literals = [side for side in sides if isinstance(side, exp.Literal) and type_of(side) is None]
     if len(literals) == len(sides):
         return None

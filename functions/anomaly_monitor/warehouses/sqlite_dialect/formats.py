@@ -88,6 +88,8 @@ def _format_timestamp(node: exp.TimeToStr) -> exp.Expression:
     if isinstance(value, exp.TsOrDsToTimestamp | exp.TsOrDsToDate | exp.TsOrDsToDatetime):
         value = value.this
     fmt = node.args.get("format")
+    if fmt is None:
+        raise unsupported(node, "FORMAT_TIMESTAMP without a format")
     if zone is not None and (not isinstance(fmt, exp.Literal) or re.search(r"%[Zz]", fmt.name)):
         raise unsupported(node, "FORMAT_TIMESTAMP with a time zone and %Z/%z or a computed format")
     value = wall_clock(value, zone)
@@ -100,7 +102,7 @@ def _format_timestamp(node: exp.TimeToStr) -> exp.Expression:
 def _parse_datetime(node: exp.StrToDate | exp.StrToTime) -> exp.Expression:
     """PARSE_DATE/PARSE_TIMESTAMP: ISO formats natively, anything else through Python's strptime."""
     kind = DATE if isinstance(node, exp.StrToDate) else TIMESTAMP
-    fmt = node.args.get("format")
+    fmt = node.args.get("format") or exp.Literal.string("%Y-%m-%d %H:%M:%S")
     iso = {"%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S.%f"}
     if isinstance(fmt, exp.Literal) and fmt.name in iso:
         return sql("date(:x)", DATE, x=node.this) if kind == DATE else timestamp_text_of(node.this)
