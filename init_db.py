@@ -170,6 +170,25 @@ def populate(conn: sqlite3.Connection, now: dt.datetime | None = None, data_dir:
         create_indexes(conn)  # after loading: faster than maintaining them row by row
 
 
+# Exclusion windows of the demo, in days relative to the build day like the planted incidents: written to
+# data/exclusions.csv (beside checks.csv) with every build, so `make run` shows one honoured.
+DEMO_EXCLUSIONS = [
+    ("orders_daily", -1, -1, "promotion day: order volume not comparable"),
+    ("*", -45, -45, "public holiday"),
+]
+
+
+def write_exclusions(path: Path, now: dt.datetime | None = None) -> None:
+    """The demo's exclusion windows as ISO dates around the build day (`check,from,to,reason`)."""
+    today = utc_naive(now or dt.datetime.now(dt.UTC)).date()
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["check", "from", "to", "reason"])
+        for check, start, end, reason in DEMO_EXCLUSIONS:
+            first, last = today + dt.timedelta(days=start), today + dt.timedelta(days=end)
+            writer.writerow([check, first.isoformat(), last.isoformat(), reason])
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, default=DEFAULT_DB, help="SQLite file to build (default: %(default)s)")
@@ -208,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         conn.close()
     partial.replace(db)
+    write_exclusions(db.with_name("exclusions.csv"), args.now)  # beside checks.csv for the default --db
     summary = ", ".join(f"{count:,} {name}" for name, count in counts.items())
     print(f"built {db}: {summary}; newest order {newest} UTC")
     return 0

@@ -53,9 +53,11 @@ def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--set", choices=["synthetic", "nab"], default="synthetic", help="which labeled series to score")
     ap.add_argument("--family", help="only series of families containing this text")
     args = ap.parse_args()
-    series = [s for s in load_series() if not args.family or args.family in s.family]
+    folder = BENCH / ("nab" if args.set == "nab" else "data")
+    series = [s for s in load_series(folder) if not args.family or args.family in s.family]
     results: dict[str, Alerts] = {}
     timings: dict[str, float] = {}
     detectors = {"product": product}

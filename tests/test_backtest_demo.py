@@ -97,4 +97,4 @@ def test_series_checks_are_fetched_in_a_few_queries(demo, capsys):
     args = ["--check", "orders_hourly", *demo, "--to", NOW.isoformat(), "--days", "7", "--every", "5 * * * *"]
     assert main(["backtest", *args]) == 0
     out = capsys.readouterr().out
-    assert "168 ticks of '5 * * * *', 4 queries" in out  # two anchors, two probes
+    assert "168 ticks of '5 * * * *', 5 queries" in out  # two anchors, three probes (one serves two ends)

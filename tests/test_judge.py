@@ -65,12 +65,12 @@ def test_threshold_shapes_it_cannot_judge_are_errors(columns, rows, message):
 
 def test_anomaly_series_judges_the_newest_row_whatever_the_row_order():
     check = Check(name="a", sql="SELECT 1", type=CheckType.ANOMALY)
-    days = [(f"2026-11-{d:02d}", 100.0 + (d % 3)) for d in range(1, 21)]
-    rows = [("2026-11-21", 400.0), *reversed(days)]
+    days = [(f"2026-11-{d:02d}", 100.0 + (d % 3)) for d in range(1, 22)]
+    rows = [("2026-11-22", 400.0), *reversed(days)]  # 2026-11-22 is the newest complete day at NOW
     verdict = judge(check, result(["ts", "value"], rows), NOW)
     assert verdict.status is Status.ALERT
     assert verdict.value == 400.0
-    assert verdict.series[-1] == (dt.datetime(2026, 11, 21, tzinfo=dt.UTC), 400.0)
+    assert verdict.series[-1] == (dt.datetime(2026, 11, 22, tzinfo=dt.UTC), 400.0)
 
 
 def test_anomaly_single_value_is_judged_against_past_values():

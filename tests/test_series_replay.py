@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from anomaly_monitor import series_replay
@@ -92,6 +92,17 @@ def answers_agree(shape: str, lo: int, hi: int, cron: str, days: float, seed: in
     days=st.floats(0.5, 6),
     seed=st.integers(0, 1000),
     gap=st.none() | st.tuples(st.integers(0, 1000), st.integers(1, 100)).map(lambda g: (g[0], g[0] + g[1])),
+)
+# each of these was once answered wrong: a first hour without rows at every anchor (the window seemed an hour
+# shorter), the same in a window that does not depend on the clock, a current hour cut at the clock in the middle
+# of a period, and a first hour cut at the clock that no probe read
+@example(shape="partial_first_hour", lo=124, hi=0, cron="0 * * * *", days=3.75, seed=96, gap=(0, 75))
+@example(shape="trailing_hours", lo=124, hi=1, cron="*/20 * * * *", days=0.7073941045357635, seed=171, gap=(943, 1014))
+@example(
+    shape="current_hour_so_far", lo=104, hi=0, cron="30 1,13 * * *", days=2.554127092509801, seed=670, gap=(371, 441)
+)
+@example(
+    shape="partial_first_hour", lo=102, hi=3, cron="*/20 * * * *", days=1.8207648431776642, seed=555, gap=(907, 999)
 )
 @settings(max_examples=40, deadline=None)
 def test_a_replay_answers_every_tick_as_the_query_at_that_tick(shape, lo, hi, cron, days, seed, gap):

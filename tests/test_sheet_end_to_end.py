@@ -13,6 +13,7 @@ from google.auth.credentials import AnonymousCredentials
 
 from anomaly_monitor.cli import main
 from anomaly_monitor.columns import COLUMNS
+from anomaly_monitor.exclusions import parse_exclusions
 from anomaly_monitor.registry import parse_registry
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.sources.sheet_layout import CHECKS, EXCLUSIONS, STATUS_HEADER, status_formats
@@ -376,3 +377,20 @@ def test_the_http_function_reads_the_sheet_and_writes_the_status_tab(sheets, tmp
 def test_cli_error_message_goes_to_stderr_with_exit_3_for_an_unknown_spreadsheet(sheets, tmp_path, capsys) -> None:
     assert run(tmp_path) == 3
     assert f"spreadsheet {KEY} does not exist: check the key in CHECKS_SOURCE" in capsys.readouterr().err
+
+
+def test_exclusion_windows_are_read_from_their_worksheet_and_a_missing_tab_means_none(sheets) -> None:
+    sheets.create(KEY)
+    source = SheetsSource.from_url(f"sheets://{KEY}", Settings(sheets_api_url=sheets.url))
+    assert source.read_exclusions() == []  # a spreadsheet without the tab (sheet init not run yet)
+    assert init() == 0
+    person(sheets).worksheet("exclusions").update(
+        [["*", "2026-12-25", "2026-12-26", "Christmas"], ["orders_daily", "soon", "2026-12-31", ""]],
+        "A2",
+        value_input_option="RAW",
+    )
+    rows = source.read_exclusions()
+    assert rows[0] == {"check": "*", "from": "2026-12-25", "to": "2026-12-26", "reason": "Christmas"}
+    exclusions = parse_exclusions(rows)
+    assert [w.reason for w in exclusions.windows] == ["Christmas"]
+    assert [row for row, _ in exclusions.problems] == [3]  # the sheet's own row number

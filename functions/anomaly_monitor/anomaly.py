@@ -1,24 +1,35 @@
-"""Judges the newest point of a series against the points before it: robust, seasonal, level-adaptive."""
+"""Judges the newest point of a series: a robust seasonal forecast, and a band as wide as its own past errors."""
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
+import functools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from anomaly_monitor.display import number, value_range
 
+if TYPE_CHECKING:
+    import numpy as np
+
 MIN_COMPARABLE = 7  # comparable points needed before the check may alert (SPEC)
-MAX_COMPARABLE = {"none": 30, "day_of_week": 12, "hour_of_day": 12}  # trailing comparable points used
-LEVEL_WINDOW = {"none": 7, "day_of_week": 14, "hour_of_day": 48}  # two whole seasons: balanced, outage-proof
-SHIFT_RUN = 3  # this many consecutive points far off on one side mean the level moved: re-base on them
-RELATIVE_FLOOR = 0.005  # on the log scale: changes below ~0.5% per sd are never noise-distinguishable anomalies
+HISTORY = {"none": 600, "day_of_week": 371, "hour_of_day": 1008}  # points used: a year of days, 6 weeks of hours
+MAX_POINTS = 2 * max(HISTORY.values())  # what a caller need keep of a long series (room for empty periods)
+LEVEL_WINDOW = {"none": 24, "day_of_week": 21, "hour_of_day": 72}  # three seasons; an outage must outlast half
+OFFSET_SEASONS = 12  # the seasonal offset of a weekday/hour: median of its last 12 occurrences
+WEEKLY_SEASONS = 12  # hourly data may also have a weekly cycle: hour-of-week offsets from the last 4 weeks
+ERROR_WINDOW = {"none": 400, "day_of_week": 400, "hour_of_day": 400}  # recent one-step errors that size the band
+MIN_ERRORS = 5
+MIN_RUN = 3  # newest points that departed together before they count as a run
+RUN_SD = 1.5  # a newest point this many sds off, on the judged side, belongs to a departed run
+CHART_POINTS = 96  # recent points whose forecast band a chart shows
 SMALL_COUNT = 100  # below this typical count Poisson noise (sd sqrt(x), 10% at 100) dominates percent-level noise
+RELATIVE_FLOOR = 0.005  # on the log scale: changes below ~0.5% per sd are never noise-distinguishable anomalies
 MAD_TO_SD = 1.4826
 MEAN_AD_TO_SD = 1.2533
-TAIL_QUANTILE, TAIL_GAUSSIAN_Z = 0.8, 1.2816  # P(|Z| < 1.2816) = 0.8 for a standard normal Z
+TAIL_QUANTILE, TAIL_GAUSSIAN_Z = 0.85, 1.4395  # P(|Z| < 1.4395) = 0.85 for a standard normal Z
 MAD_LOG_VARIANCE = 1.36  # n * Var(MAD sd estimate) / sd^2 for Gaussian data: the MAD's sampling variance
 
 Points = Sequence[tuple[dt.datetime, float | None]]
@@ -31,6 +42,8 @@ class Judgement:
     value: float | None
     message: str
     history_points: int  # comparable points used
+    center: float | None = None  # the forecast: the middle of the band
+    band: tuple[tuple[dt.datetime, float, float], ...] = ()  # the model's band over the recent points, for charts
 
 
 @dataclass(frozen=True)
@@ -66,7 +79,7 @@ def _choose_scale(values: list[float]) -> _Scale:
     typical = positive[len(positive) // 2] if positive else 0.0
     if counts and typical < SMALL_COUNT:
         # Anscombe's 2 sqrt(x + 3/8): Poisson noise becomes sd 1 whatever the rate, so 1 is the noise floor
-        return _Scale(lambda x: 2 * math.sqrt(x + 0.375), lambda y: (max(y, 0.0) / 2) ** 2 - 0.375, 0.0, 0.0, True)
+        return _Scale(lambda x: 2 * math.sqrt(x + 0.375), _inverse_anscombe, 0.0, 0.0, True)
     if not counts and all(v <= 1 for v in values):
         # a rate: arcsine-sqrt is the variance-stabilising transform of a binomial proportion, and takes 0 and 1
         return _Scale(_arcsine_sqrt, _inverse_arcsine_sqrt, 0.0, 0.0, False)
@@ -74,6 +87,10 @@ def _choose_scale(values: list[float]) -> _Scale:
     # Large counts use c = 1; amounts a small fraction of their typical size.
     c = 1.0 if counts or not typical else 0.01 * typical
     return _Scale(lambda x: math.log(x + c), lambda y: math.exp(y) - c, 0.0, c, counts)
+
+
+def _inverse_anscombe(y: float) -> float:
+    return max((max(y, 0.0) / 2) ** 2 - 0.375, 0.0)
 
 
 def _arcsine_sqrt(x: float) -> float:
@@ -92,36 +109,111 @@ def _group_of(seasonality: str) -> Callable[[dt.datetime], int]:
     return lambda t: 0
 
 
-def _median(xs: list[float]) -> float:
-    s = sorted(xs)
-    n = len(s)
-    mid = n // 2
-    return s[mid] if n % 2 else (s[mid - 1] + s[mid]) / 2
+def _trailing_median(x: np.ndarray, window: int, partial: bool = True) -> np.ndarray:
+    """out[j] = median(x[j - window : j]) for j = 0 .. len(x); at the start shorter windows, or NaN if not partial."""
+    import numpy as np
+    from numpy.lib.stride_tricks import sliding_window_view
 
-
-def _trailing_medians(xs: list[float], k: int, start: int) -> list[float]:
-    """medians of xs[max(j - k, 0) : j] for j = start .. len(xs), with one sorted window slid along."""
-    start = max(start, 1)
-    window = sorted(xs[max(start - k, 0) : start])
-    out = []
-    for j in range(start, len(xs) + 1):
-        n = len(window)
-        out.append(window[n // 2] if n % 2 else (window[n // 2 - 1] + window[n // 2]) / 2)
-        if j == len(xs):
-            break
-        bisect.insort(window, xs[j])
-        if j - k >= 0:
-            del window[bisect.bisect_left(window, xs[j - k])]
+    n = len(x)
+    out = np.full(n + 1, np.nan)
+    if partial and n:
+        head = min(window, n + 1) - 1  # the first windows are shorter: one triangular matrix, one sort
+        rows = np.tril(np.broadcast_to(x[:head], (head, head)))
+        rows = np.where(np.tri(head, dtype=bool), rows, np.nan)
+        out[1 : head + 1] = _row_medians(rows, np.arange(1, head + 1))
+    if n >= window:
+        out[window:] = np.median(sliding_window_view(x, window), axis=1)
     return out
 
 
-def _robust_sd(xs: list[float], center: float) -> float:
-    """MAD-based sd; when more than half the points tie (MAD 0), the mean absolute deviation instead."""
-    deviations = [abs(x - center) for x in xs]
-    mad = _median(deviations)
-    if mad > 0:
-        return MAD_TO_SD * mad
-    return MEAN_AD_TO_SD * sum(deviations) / len(deviations)
+def _row_medians(rows: np.ndarray, have: np.ndarray) -> np.ndarray:
+    """The median of the first have[i] values of each row (the rest NaN); NaN where a row has none."""
+    import numpy as np
+
+    ordered = np.sort(rows, axis=1)  # NaN sorts last
+    out = np.full(len(rows), np.nan)
+    some = np.nonzero(have > 0)[0]
+    out[some] = (ordered[some, (have[some] - 1) // 2] + ordered[some, have[some] // 2]) / 2
+    return out
+
+
+def _trailing_group_medians(
+    x: np.ndarray, groups: np.ndarray, last: int, n_groups: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each point, the median of the `last` values of its group before it (NaN for a group's first point); and
+    per group, the median of its newest `last` values (what the next point of that group is offset by)."""
+    import numpy as np
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    n = len(x)
+    order = np.argsort(groups, kind="stable")  # by group, in time order within each
+    ranked = x[order]
+    counts = np.bincount(groups, minlength=n_groups)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    rank = np.arange(n) - starts[groups[order]]
+    before = np.full(n, np.nan)
+    if n >= last:
+        full = np.median(sliding_window_view(ranked, last), axis=1)  # full[i] = median(ranked[i : i + last])
+        deep = rank >= last
+        before[deep] = full[np.nonzero(deep)[0] - last]
+    # a group's first `last` points: the median of the (fewer) points of the group before each
+    head = np.full((n_groups, last), np.nan)
+    shallow = rank < last
+    ranked_groups = groups[order]
+    head[ranked_groups[shallow], rank[shallow]] = ranked[shallow]
+    for r in range(1, last):
+        at = shallow & (rank == r)
+        before[at] = _row_medians(head[:, :r], np.minimum(counts, r))[ranked_groups[at]]
+    out = np.empty(n)
+    out[order] = before
+    newest_rows = np.full((n_groups, last), np.nan)
+    back = counts[ranked_groups] - 1 - rank  # 0 for a group's newest point
+    recent = back < last
+    newest_rows[ranked_groups[recent], back[recent]] = ranked[recent]
+    newest = _row_medians(newest_rows, np.minimum(counts, last))
+    return out, newest
+
+
+@dataclass(frozen=True)
+class _Forecast:
+    center: float  # forecast of the judged point, transformed scale
+    errors: np.ndarray  # one-step errors of the same forecaster over the recent history
+    error_groups: np.ndarray
+    all_errors: np.ndarray  # the error of every point of the history (NaN where none)
+    spread: float  # robust sd of those errors (to compare candidate forecasters)
+
+
+def _forecast(y: np.ndarray, residual: np.ndarray, groups: np.ndarray, now_group: int, n_groups: int,
+              level_window: int, seasons: int, error_window: int) -> _Forecast | None:  # fmt: skip
+    """Level (trailing median of deseasonalised points) + the seasonal offset of the point's group.
+
+    Every point of the history is forecast from the points before it only, exactly as the judged point is, so the
+    errors of the last `error_window` points say how far off this forecaster really is on this series.
+    `residual`: each point less the trailing median of the whole seasons before it (balanced over the groups).
+    """
+    import numpy as np
+
+    offsets, newest = _trailing_group_medians(residual, groups, seasons, n_groups)
+    offsets = np.nan_to_num(offsets)
+    deseasoned = y - offsets
+    n = len(y)
+    start = n - max(error_window, CHART_POINTS) - level_window  # only the recent forecasts are used
+    if start > 0:
+        level = np.full(n + 1, np.nan)
+        level[start + level_window :] = _trailing_median(deseasoned[start:], level_window, partial=False)[level_window:]
+    else:
+        level = _trailing_median(deseasoned, level_window)
+    forecasts = level[:-1] + offsets
+    all_errors = y - forecasts
+    errors = all_errors[-error_window:]
+    groups_ = groups[-error_window:]
+    valid = ~np.isnan(errors)
+    errors, groups_ = errors[valid], groups_[valid]
+    if len(errors) < MIN_ERRORS:
+        return None
+    spread = MAD_TO_SD * float(np.median(np.abs(errors - np.median(errors))))
+    center = float(level[-1] + np.nan_to_num(newest[now_group]))
+    return _Forecast(center, errors, groups_, all_errors, spread)
 
 
 @dataclass(frozen=True)
@@ -129,91 +221,59 @@ class _Model:
     center: float  # expected value on the transformed scale
     sd: float  # robust noise sd on the transformed scale
     comparable: int
-    rebased: bool = False  # the level was re-based on the latest points (a level shift)
-    calendar_shift: float = 0.0  # month-end points have run this far from the center before: also expected
-    prior_shift: float = 0.0  # after a re-base: the old level, relative to the center, is still credible
+    recent: tuple[tuple[dt.datetime, float], ...] = ()  # forecasts of the recent points (transformed scale)
+    calendar_shift: float = 0.0  # month-end points have run this far from the forecast before: also expected
+    trailing: tuple[float, ...] = ()  # the newest half level window's errors, in sds
 
 
-def _fit(times: list[dt.datetime], ys: list[float], groups: list[int], now: dt.datetime, now_group: int,
-         seasonality: str, shift_z: float) -> _Model:  # fmt: skip
-    """Expected value for a point after ys: local level + the seasonal offset of its group.
+def _fit(times: list[dt.datetime], ys: list[float], when: dt.datetime, seasonality: str) -> _Model:
+    import numpy as np
 
-    The level is the median of the last two seasons of deseasonalised points, so a trend or a wandering level
-    moves the expectation while same-group points still define the seasonal offset and the noise.
-    """
-    k = LEVEL_WINDOW.get(seasonality, 7)
-    comp = [j for j in range(len(ys)) if groups[j] == now_group][-MAX_COMPARABLE.get(seasonality, 30) :]
-    start = max((comp[0] if comp else 0) - k, 0) + 1
-    if len(comp) < MIN_COMPARABLE or start >= len(ys):
-        return _Model(0.0, 0.0, len(comp))
-    # First pass: offsets of each group vs the raw trailing median (balanced: whole seasons).
-    raw_level = dict(zip(range(start, len(ys)), _trailing_medians(ys, k, start), strict=False))
-    season = {g: _median(d) for g, d in _by_group(groups, {j: ys[j] - lv for j, lv in raw_level.items()}).items()}
-    deseason = [ys[j] - season.get(groups[j], 0.0) for j in range(len(ys))]
-    # Second pass: the level from deseasonalised points is not dragged around by which groups it covers.
-    levels = _trailing_medians(deseason, k, start)
-    adjusted = {j: ys[j] - lv for j, lv in zip(range(start, len(ys)), levels, strict=False)}
-    residuals = [adjusted[j] for j in comp if j in adjusted]
-    if len(residuals) < MIN_COMPARABLE:
-        return _Model(0.0, 0.0, len(residuals))
-    offset = _median(residuals)
-    group_center = {g: _median(es) for g, es in _by_group(groups, adjusted).items()}
-    # A dozen points give a noisy sd; the sd over all groups is steadier. Take the larger: a group may be
-    # noisier than the rest (night hours), but rarely believably quieter.
-    spread = [e - group_center[groups[j]] for j, e in adjusted.items()]
-    pooled = _robust_sd(spread, 0.0)
-    group_sd = _robust_sd(residuals, offset)
-    # The offset is itself a median of n noisy points: a new point's prediction error also carries its
-    # sampling error (variance pi/2 * sd^2 / n), as in a prediction interval. Residuals with heavier than
-    # Gaussian tails (noise whose size changes over time is a scale mixture) widen it further.
-    sd = max(group_sd, pooled) * math.sqrt(1 + math.pi / 2 / len(residuals)) * _tail_factor(spread, pooled)
-    # Some groups do not follow the level (a weekend that is always 0): when the plain comparable points are
-    # much tighter than the level-adjusted ones, the level explains nothing there and is not applied.
-    # Two MAD-based sds of n points each differ by chance: their log ratio has sd about sqrt(2 * 1.36 / n), so
-    # only a ratio beyond 3 such sds says the group does not follow the level (a noisy 2x is chance).
-    plain = [ys[j] for j in comp]
-    plain_center = _median(plain)
-    plain_sd = _robust_sd(plain, plain_center)
-    if plain_sd < group_sd * math.exp(-3 * math.sqrt(2 * MAD_LOG_VARIANCE / len(plain))):
-        return _Model(plain_center, plain_sd * math.sqrt(1 + math.pi / 2 / len(plain)), len(plain))
-    level = levels[-1]
-    recent = deseason[-SHIFT_RUN:]
-    far = [(d - level) / pooled if pooled > 0 else 0.0 for d in recent]
-    rebased = len(recent) == SHIFT_RUN and (all(f > shift_z for f in far) or all(f < -shift_z for f in far))
-    prior = 0.0
-    if rebased:
-        # Three points cannot tell a lasting shift from a transient one (an outage or a double load that ends):
-        # the new level is expected, and a return to the old one is too.
-        prior = level - _median(recent)
-        level = _median(recent)
-    month_end = _month_end_effect(times, adjusted, group_center, groups, now, sd)
-    return _Model(level + offset, sd, len(residuals), rebased, month_end, prior)
+    group_of = _group_of(seasonality)
+    now_group = group_of(when)
+    groups = np.array([group_of(t) for t in times], dtype=np.int64)
+    comparable = int(np.count_nonzero(groups == now_group))
+    if comparable < MIN_COMPARABLE:
+        return _Model(0.0, 0.0, comparable)
+    y = np.array(ys)
+    n_groups = {"day_of_week": 7, "hour_of_day": 24}.get(seasonality, 1)
+    window = LEVEL_WINDOW.get(seasonality, 24)
+    error_window = ERROR_WINDOW.get(seasonality, 200)
+    residual = y - _trailing_median(y, window)[:-1]  # the same for every candidate season
+    residual[0] = 0.0
+    candidates = [_forecast(y, residual, groups, now_group, n_groups, window, OFFSET_SEASONS, error_window)]
+    if seasonality == "hour_of_day" and (times[-1] - times[0]).days >= 21:
+        # Hourly data has a weekly cycle too (weekend mornings are not weekday mornings): the hour of the week
+        # is tried as the season as well, and kept when it forecasts the recent points better.
+        week_groups = np.array([t.weekday() * 24 + t.hour for t in times], dtype=np.int64)
+        week_now = when.weekday() * 24 + when.hour
+        candidates.append(_forecast(y, residual, week_groups, week_now, 168, window, WEEKLY_SEASONS, error_window))
+    usable = [c for c in candidates if c is not None and len(c.errors) >= MIN_ERRORS]
+    if not usable:
+        return _Model(0.0, 0.0, min(comparable, MIN_COMPARABLE - 1))
+    best = min(usable, key=lambda c: c.spread)
+    errors = best.errors
+    deviation = np.abs(errors - np.median(errors))
+    pooled = MAD_TO_SD * float(np.median(deviation))
+    if pooled <= 0:
+        pooled = MEAN_AD_TO_SD * float(np.mean(deviation))
+    # Noise differs by hour or weekday (nights are noisier): the group's own errors, never below the pooled ones.
+    mine = errors[(best.error_groups % n_groups) == now_group] if n_groups > 1 else errors
+    group_sd = MAD_TO_SD * float(np.median(np.abs(mine - np.median(mine)))) if len(mine) >= 5 else 0.0
+    # Errors are rarely Gaussian in the tail where the band sits: widen by how far out their 85th percentile is.
+    tail = float(np.quantile(deviation, TAIL_QUANTILE)) / (TAIL_GAUSSIAN_Z * pooled) if pooled > 0 else 1.0
+    sd = max(group_sd, pooled) * max(tail, 1.0)
+    shift = _month_end_shift(times, best.all_errors, when, sd)
+    forecasts = y - best.all_errors
+    recent = tuple(
+        (t, float(f)) for t, f in zip(times[-CHART_POINTS:], forecasts[-CHART_POINTS:], strict=True) if f == f
+    )
+    half = window // 2
+    trailing = tuple(float(e) / sd for e in best.all_errors[-half:]) if sd > 0 else ()
+    return _Model(best.center, sd, comparable, recent, shift, trailing)
 
 
-def _tail_factor(spread: list[float], sd: float) -> float:
-    """How much wider than Gaussian the residuals' shoulders are: q80 of |residual| over its Gaussian value.
-
-    A MAD-based sd fits the middle of the distribution; the band sits in its tail. Business noise is rarely
-    Gaussian there: its size drifts and clusters over time (a scale mixture), and some metrics (latency) are
-    heavy-tailed outright. The 80th percentile of |residual| is the furthest-out quantile a hundred points
-    still estimate well and that a few outliers in the history cannot move; when it sits further out than a
-    Gaussian with the MAD's sd would put it (1.2816 sd), the band widens in proportion. Light-tailed series
-    get about 1.
-    """
-    if sd <= 0 or not spread:
-        return 1.0
-    deviations = sorted(abs(e) for e in spread)
-    q = deviations[min(int(TAIL_QUANTILE * len(deviations)), len(deviations) - 1)]
-    return max(1.0, q / (TAIL_GAUSSIAN_Z * sd))
-
-
-def _by_group(groups: list[int], values: dict[int, float]) -> dict[int, list[float]]:
-    out: dict[int, list[float]] = {}
-    for j, v in values.items():
-        out.setdefault(groups[j], []).append(v)
-    return out
-
-
+@functools.lru_cache(maxsize=4096)
 def _month_turn(day: dt.date) -> str | None:
     """Where a day sits at the turn of a month, where business-month patterns (payroll, settlement) recur."""
     next_day = day + dt.timedelta(days=1)
@@ -226,20 +286,26 @@ def _month_turn(day: dt.date) -> str | None:
     return "first_day" if day.day == 1 else None
 
 
-def _month_end_effect(times: list[dt.datetime], adjusted: dict[int, float], group_center: dict[int, float],
-                      groups: list[int], now: dt.datetime, sd: float) -> float:  # fmt: skip
-    """The typical departure of earlier points at the same turn of the month, when they departed consistently.
+def _month_end_shift(times: list[dt.datetime], errors: np.ndarray, now: dt.datetime, sd: float) -> float:
+    """The typical error of earlier points at the same turn of the month, when they all erred the same way.
 
     The registry can only say day_of_week, yet month-ends often differ (payouts, settlements): when the history
     holds at least two such points and they all sat on one side, more than one sd off, the check expects it again.
     """
+    import numpy as np
+
     turn = _month_turn(now.date())
     if turn is None or sd <= 0:
         return 0.0
-    same = [adjusted[j] - group_center[groups[j]] for j in adjusted if _month_turn(times[j].date()) == turn]
+    month = (now.year, now.month)  # the evidence is earlier months' turns, never this one (an outage today)
+    same = [
+        float(e)
+        for t, e in zip(times, errors, strict=True)
+        if not np.isnan(e) and (t.year, t.month) != month and _month_turn(t.date()) == turn
+    ]
     if len(same) < 2 or not (all(d > sd for d in same) or all(d < -sd for d in same)):
         return 0.0
-    return _median(same)
+    return float(np.median(same))
 
 
 def judge(
@@ -258,16 +324,16 @@ def judge(
     """
     if not points:
         return Judgement(False, (low, high), None, "no points: not judged", 0)
-    ordered = sorted(points, key=lambda p: p[0])
+    ordered = sorted(points, key=_time)
     when, value = ordered[-1]
-    history = [(t, float(v)) for t, v in ordered[:-1] if v is not None and math.isfinite(v)]
-    group_of = _group_of(seasonality)
     if value is None or not math.isfinite(value):
         return Judgement(False, (low, high), None, "the newest value is NULL: not judged", 0)
+    keep = HISTORY.get(seasonality, 600)
+    recent = ordered[-2 * keep - 1 : -1]  # enough even when many are NULL; never the whole of a long series
+    history = [(t, float(v)) for t, v in recent if v is not None and math.isfinite(v)][-keep:]
     breach = _hard_breach(value, low, high)
     scale = _choose_scale([v for _, v in history] or [value])
-    model = _fit([t for t, _ in history], [scale.forward(v) for _, v in history], [group_of(t) for t, _ in history],
-                 when, group_of(when), seasonality, sensitivity)  # fmt: skip
+    model = _fit([t for t, _ in history], [scale.forward(v) for _, v in history], when, seasonality)
     where = _where(when, seasonality)
     if model.comparable < MIN_COMPARABLE:
         n = model.comparable
@@ -276,7 +342,44 @@ def judge(
         if breach:
             return Judgement(True, (low, high), value, f"{breach}; {note}", n)
         return Judgement(False, (low, high), value, note, n)
+    y = scale.forward(value) if value >= scale.domain_low else -math.inf
+    run = _departed_run(model, y, sensitivity)
+    if run:
+        # The newest points already departed the same way: an anomaly that started before this point and is
+        # younger than half a level window has begun to drag the level. Without an open incident to say so, the
+        # series does: judge against the range from before that run (as an open incident would).
+        times, ys = [t for t, _ in history[:-run]], [scale.forward(v) for _, v in history[:-run]]
+        earlier = _fit(times, ys, when, seasonality)
+        if earlier.comparable >= MIN_COMPARABLE and abs(_z(y, earlier, scale)) > sensitivity:
+            judgement = _verdict(value, earlier, scale, direction, sensitivity, low, high, breach, where)
+            noun = "point" if run == 1 else "points"
+            note = f"; the {run} {noun} before it departed the same way: judged against the range before them"
+            return replace(judgement, message=judgement.message + note)
     return _verdict(value, model, scale, direction, sensitivity, low, high, breach, where)
+
+
+def _z(y: float, model: _Model, scale: _Scale) -> float:
+    return (y - model.center) / max(model.sd, scale.floor(model.center))
+
+
+def _departed_run(model: _Model, y: float, sensitivity: float) -> int:
+    """How many of the newest points sat more than RUN_SD sds off on the side the judged value is, when at least
+    MIN_RUN and fewer than half a level window did, and the judged value itself is not already beyond the band."""
+    if model.sd <= 0 or not math.isfinite(y):
+        return 0
+    z = (y - model.center) / model.sd
+    if abs(z) > sensitivity or abs(z) < 1:
+        return 0
+    run = 0
+    for e in reversed(model.trailing):
+        if e * z <= 0 or abs(e) < RUN_SD:
+            break
+        run += 1
+    return run if MIN_RUN <= run < len(model.trailing) else 0
+
+
+def _time(point: tuple[dt.datetime, float | None]) -> dt.datetime:
+    return point[0]
 
 
 def _hard_breach(value: float, low: float | None, high: float | None) -> str | None:
@@ -300,35 +403,36 @@ def _verdict(
 ) -> Judgement:
     sd = max(model.sd, scale.floor(model.center))
     y = scale.forward(value) if value >= scale.domain_low else -math.inf
-    # a month-end effect seen before widens the band towards it (union of both bands: it may not recur)
-    # so does a re-based level towards the level it left (a transient shift may end)
-    shifts = (0.0, model.calendar_shift, model.prior_shift)
-    low_center = model.center + min(shifts)
-    high_center = model.center + max(shifts)
+    # a month-end departure seen before widens the band towards it (the union of both bands: it may not recur)
+    low_center = model.center + min(0.0, model.calendar_shift)
+    high_center = model.center + max(0.0, model.calendar_shift)
     z = (y - high_center) / sd if y > high_center else (y - low_center) / sd if y < low_center else 0.0
-    band_low = scale.inverse(low_center - sensitivity * sd) if direction != "up" else None
-    band_high = scale.inverse(high_center + sensitivity * sd) if direction != "down" else None
+    history_low = scale.inverse(low_center - sensitivity * sd) if direction != "up" else None
+    history_high = scale.inverse(high_center + sensitivity * sd) if direction != "down" else None
     # hard bounds narrow the band: a value inside the statistical band can still breach them
-    if low is not None:
-        band_low = low if band_low is None else max(band_low, low)
-    if high is not None:
-        band_high = high if band_high is None else min(band_high, high)
+    band_low = history_low if low is None else low if history_low is None else max(history_low, low)
+    band_high = history_high if high is None else high if history_high is None else min(history_high, high)
     expected = (band_low, band_high)
-    median = number(scale.inverse(model.center))
+    center = scale.inverse(model.center)
+    band = tuple(
+        (t, scale.inverse(c - sensitivity * sd) if direction != "up" else math.nan,
+         scale.inverse(c + sensitivity * sd) if direction != "down" else math.nan)
+        for t, c in model.recent
+    )  # fmt: skip
     anomalous = (z > sensitivity and direction != "down") or (z < -sensitivity and direction != "up")
     side = "above" if z > 0 else "below"
-    shifted = "; the level moved recently, re-based on the latest points" if model.rebased else ""
-    if model.calendar_shift:
-        shifted += "; allowing for the usual month-end departure"
-    detail = f"({_fmt_z(z)} robust sd {side} the median {median}{shifted})"
-    rng = value_range(band_low, band_high)  # the same words as the alert's expected range
-    if breach:
-        return Judgement(True, expected, value, f"{breach} {detail}", model.comparable)
+    usual = "; allowing for the usual month-end departure" if model.calendar_shift else ""
+    detail = f"({_fmt_z(z)} robust sd {side} the forecast {number(center)}{usual})"
+    rng = value_range(history_low, history_high)  # the history's own range: hard bounds are named on their own
     if anomalous:
         message = f"{number(value)} is {side} the expected range{where}: {rng} {detail}"
-    else:
-        message = f"{number(value)} is within the expected range{where}: {rng} {detail}"
-    return Judgement(anomalous, expected, value, message, model.comparable)
+        message += f"; also {breach.split(' is ', 1)[1]}" if breach else ""
+        return Judgement(True, expected, value, message, model.comparable, center, band)
+    if breach:
+        message = f"{breach}; its history alone expects{where}: {rng} {detail}"
+        return Judgement(True, expected, value, message, model.comparable, center, band)
+    message = f"{number(value)} is within the expected range{where}: {rng} {detail}"
+    return Judgement(False, expected, value, message, model.comparable, center, band)
 
 
 def _where(when: dt.datetime, seasonality: str) -> str:

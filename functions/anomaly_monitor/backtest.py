@@ -15,10 +15,12 @@ from typing import Any
 from anomaly_monitor import delivery, incidents, series_replay
 from anomaly_monitor.delivery import Outcome
 from anomaly_monitor.errors import ConfigError, QueryError
+from anomaly_monitor.exclusions import Window
+from anomaly_monitor.judge import NO_BASELINE
 from anomaly_monitor.lookahead import lookahead_note
 from anomaly_monitor.models import GB, Check, CheckResult, CheckType, HistoryRecord, NoticeEvent, QueryResult, Status
 from anomaly_monitor.notices import Notice, NoticeKind, Sent
-from anomaly_monitor.runner import evaluate, record
+from anomaly_monitor.runner import baseline_for, evaluate, record
 from anomaly_monitor.schedule import ticks as cron_ticks
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.state import NO_ROW, POINTS_LIMIT, StateStore
@@ -292,9 +294,15 @@ def seed_points(check: Check, state: StateStore, first_tick: dt.datetime) -> lis
 
 
 def run_backtest(
-    check: Check, warehouse: Warehouse, state: StateStore, settings: Settings, options: BacktestOptions
+    check: Check,
+    warehouse: Warehouse,
+    state: StateStore,
+    settings: Settings,
+    options: BacktestOptions,
+    windows: tuple[Window, ...] = (),
 ) -> Backtest:
-    """Replays `check` over the ticks of the options, once per sensitivity. Raises ConfigError for a bad option."""
+    """Replays `check` over the ticks of the options, once per sensitivity (its exclusion windows honoured as a
+    run honours them). Raises ConfigError for a bad option."""
     if options.sensitivities and check.type is not CheckType.ANOMALY:
         raise ConfigError(f"--sensitivity applies to anomaly checks; {check.name} is a {check.type} check")
     every, ticks = plan_ticks(check, options)
@@ -315,7 +323,11 @@ def run_backtest(
         replayers = [Replayer(check, s, seed) for s in options.sensitivities or (None,)]
         for tick in ticks:
             for replayer in replayers:
-                replayer.step(evaluate(replayer.check, answers, settings, tick, replayer.past()), tick)
+                # an open incident is judged against its pre-incident range, as in a run
+                state = incidents.from_record(replayer.channel.row)
+                baseline = baseline_for(replayer.check, state, windows, []) if check.type is CheckType.ANOMALY else None
+                result = evaluate(replayer.check, answers, settings, tick, replayer.past(), baseline or NO_BASELINE)
+                replayer.step(result, tick)
     backtest.runs = [r.replay for r in replayers]
     backtest.queries = series.queries if series else answers.queries
     how = f"the series fetched in {series.queries} queries" if series else f"{answers.queries} queries"

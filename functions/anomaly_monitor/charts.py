@@ -1,20 +1,35 @@
-"""Renders an anomaly alert's chart: the recent series, the expected band and the judged point, as a PNG."""
+"""Renders an anomaly alert's chart: the recent series, the model's expected band, the judged point, as a PNG."""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
+import logging
+import math
+import re
 from collections.abc import Sequence
+from pathlib import Path
 
 from anomaly_monitor.anomaly import Judgement
 from anomaly_monitor.models import CheckResult, Status
 
-RECENT_POINTS = 60
+log = logging.getLogger(__name__)
+
+RECENT_POINTS = 96  # four days of an hourly series, three months of a daily one
 WIDTH_PX, HEIGHT_PX, DPI = 600, 250, 100
+SERIES, BAND, ALERT, OK, INCIDENT, BOUND = "#4a6fa5", "#9ecae1", "#d62728", "#2ca02c", "#ff7f0e", "#7f7f7f"
 
 
-def render_chart(points: Sequence[tuple[dt.datetime, float | None]], judgement: Judgement, title: str) -> bytes:
-    """A ~600x250 PNG of the last points, the expected band around the newest one and that point (red if anomalous)."""
+def render_chart(
+    points: Sequence[tuple[dt.datetime, float | None]],
+    judgement: Judgement,
+    title: str,
+    *,
+    incident_since: dt.datetime | None = None,
+    hard: tuple[float | None, float | None] = (None, None),
+) -> bytes:
+    """A ~600x250 PNG: the last points, the model's band over them, the judged point with its expected range (red
+    when anomalous), the hard bounds, and where the open incident began."""
     # Imported here: only alerts draw charts, and every cold start would otherwise pay for matplotlib.
     import matplotlib
 
@@ -25,42 +40,75 @@ def render_chart(points: Sequence[tuple[dt.datetime, float | None]], judgement: 
     recent = sorted(points, key=lambda p: p[0])[-RECENT_POINTS:]
     fig = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI)
     ax = fig.add_subplot()
-    times = [t for t, _ in recent]
-    ax.plot(times, [v if v is not None else float("nan") for _, v in recent], color="#4a6fa5", linewidth=1.2)
-    if recent:
-        _draw_band(ax, times, judgement)
-        when, value = recent[-1]
-        if value is not None:
-            color = "#d62728" if judgement.anomalous else "#2ca02c"
-            ax.scatter([when], [value], color=color, s=36, zorder=3)
+    times = [_naive_utc(t) for t, _ in recent]
+    ax.plot(times, [v if v is not None else math.nan for _, v in recent], color=SERIES, linewidth=1.1, label="value")
+    start = times[0] if times else None
+    band = [(_naive_utc(t), lo, hi) for t, lo, hi in judgement.band if start is None or _naive_utc(t) >= start]
+    if band:
+        lows = [lo if math.isfinite(lo) else math.nan for _, lo, _ in band]
+        highs = [hi if math.isfinite(hi) else math.nan for _, _, hi in band]
+        ax.fill_between([t for t, _, _ in band], lows, highs, color=BAND, alpha=0.45, linewidth=0, label="expected")
+    if recent and recent[-1][1] is not None:
+        when, value = times[-1], recent[-1][1]
+        low, high = judgement.expected
+        color = ALERT if judgement.anomalous else OK
+        if low is not None or high is not None:
+            bottom = low if low is not None else value
+            top = high if high is not None else value
+            ax.vlines([when], [bottom], [top], color=color, linewidth=3, alpha=0.35)
+        ax.scatter([when], [value], color=color, s=36, zorder=3, label="judged")
+    for bound, name in zip(hard, ("hard min", "hard max"), strict=True):
+        if bound is not None:
+            ax.axhline(bound, color=BOUND, linestyle="--", linewidth=0.9, label=name)
+    if incident_since is not None and start is not None and _naive_utc(incident_since) >= start:
+        ax.axvline(_naive_utc(incident_since), color=INCIDENT, linewidth=1.2, label="incident began")
     ax.set_title(title, fontsize=10, loc="left")
     ax.tick_params(labelsize=8)
     ax.grid(alpha=0.25)
-    locator = AutoDateLocator(maxticks=6)
+    locator = AutoDateLocator(minticks=3, maxticks=7)
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator, show_offset=True))
+    if recent:
+        ax.legend(loc="upper left", fontsize=7, ncols=3, frameon=False)
     fig.subplots_adjust(left=0.1, right=0.98, top=0.88, bottom=0.2)  # fixed margins: tight_layout is slow
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     return buf.getvalue()
 
 
-def _draw_band(ax: object, times: list[dt.datetime], judgement: Judgement) -> None:
-    """Shades the expected range across the chart's width; an unbounded side runs to the plot's edge."""
-    low, high = judgement.expected
-    if low is None and high is None:
-        return
-    bottom, top = ax.get_ylim()  # type: ignore[attr-defined]
-    values = [v for v in (low, high, bottom, top) if v is not None]
-    bottom, top = min(values), max(values)
-    ax.axhspan(low if low is not None else bottom, high if high is not None else top,  # type: ignore[attr-defined]
-               color="#9ecae1", alpha=0.35, label="expected")  # fmt: skip
-    ax.set_ylim(bottom, top)  # type: ignore[attr-defined]
+def _naive_utc(moment: dt.datetime) -> dt.datetime:
+    """UTC without tzinfo: matplotlib then labels the axis in UTC, as the messages are."""
+    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def chart_for(result: CheckResult) -> bytes | None:
     """The chart of an alert's series and expected band; None for results without a series (rows checks)."""
     if not result.series or result.status is not Status.ALERT:
         return None
-    judgement = Judgement(True, result.expected or (None, None), result.value, result.message, len(result.series))
-    return render_chart(result.series, judgement, result.name)
+    judgement = Judgement(True, result.expected or (None, None), result.value, result.message, 0, None, result.band)
+    check = result.check
+    return render_chart(
+        result.series,
+        judgement,
+        result.name,
+        incident_since=result.incident.since if result.incident else None,
+        hard=(check.min, check.max) if check else (None, None),
+    )
+
+
+def save_charts(results: Sequence[CheckResult], folder: Path) -> list[Path]:
+    """Writes the chart of each alert in `results` to `folder`; a chart that fails costs a warning, not the run."""
+    saved = []
+    for result in results:
+        try:
+            png = chart_for(result)
+            if png is None:
+                continue
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', result.name)}.png"
+            path.write_bytes(png)
+        except Exception as exc:
+            log.warning("check %s: chart not saved (%s: %s)", result.name, type(exc).__name__, exc)
+            continue
+        saved.append(path)
+    return saved

@@ -99,6 +99,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--tag", action="append", default=[], metavar="TAG", help="only checks with this tag (repeatable)")
     run.add_argument("--force", action="store_true", help="ignore schedules")
     run.add_argument("--dry-run", action="store_true", help="evaluate, but post and record nothing")
+    run.add_argument(
+        "--charts",
+        metavar="DIR",
+        type=Path,
+        help="write a PNG chart of each anomaly alert printed here (not with --json)",
+    )
     commands.add_parser("validate", parents=[shared], help="check the registry without running queries on the data")
     backtest = commands.add_parser(
         "backtest", parents=[shared], help="replay one check over past ticks: what it would have said"
@@ -135,6 +141,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
 
 
 def do_run(args: argparse.Namespace, settings: Settings) -> int:
+    from anomaly_monitor.models import Status
     from anomaly_monitor.report import render_report
     from anomaly_monitor.runner import RunOptions
     from anomaly_monitor.service import execute
@@ -146,6 +153,11 @@ def do_run(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.write("\n")
     else:
         sys.stdout.write(render_report(report))
+        if args.charts:
+            from anomaly_monitor.charts import save_charts
+
+            saved = save_charts([r for r in report.results if r.status is Status.ALERT], args.charts)
+            sys.stdout.write(f"{len(saved)} chart{'' if len(saved) == 1 else 's'} written to {args.charts}\n")
     return report.exit_code()
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 from anomaly_monitor import anomaly
 from anomaly_monitor.display import count, number, value_range
 from anomaly_monitor.models import EXPORT_ROWS, SAMPLE_ROWS, Check, CheckType, QueryResult, Status
+from anomaly_monitor.periods import Periods, complete_periods, upper_bound
 
 
 @dataclass
@@ -21,6 +24,22 @@ class Verdict:
     value: float | None = None
     expected: tuple[float | None, float | None] | None = None
     series: list[tuple[dt.datetime, float]] | None = None
+    band: tuple[tuple[dt.datetime, float, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What a run knows about a check beyond its query: what to leave out of the anomaly baseline."""
+
+    incident_since: dt.datetime | None = None  # an open incident began with the run at this time
+    windows: tuple[tuple[dt.datetime, dt.datetime, str], ...] = ()  # exclusion windows: [start, end), what
+    expected_at: tuple[dt.datetime, ...] = ()  # when people marked the judged value Expected
+
+    def window_at(self, moment: dt.datetime) -> str | None:
+        return next((what for start, end, what in self.windows if start <= moment < end), None)
+
+
+NO_BASELINE = Baseline()
 
 
 class ShapeError(ValueError):
@@ -67,24 +86,35 @@ def parse_ts(raw: Any) -> dt.datetime:
         return raw if raw.tzinfo else raw.replace(tzinfo=dt.UTC)
     if isinstance(raw, dt.date):
         return dt.datetime(raw.year, raw.month, raw.day, tzinfo=dt.UTC)
-    text = str(raw).strip().replace("Z", "+00:00")
+    parsed = _parse_text(str(raw))
+    if parsed is None:
+        raise ShapeError(f"column ts holds {raw!r}, which is not a date or timestamp")
+    return parsed
+
+
+@functools.lru_cache(maxsize=65536)  # checks over one table share their timestamps: each is parsed once
+def _parse_text(text: str) -> dt.datetime | None:
     try:
-        parsed = dt.datetime.fromisoformat(text)
+        parsed = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ShapeError(f"column ts holds {raw!r}, which is not a date or timestamp") from None
+        return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def series(result: QueryResult) -> list[tuple[dt.datetime, float | None]]:
     """The (ts, value) rows of an anomaly series, sorted by time."""
-    points = []
-    for row in result.rows:
-        value = row["value"]
-        if value is not None and not is_number(value):
-            raise ShapeError(f"column value holds {value!r}, which is not a number")
-        points.append((parse_ts(row["ts"]), None if value is None else float(value)))
-    points.sort(key=lambda p: p[0])
-    return points
+    values = [row["value"] for row in result.rows]
+    if not {type(v) for v in values} <= {float, int, type(None)}:  # one look at the column, not at each cell
+        for value in values:
+            if value is not None and not is_number(value):
+                raise ShapeError(f"column value holds {value!r}, which is not a number")
+    stamps = [row["ts"] for row in result.rows]
+    times = [_parse_text(t) if type(t) is str else parse_ts(t) for t in stamps]
+    if None in times:
+        parse_ts(stamps[times.index(None)])  # raises, naming the value
+    points = [(t, None if v is None else float(v)) for t, v in zip(times, values, strict=True)]
+    points.sort(key=operator.itemgetter(0))
+    return points  # type: ignore[return-value]
 
 
 def judge_rows(result: QueryResult) -> Verdict:
@@ -105,25 +135,82 @@ def judge_threshold(check: Check, result: QueryResult) -> Verdict:
     )
 
 
-def judge_points(check: Check, points: Sequence[tuple[dt.datetime, float | None]]) -> Verdict:
-    """An anomaly verdict on a series whose last point is the one judged."""
+def judge_points(
+    check: Check,
+    points: Sequence[tuple[dt.datetime, float | None]],
+    now: dt.datetime | None = None,
+    baseline: Baseline = NO_BASELINE,
+) -> Verdict:
+    """An anomaly verdict on a series (`now` given: judged at its newest complete period) or on a single value
+    and its earlier values (`now` None: the last point is judged)."""
     if not points:
         raise ShapeError("no data: the query returned no row")
+    ordered = sorted(points, key=operator.itemgetter(0))[-anomaly.MAX_POINTS :]  # never looked at further back
+    periods = complete_periods(ordered, now, upper_bound(check.sql)) if now else Periods(ordered)
+    # what a chart shows: the recent points only (a run of thousands of checks must not hold every series)
+    clean = [(t, v) for t, v in ordered[-2 * anomaly.CHART_POINTS :] if v is not None and math.isfinite(v)]
+    clean = clean[-anomaly.CHART_POINTS :]
+    if periods.missing and periods.last_row and periods.expected_last:
+        noun = "period" if periods.missing == 1 else "periods"
+        message = (
+            f"no data since {_when(periods.last_row)}, {periods.missing} {noun} missing"
+            f" (the newest complete period is {_when(periods.expected_last)})"
+        )
+        return Verdict(Status.ALERT, message, None, None, clean)
+    if not periods.points:
+        return Verdict(Status.OK, "the only period is still in progress: not judged", None, None, clean)
+    when, value = periods.points[-1]
+    window = baseline.window_at(when)
+    if window:
+        return Verdict(Status.OK, f"{_when(when)} is inside the {window}: not judged", value, None, clean)
+    history = _baseline(periods, baseline)
     judgement = anomaly.judge(
-        points,
+        [*history, (when, value)],
         seasonality=str(check.seasonality),
         direction=str(check.direction),
         sensitivity=check.sensitivity,
         low=check.min,
         high=check.max,
     )
+    message = judgement.message
+    if baseline.incident_since is not None:
+        message += f"; judged against the range from before the incident began ({_when(baseline.incident_since)})"
     status = Status.ALERT if judgement.anomalous else Status.OK
-    clean = [(t, v) for t, v in points if v is not None and math.isfinite(v)]
-    return Verdict(status, judgement.message, judgement.value, judgement.expected, clean)
+    return Verdict(status, message, judgement.value, judgement.expected, clean, judgement.band)
+
+
+def _baseline(periods: Periods, baseline: Baseline) -> list[tuple[dt.datetime, float | None]]:
+    """The points the judged one is compared with: before an open incident, outside exclusion windows, and
+    without the values people marked Expected."""
+    history = periods.points[:-1]
+    if baseline == NO_BASELINE:
+        return history
+    step = periods.step
+
+    def judged_at(moment: dt.datetime) -> dt.datetime | None:
+        """The point a run at `moment` judged: the newest complete period then (the newest value before it)."""
+        done = [t for t, _ in periods.points if (t + step <= moment if step else t <= moment)]
+        return done[-1] if done else None
+
+    marked = {judged_at(at) for at in baseline.expected_at}
+    history = [(t, v) for t, v in history if t not in marked and not baseline.window_at(t)]
+    if baseline.incident_since is not None:
+        first = judged_at(baseline.incident_since)  # the first point the incident alerted on
+        history = [(t, v) for t, v in history if first is None or t < first]
+    return history
+
+
+def _when(moment: dt.datetime) -> str:
+    utc = moment.astimezone(dt.UTC)
+    return utc.strftime("%Y-%m-%d") if utc.time() == dt.time(0) else utc.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def judge(
-    check: Check, result: QueryResult, now: dt.datetime, past_values: Sequence[tuple[dt.datetime, float]] = ()
+    check: Check,
+    result: QueryResult,
+    now: dt.datetime,
+    past_values: Sequence[tuple[dt.datetime, float]] = (),
+    baseline: Baseline = NO_BASELINE,
 ) -> Verdict:
     """The verdict for one check's result; `past_values` are its earlier values, for single-value anomaly checks
     (those recorded after `now`, by runs at a later --now, are not its past and are left out).
@@ -134,5 +221,6 @@ def judge(
     if check.type is CheckType.THRESHOLD:
         return judge_threshold(check, result)
     if {"ts", "value"} <= set(result.columns):
-        return judge_points(check, series(result))
-    return judge_points(check, [*((t, v) for t, v in past_values if t <= now), (now, metric(result))])
+        return judge_points(check, series(result), now, baseline)
+    past = [(t, v) for t, v in past_values if t <= now]
+    return judge_points(check, [*past, (now, metric(result))], None, baseline)

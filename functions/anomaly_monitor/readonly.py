@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -61,6 +62,7 @@ class UnsafeSql(ValueError):
     """The SQL is not exactly one read-only BigQuery SELECT; the message says why."""
 
 
+@functools.lru_cache(maxsize=8192)  # the registry and the warehouse ask about the same text in one run
 def read_only_error(sql: str) -> str | None:
     """None when `sql` is exactly one BigQuery SELECT (WITH, UNION, one trailing `;` are fine), else why not.
 

@@ -13,11 +13,13 @@ from typing import Any
 
 from anomaly_monitor import causes, delivery, incidents
 from anomaly_monitor.errors import MonitorError, QueryError, RegistryError, UnknownCheckError
+from anomaly_monitor.exclusions import Window, parse_exclusions
 from anomaly_monitor.incidents import REGISTRY, Lifecycle
-from anomaly_monitor.judge import ShapeError, judge, row_limit
+from anomaly_monitor.judge import NO_BASELINE, Baseline, ShapeError, judge, row_limit
 from anomaly_monitor.models import (
     GB,
     SAMPLE_ROWS,
+    Action,
     Check,
     CheckResult,
     CheckType,
@@ -92,6 +94,7 @@ def evaluate(
     settings: Settings,
     now: dt.datetime,
     past_values: list[tuple[dt.datetime, float]] | None = None,
+    baseline: Baseline = NO_BASELINE,
 ) -> CheckResult:
     """Runs and judges one check; whatever goes wrong becomes this check's `error`, never the run's."""
     started = time.monotonic()
@@ -110,9 +113,9 @@ def evaluate(
         if check.type is CheckType.ROWS:
             result.rows = data.rows[:SAMPLE_ROWS]
             result.export_rows = data.rows if check.export_sheet else []
-        verdict = judge(check, data, now, past_values or [])
+        verdict = judge(check, data, now, past_values or [], baseline)
         result.status, result.message, result.value = verdict.status, verdict.message, verdict.value
-        result.expected, result.series = verdict.expected, verdict.series or []
+        result.expected, result.series, result.band = verdict.expected, verdict.series or [], verdict.band
     except QueryError as exc:
         result.message, result.cause = str(exc), exc.cause
     except ShapeError as exc:
@@ -142,6 +145,19 @@ def scrubbed(result: CheckResult) -> CheckResult:
         rows=[clean(row) for row in result.rows],
         export_rows=[clean(row) for row in result.export_rows],
     )
+
+
+def baseline_for(
+    check: Check, state: Lifecycle | None, windows: tuple[Window, ...], events: list[IncidentEvent]
+) -> Baseline:
+    """What an anomaly check's baseline leaves out: the open incident (its range stays the one from before it
+    began, until someone marks it Expected), exclusion windows, and values marked Expected."""
+    expected = tuple(e.at for e in events if e.action is Action.EXPECTED)
+    open_since = state.since if state is not None and state.open else None
+    if open_since is not None and any(at >= open_since for at in expected):
+        open_since = None  # a person accepted what this incident showed
+    spans = tuple((*w.span(check.timezone), w.describe()) for w in windows)
+    return Baseline(open_since, spans, expected)
 
 
 def skipped(check: Check, reason: str) -> CheckResult:
@@ -350,6 +366,13 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
     single_values = [c.name for c in due if c.type is CheckType.ANOMALY]
     points = backends.state.points(single_values, now) if single_values else {}
     state_rows_read = alert.rows_read + sum(len(p) for p in points.values())
+    # exclusion windows only change anomaly judgements: no request for them when no anomaly check is due
+    exclusions = parse_exclusions(backends.source.read_exclusions() if single_values else [])
+    baselines = {
+        name: baseline_for(check, alert.states.get(name), exclusions.for_check(name), alert.events.get(name, []))
+        for check in due
+        if (name := check.name) in single_values
+    }
     log.info(
         "run %s: %d checks due, %d skipped, %d invalid",
         run_id,
@@ -360,11 +383,17 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
     )
 
     with ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="check") as pool:
-        futures = {c.name: pool.submit(evaluate, c, backends.warehouse, settings, now, points.get(c.name)) for c in due}
+        futures = {
+            c.name: pool.submit(
+                evaluate, c, backends.warehouse, settings, now, points.get(c.name), baselines.get(c.name, NO_BASELINE)
+            )
+            for c in due
+        }
         evaluated = {name: f.result() for name, f in futures.items()}
     rows = [(c.row_number, evaluated.get(c.name) or skips[c.name]) for c in checks]
     rows += [(i.row_number, invalid_result(i)) for i in invalid]
     results = [result for _, result in sorted(rows, key=lambda pair: pair[0])]
+    results += exclusions.invalid_results()  # a bad exclusion row is reported like a bad registry row
     for r in results:
         fields = {"run_id": run_id, "check": r.name, "status": str(r.status), "duration_ms": r.duration_ms}
         log.info("check %s: %s (%s)", r.name, r.status, r.message, extra=fields)

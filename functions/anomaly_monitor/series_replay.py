@@ -4,9 +4,12 @@ that its own query would have returned.
 A series query (`ts, value`, one row per period) usually reads a window that trails the clock: "the 14 days up to
 the current hour". Queried at a few anchor ticks whose windows overlap, it gives the series for the whole span
 once; a tick in between then sees the rows from `lo` to `hi` periods before the period it falls in, `lo` and
-`hi` measured at the anchors. The replay only answers when that rule reproduces every anchor's own answer exactly
-and the anchors agree on every period they share (a value that depends on when it was asked, such as a partial
-current period, makes them differ); otherwise the backtest queries every tick.
+`hi` measured from the rows the answers hold. Rows cannot tell an empty first or last period from one outside the
+window, nor a window cut at the clock from one cut at a period's start, so a few probes are asked where either
+would show (see `probes`), again with the window they imply, until they add nothing. The replay only answers when
+that rule reproduces every answer exactly and the answers agree on every period they share (a value that depends
+on when it was asked, such as a partial current period, makes them differ); otherwise the backtest queries every
+tick.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from anomaly_monitor.settings import Settings
 from anomaly_monitor.warehouses import Warehouse
 
 ANCHOR_OVERLAP = 0.25  # share of a window that consecutive anchors both read: where their answers are compared
+PROBE_ROUNDS = 4  # rounds of probes, each after the window the previous answers imply, before querying every tick
 
 Rows = list[tuple[dt.datetime, dict[str, Any]]]  # (parsed ts, row), sorted by ts
 
@@ -92,7 +96,7 @@ class SeriesReplay:
 
 def parsed(result: QueryResult) -> Rows | None:
     """The rows of a series result sorted by ts as the judgement sorts them (stable), or None if it is no series."""
-    if not {"ts", "value"} <= set(result.columns) or not result.rows:
+    if not {"ts", "value"} <= set(result.columns):
         return None
     try:
         rows = [(parse_ts(row["ts"]), row) for row in result.rows]
@@ -130,13 +134,12 @@ def build(
     """A replay of a series anomaly check over `ticks`, or None when its ticks must each be queried."""
     if check.type is not CheckType.ANOMALY or len(ticks) < 3:
         return None
-    answers: dict[dt.datetime, Rows] = {}
 
-    def ask(tick: dt.datetime) -> tuple[list[str], Rows] | None:
+    def ask(moment: dt.datetime) -> tuple[list[str], Rows] | None:
         try:
             result = warehouse.query(
                 check.sql, check_name=check.name, limit=None, timeout_s=settings.query_timeout_s,
-                max_bytes=max_bytes, now=tick,
+                max_bytes=max_bytes, now=moment,
             )  # fmt: skip
         except QueryError:
             return None
@@ -144,59 +147,82 @@ def build(
         return None if rows is None else (result.columns, rows)
 
     last = ask(ticks[-1])
-    if last is None or (regular := grid(last[1])) is None:
+    if last is None:
         return None
-    columns, answers[ticks[-1]] = last
-    step, phase = regular
-    window = measured(step, phase, answers)
-    span = (window.lo - window.hi) * step
-    anchors = anchor_ticks(ticks, span)
+    columns, rows = last
+    answers = {ticks[-1]: rows}
+    replay = assemble(check.sql, columns, answers)
+    if replay is None:
+        return None
+    anchors = anchor_ticks(ticks, (replay.window.lo - replay.window.hi) * replay.window.step)
     if len(anchors) * 2 > len(ticks):
         return None  # the windows are short against the ticks' spacing: querying each tick costs about as much
-    for tick in anchors[1:]:
-        answer = ask(tick)
-        if answer is None or answer[0] != columns:
+    moments = anchors[1:]
+    for _ in range(1 + PROBE_ROUNDS):
+        for moment in moments:
+            answer = ask(moment)
+            if answer is None or answer[0] != columns:
+                return None
+            answers[moment] = answer[1]
+        replay = assemble(check.sql, columns, answers)
+        if replay is None:
             return None
-        answers[tick] = answer[1]
-    window = measured(step, phase, answers)
+        moments = [moment for moment in probes(replay, ticks[0], ticks[-1]) if moment not in answers]
+        if not moments:
+            return replay
+    return None  # each round of probes found the window wider still: a window this unsteady is not worth chasing
+
+
+def assemble(sql: str, columns: list[str], answers: dict[dt.datetime, Rows]) -> SeriesReplay | None:
+    """The replay the answers so far imply: one series on one grid, with the window that covers every answer; None
+    when they disagree about a period or the rule does not give some answer back exactly."""
     merged = merge(answers)
-    if merged is None:
+    regular = grid(merged) if merged else None
+    if regular is None:
         return None
-    replay = SeriesReplay(check.sql, columns, merged, window, len(anchors))
-    if any(replay.select(tick) != rows for tick, rows in answers.items()):
-        return None
-    probes = late_probes(replay, ticks[-1])
-    for moment in probes:
-        answer = ask(moment)
-        if answer is None or answer[0] != columns or replay.select(moment) != answer[1]:
-            return None
-    replay.queries += len(probes)
-    return replay
+    replay = SeriesReplay(sql, columns, merged, measured(*regular, answers), len(answers))
+    return None if any(replay.select(moment) != rows for moment, rows in answers.items()) else replay
 
 
-def late_probes(replay: SeriesReplay, last_tick: dt.datetime) -> list[dt.datetime]:
-    """Moments just before a period ends, when a first or current period cut at the clock would differ most from a
-    whole one: a query that reads one would show it there, even if no anchor happened to. Periods are chosen
-    whose window starts and ends on periods with rows."""
-    window, present = replay.window, set(replay.times)
-    ends = [
-        ts + window.step - dt.timedelta(seconds=1)
-        for ts in sorted(present)
-        if ts - window.lo * window.step in present and ts + window.step - dt.timedelta(seconds=1) <= last_tick
+def probes(replay: SeriesReplay, first_tick: dt.datetime, last_tick: dt.datetime) -> list[dt.datetime]:
+    """Moments of the span whose answers show whether the window rule holds, two at each end of the window.
+
+    The answers so far cannot tell an empty first (last) period from one outside the window: at the start (end) of
+    a period, a window one period longer reaches back (on) to a row, so the query there shows it. And a window cut
+    at the clock rather than at a period's start cuts its first (last) period most at the end (start) of a period:
+    the query there misses most of a period with rows that the rule reads whole.
+    """
+    times, step, second = replay.times, replay.window.step, dt.timedelta(seconds=1)
+    lo, hi = replay.window.lo * step, replay.window.hi * step
+
+    def latest_row(until: dt.datetime) -> dt.datetime | None:
+        i = bisect.bisect_right(times, until)
+        return times[i - 1] if i else None
+
+    def earliest_row(since: dt.datetime) -> dt.datetime | None:
+        i = bisect.bisect_left(times, since)
+        return times[i] if i < len(times) else None
+
+    wanted = [
+        (latest_row(last_tick - lo - step), lo + step),  # one period before the window: read at a period's start
+        (earliest_row(first_tick + second - hi), hi - second),  # one period after it: read at a period's end
+        (latest_row(last_tick + second - lo - step), lo + step - second),  # its first period, at a period's end
+        (latest_row(last_tick - hi), hi),  # its last period, at a period's start
     ]
-    return sorted({ends[len(ends) // 2], ends[-1]}) if ends else []
+    moments = {row + offset for row, offset in wanted if row is not None}
+    return sorted(moment for moment in moments if first_tick <= moment <= last_tick)
 
 
 def measured(step: dt.timedelta, phase: dt.datetime, answers: dict[dt.datetime, Rows]) -> Window:
-    """The window that covers every answer: the oldest row any anchor reached back to, the newest it came up to."""
+    """The window that covers every answer: the oldest row any answer reached back to, the newest it came up to."""
     probe = Window(step, phase, 0, 0)
-    lo = max((probe.period(tick) - rows[0][0]) // step for tick, rows in answers.items())
-    hi = min((probe.period(tick) - rows[-1][0]) // step for tick, rows in answers.items())
+    lo = max((probe.period(moment) - rows[0][0]) // step for moment, rows in answers.items() if rows)
+    hi = min((probe.period(moment) - rows[-1][0]) // step for moment, rows in answers.items() if rows)
     return Window(step, phase, lo, hi)
 
 
-def merge(answers: dict[dt.datetime, Rows]) -> Rows | None:
-    """One series from the anchors' answers; None when two answers disagree about a period."""
+def merge(answers: dict[dt.datetime, Rows]) -> Rows:
+    """One series from the answers; empty when two of them disagree about a period."""
     by_time: dict[dt.datetime, list[dict[str, Any]]] = {}
     for rows in answers.values():
         seen: dict[dt.datetime, list[dict[str, Any]]] = {}
@@ -204,5 +230,5 @@ def merge(answers: dict[dt.datetime, Rows]) -> Rows | None:
             seen.setdefault(ts, []).append(row)
         for ts, group in seen.items():
             if by_time.setdefault(ts, group) != group:
-                return None
+                return []
     return [(ts, row) for ts in sorted(by_time) for row in by_time[ts]]

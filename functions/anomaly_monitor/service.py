@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from anomaly_monitor.errors import QueryError, UnknownCheckError
-from anomaly_monitor.models import GB, Check, RunReport
+from anomaly_monitor.exclusions import parse_exclusions
+from anomaly_monitor.models import GB, Check, CheckType, RunReport
 from anomaly_monitor.notifiers import Notifier
 from anomaly_monitor.registry import parse_registry
 from anomaly_monitor.runner import Backends, RunOptions, run
@@ -26,10 +27,9 @@ def open_notifier(settings: Settings) -> Notifier:
         from anomaly_monitor.notifiers.slack import SlackNotifier
 
         return SlackNotifier.from_settings(settings)
-    from anomaly_monitor.charts import chart_for
     from anomaly_monitor.notifiers.console import ConsoleNotifier
 
-    return ConsoleNotifier(settings.slack_default_channel, chart=chart_for)
+    return ConsoleNotifier(settings.slack_default_channel)
 
 
 def build_backends(settings: Settings) -> Backends:
@@ -91,7 +91,8 @@ def backtest(settings: Settings, options: BacktestOptions) -> Backtest:
     """One check replayed over past ticks (see backtest.py); posts and records nothing."""
     from anomaly_monitor.backtest import Backtest, run_backtest
 
-    registry = parse_registry(open_source(settings.checks_source, settings).read_rows())
+    source = open_source(settings.checks_source, settings)
+    registry = parse_registry(source.read_rows())
     check = next((c for c in registry.checks if c.name == options.check), None)
     if check is None:
         row = next((i for i in registry.invalid if i.name == options.check), None)
@@ -100,4 +101,7 @@ def backtest(settings: Settings, options: BacktestOptions) -> Backtest:
         return Backtest(row.name, None, options.start, options.end, [], "", message=row.message)
     warehouse = open_warehouse(settings.warehouse_url, settings)
     state = open_state(settings.state_url, settings, read_only=True)
-    return run_backtest(check, warehouse, state, settings, options)
+    windows = (
+        parse_exclusions(source.read_exclusions()).for_check(check.name) if check.type is CheckType.ANOMALY else ()
+    )
+    return run_backtest(check, warehouse, state, settings, options, windows)

@@ -15,6 +15,10 @@ class CheckSource(Protocol):
         """All registry rows as header -> cell text, in sheet order; raises RegistryError if unreadable."""
         ...
 
+    def read_exclusions(self) -> list[dict[str, str]]:
+        """The exclusion windows' rows (header -> cell text); [] when there are none. Never fails the run."""
+        ...
+
 
 class StatusPublisher(Protocol):
     def publish(self, report: RunReport) -> None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 
 from anomaly_monitor.errors import RegistryError
 from anomaly_monitor.registry import normalize_rows
+
+EXCLUSIONS_FILE = "exclusions.csv"
+log = logging.getLogger(__name__)
 
 
 class CsvSource:
@@ -37,3 +41,15 @@ class CsvSource:
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
             raise RegistryError(f"checks file {self.path} cannot be read: {exc}") from exc
         return lines
+
+    def read_exclusions(self) -> list[dict[str, str]]:
+        """`exclusions.csv` beside the checks file, when there is one (rows checked by parse_exclusions)."""
+        path = self.path.with_name(EXCLUSIONS_FILE)
+        try:
+            with path.open(newline="", encoding="utf-8-sig") as f:
+                return list(csv.DictReader(f))
+        except FileNotFoundError:
+            return []
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            log.warning("exclusion windows in %s cannot be read, none applied: %s", path, exc)
+            return []

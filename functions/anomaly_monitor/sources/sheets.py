@@ -158,6 +158,7 @@ class SheetsSource:
         self.key = key
         self.worksheet = settings.checks_worksheet
         self.status_worksheet = settings.status_worksheet
+        self.exclusions_worksheet = settings.exclusions_worksheet
         self.registry_names: list[str] | None = None  # known once read_rows has run
         self.writable = True  # False once reading showed the sheet is missing or not shared with us
         self.time_zone = "UTC"  # the spreadsheet's, read with its metadata
@@ -188,6 +189,23 @@ class SheetsSource:
             raise RegistryError(f"worksheet {self.worksheet!r} of spreadsheet {self.key}: {exc}") from None
         self.registry_names = [name for row in rows if (name := row.get("name", "").strip())]
         return rows
+
+    def read_exclusions(self) -> list[dict[str, str]]:
+        """The optional exclusions worksheet in one values.get; a missing tab means no windows."""
+        try:
+            answer = self.http.values_get(self.key, quoted(self.exclusions_worksheet))
+        except Exception as exc:
+            detail = getattr(exc, "error", {}).get("message", "") if getattr(exc, "code", None) else str(exc)
+            if not (getattr(exc, "code", None) == 400 and "parse range" in detail):
+                log.warning("worksheet %r could not be read, no exclusion windows applied: %s",
+                            self.exclusions_worksheet, detail or exc)  # fmt: skip
+            return []
+        values = answer.get("values") or []
+        if not values:
+            return []
+        header = [str(h) for h in values[0]]
+        return [dict(zip(header, [str(c) for c in row] + [""] * (len(header) - len(row)), strict=False))
+                for row in values[1:]]  # fmt: skip
 
     def _read_error(self, exc: Exception) -> str:
         detail = getattr(exc, "error", {}).get("message", "") if getattr(exc, "code", None) else ""

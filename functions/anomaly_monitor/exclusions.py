@@ -1,0 +1,115 @@
+"""Exclusion windows: spans left out of anomaly baselines, inside which a judged point is not an anomaly.
+
+Rows come from the `exclusions` worksheet (locally `exclusions.csv` beside the checks CSV) with the columns
+`check` (a check name or `*`), `from`, `to` (ISO-8601 date or timestamp; a date is the whole day in the
+check's time zone) and `reason`. A bad row is reported as an `invalid` result and ignored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from anomaly_monitor.models import CheckResult, Status
+
+COLUMNS = ("check", "from", "to", "reason")
+FIRST_DATA_ROW = 2
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@dataclass(frozen=True)
+class Window:
+    check: str  # a check name, or "*" for every check
+    start: dt.date | dt.datetime  # a date is the whole day in the check's time zone
+    end: dt.date | dt.datetime
+    reason: str
+    row_number: int
+
+    def applies_to(self, check_name: str) -> bool:
+        return self.check in ("*", check_name)
+
+    def span(self, timezone: str) -> tuple[dt.datetime, dt.datetime]:
+        """[start, end) in UTC: a date starts at its midnight and a date `to` ends at the next midnight."""
+        zone = ZoneInfo(timezone)
+
+        def instant(value: dt.date | dt.datetime, end: bool) -> dt.datetime:
+            if isinstance(value, dt.datetime):
+                return value if not end else value + dt.timedelta(microseconds=1)
+            day = value + dt.timedelta(days=1) if end else value
+            return dt.datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(dt.UTC)
+
+        return instant(self.start, False), instant(self.end, True)
+
+    def describe(self) -> str:
+        reason = f" ({self.reason})" if self.reason else ""
+        span = (
+            self.start.isoformat() if self.start == self.end else f"{self.start.isoformat()} to {self.end.isoformat()}"
+        )
+        return f"exclusion window {span}{reason}"
+
+
+@dataclass(frozen=True)
+class Exclusions:
+    windows: tuple[Window, ...] = ()
+    problems: tuple[tuple[int, str], ...] = ()  # (row number, message) of rows that were ignored
+
+    def for_check(self, name: str) -> tuple[Window, ...]:
+        return tuple(w for w in self.windows if w.applies_to(name))
+
+    def invalid_results(self) -> list[CheckResult]:
+        """Bad rows as results, like bad registry rows: in the JSON, the terminal and the exit code."""
+        return [
+            CheckResult(f"_exclusions_row_{row}", "exclusion", Status.INVALID, message)
+            for row, message in self.problems
+        ]
+
+
+def parse_exclusions(rows: Sequence[Mapping[str, str]] | None) -> Exclusions:
+    """Rows (header -> cell, as the registry sources give them) to windows; bad rows become problems."""
+    windows: list[Window] = []
+    problems: list[tuple[int, str]] = []
+    for index, row in enumerate(rows or ()):
+        number = index + FIRST_DATA_ROW
+        cells = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
+        if not any(cells.get(c) for c in COLUMNS):
+            continue  # a blank line
+        try:
+            windows.append(_window(cells, number))
+        except ValueError as exc:
+            problems.append((number, f"exclusions row {number}: {exc}"))
+    return Exclusions(tuple(windows), tuple(problems))
+
+
+def _window(cells: Mapping[str, str], number: int) -> Window:
+    check = cells.get("check", "")
+    if not check:
+        raise ValueError('column "check" is empty: write a check name, or * for every check')
+    start, end = _moment(cells, "from"), _moment(cells, "to")
+    if _sort_key(end) < _sort_key(start):
+        raise ValueError(f'column "to" ({cells["to"]}) is before column "from" ({cells["from"]}): swap them')
+    return Window(check, start, end, cells.get("reason", ""), number)
+
+
+def _moment(cells: Mapping[str, str], column: str) -> dt.date | dt.datetime:
+    text = cells.get(column, "")
+    if not text:
+        raise ValueError(f'column "{column}" is empty: write an ISO-8601 date or time, e.g. 2026-12-25')
+    try:
+        if _DATE.fullmatch(text):
+            return dt.date.fromisoformat(text)
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f'column "{column}" is not an ISO-8601 date or time: "{text}" (write e.g. 2026-12-25 or '
+            "2026-12-25T06:00:00Z)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _sort_key(value: dt.date | dt.datetime) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC)
+    return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
