@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import ClassVar
 
 from anomaly_monitor.clients.sqlite import sqlite_path
 from anomaly_monitor.errors import ConfigError, QueryError
@@ -68,24 +69,30 @@ class SqliteWarehouse:
 
 
 class SchemaCache:
-    """The warehouse's tables and columns (for `* EXCEPT`), read again only when the file changes."""
+    """The warehouse's tables and columns (for `* EXCEPT`), read again only when the file changes. One Schema per
+    version of a file for the whole process, so translations (cached by text and schema) outlive a run."""
+
+    _known: ClassVar[dict[tuple[str, int, int], Schema]] = {}
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._cached: tuple[tuple[int, int], Schema] | None = None  # (file version, schema)
 
     def of(self, conn: ReadOnlyConnection) -> Schema:
         stat = self.path.stat()
-        version = (stat.st_mtime_ns, stat.st_size)
-        if self._cached is None or self._cached[0] != version:
+        version = (str(self.path.resolve()), stat.st_mtime_ns, stat.st_size)
+        schema = self._known.get(version)
+        if schema is None:
             tables = [
                 name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
             ]
             columns = {
                 t: [d[0] for d in conn.execute(f"SELECT * FROM {_quoted(t)} LIMIT 0").description] for t in tables
             }
-            self._cached = (version, Schema(columns))
-        return self._cached[1]
+            schema = Schema(columns)
+            if len(self._known) >= 64:  # files rebuilt over and over (tests): forget the oldest
+                self._known.pop(next(iter(self._known)))
+            self._known[version] = schema
+        return schema
 
 
 class SqliteSession:
