@@ -19,7 +19,7 @@ from anomaly_monitor.warehouses import open_warehouse
 from anomaly_monitor.warehouses.bigquery import BigQueryWarehouse, json_safe, label_value
 from tests import bq_emulator
 
-NOW = dt.datetime(2026, 1, 6, 9, 0, tzinfo=dt.UTC)  # BigQuery keeps its own clock for now: accepted, not used
+NOW = dt.datetime(2026, 1, 6, 9, 0, tzinfo=dt.UTC)  # what CURRENT_TIMESTAMP() and its kin are pinned to
 
 bigquery_emulator = bq_emulator.bigquery_emulator
 GB = 1024**3

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import init_db
+from anomaly_monitor.warehouses.sqlite_connection import connect_readonly
 from anomaly_monitor.warehouses.sqlite_dialect import to_sqlite
-from anomaly_monitor.warehouses.sqlite_functions import connect_readonly
 from tests.demo import DEMO_NOW, build_demo_warehouse
 
 CHECKS_CSV = init_db.DATA_DIR / "checks.csv"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from anomaly_monitor.errors import ConfigError, QueryError
-from anomaly_monitor.warehouses.sqlite_dialect import to_sqlite
-from anomaly_monitor.warehouses.sqlite_functions import connect_readonly
+from anomaly_monitor.warehouses.sqlite_connection import connect_readonly
+from anomaly_monitor.warehouses.sqlite_dialect import to_sqlite, translate
 from tests.seed_rows import SEED_ORDERS as ORDERS
 from tests.seed_rows import SEED_TRANSACTIONS as TRANSACTIONS
 
@@ -394,6 +394,10 @@ def test_naive_now_is_refused(warehouse: Path) -> None:
 
 
 def test_writing_through_readonly_connection_fails(conn: sqlite3.Connection) -> None:
+    for statement in ("DELETE FROM events", "CREATE TABLE x (a)", "PRAGMA query_only = OFF"):
+        with pytest.raises(sqlite3.DatabaseError, match="not authorized"):
+            conn.execute(statement)
+    conn.set_authorizer(None)  # below the authorizer, the file itself is open read-only
     with pytest.raises(sqlite3.OperationalError, match=r"readonly|read-only"):
         conn.execute("DELETE FROM events")
     with pytest.raises(sqlite3.OperationalError):
@@ -416,11 +420,11 @@ def test_missing_warehouse_file_is_a_clear_error_and_not_created(tmp_path: Path)
         ("SELECT x FROM t, UNNEST(t.items) AS x", "UNNEST of anything but a literal array"),
         ("SELECT TIMESTAMP_TRUNC(ts, DAY, 'Mars/Olympus') FROM t", "unknown time zone 'Mars/Olympus'"),
         ("SELECT FORMAT_TIMESTAMP('%H %Z', ts, 'Europe/Berlin') FROM t", "FORMAT_TIMESTAMP with a time zone"),
-        ("SELECT * EXCEPT (ts) FROM t", "SELECT \\* EXCEPT"),
+        ("SELECT * EXCEPT (ts) FROM t", "SELECT \\* EXCEPT/REPLACE needs the columns of t: no such table"),
         ("SELECT REGEXP_CONTAINS(s, r'(unclosed') FROM t", "invalid regular expression"),
-        ("SELECT ARRAY_AGG(s) FROM t", "ARRAY_AGG is not supported on SQLite"),
+        ("SELECT ARRAY_AGG(s) OVER (PARTITION BY d) FROM t", "as a window function is not supported on SQLite"),
         ("SELECT SPLIT(s, ',')[OFFSET(0)] FROM t", "not supported on SQLite"),
-        ("SELECT x, COUNT(*) FROM t GROUP BY ALL", "GROUP BY ALL"),
+        ("SELECT *, COUNT(*) FROM t GROUP BY ALL", "GROUP BY ALL with SELECT \\*"),
         ("SELECT DATETIME(DATE '2025-01-01', TIME '10:00:00')", "DATETIME\\(date, time\\)"),
         ("SELECT FORMAT_TIMESTAMP('%G-%V', ts) FROM t", "format element %G"),
     ],
@@ -432,9 +436,9 @@ def test_untranslatable_sql_raises_query_error(bigquery_sql: str, message: str) 
 
 def test_translation_is_cached() -> None:
     sql = "SELECT DATE_TRUNC(d, MONTH) FROM events"
-    before = to_sqlite.cache_info().hits
+    before = translate.cache_info().hits
     assert to_sqlite(sql) == to_sqlite(sql)
-    assert to_sqlite.cache_info().hits > before
+    assert translate.cache_info().hits > before
 
 
 def test_dates_and_timestamps_become_native_sqlite_not_python_functions() -> None:

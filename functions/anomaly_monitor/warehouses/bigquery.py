@@ -15,6 +15,7 @@ from anomaly_monitor.errors import QueryError
 from anomaly_monitor.models import GB, QueryResult
 from anomaly_monitor.redact import quote
 from anomaly_monitor.settings import Settings
+from anomaly_monitor.warehouses.clock import pin_now
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -86,8 +87,9 @@ class BigQueryWarehouse:
     ) -> QueryResult:
         """Submits the job, waits at most timeout_s (then cancels it), and fetches only the rows needed.
 
-        `now` is accepted for the Warehouse interface; BigQuery still keeps its own clock."""
+        CURRENT_TIMESTAMP() and its kin are pinned to `now`, the run's instant (or --now)."""
         config = self._config(check_name, maximum_bytes_billed=max_bytes)
+        sql = pin_now(sql, now)
         client = self.client
         try:
             job = client.query(sql, job_config=config)
@@ -110,7 +112,7 @@ class BigQueryWarehouse:
         """A dry-run job: BigQuery parses and plans the query and says how many bytes it would scan."""
         config = self._config(check_name, dry_run=True, use_query_cache=False)
         try:
-            job = self.client.query(sql, job_config=config)
+            job = self.client.query(pin_now(sql, now), job_config=config)
         except Exception as exc:
             raise self._query_error(exc, None) from None
         return job.total_bytes_processed

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import ClassVar
 
 from anomaly_monitor.clients.sqlite import sqlite_path
 from anomaly_monitor.errors import ConfigError, QueryError
 from anomaly_monitor.models import QueryResult
-from anomaly_monitor.warehouses.sqlite_dialect import to_sqlite
-from anomaly_monitor.warehouses.sqlite_functions import connect_readonly, set_clock
+from anomaly_monitor.readonly import take_parsed
+from anomaly_monitor.warehouses.sqlite_connection import (
+    FUNCTION_ERROR,
+    ReadOnlyConnection,
+    connect_readonly,
+    set_clock,
+)
+from anomaly_monitor.warehouses.sqlite_dialect import Schema, Translation, translate
 
-PROGRESS_STEPS = 10_000  # SQLite VM instructions between deadline checks
+FETCH_BATCH = 500  # rows fetched between deadline checks
 UNREADABLE = ("file is not a database", "unable to open database", "disk image is malformed", "disk I/O error")
 
 
@@ -24,6 +32,7 @@ class SqliteWarehouse:
         if not path.is_file():
             raise ConfigError(f"warehouse {path} does not exist: build it with `make init-db` (python init_db.py)")
         self.path = path
+        self.schema = SchemaCache(path)
 
     @classmethod
     def from_url(cls, url: str) -> SqliteWarehouse:
@@ -39,8 +48,8 @@ class SqliteWarehouse:
         max_bytes: int | None = None,
         now: dt.datetime,
     ) -> QueryResult:
-        """Runs in a connection of its own (one per thread), whose clock is `now`; the deadline interrupts the
-        query itself."""
+        """Runs in a connection of its own (one per thread), whose clock is `now`; the deadline covers the query
+        and the fetch."""
         with self.session() as session:
             return session.query(sql, check_name=check_name, limit=limit, timeout_s=timeout_s, now=now)
 
@@ -52,26 +61,47 @@ class SqliteWarehouse:
     @contextmanager
     def session(self) -> Iterator[SqliteSession]:
         """Many queries on one read-only connection, in the thread that opened it (a backtest's ticks)."""
-        session = SqliteSession(self.path)
+        session = SqliteSession(self.path, self.schema)
         try:
             yield session
         finally:
             session.close()
 
 
-class SqliteSession:
-    """One read-only connection, opened at the first query; each query sets its own clock and deadline."""
+class SchemaCache:
+    """The warehouse's tables and columns (for `* EXCEPT`), read again only when the file changes. One Schema per
+    version of a file for the whole process, so translations (cached by text and schema) outlive a run."""
+
+    _known: ClassVar[dict[tuple[str, int, int], Schema]] = {}
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._conn: sqlite3.Connection | None = None
 
-    def _connection(self, now: dt.datetime) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = connect_readonly(str(self.path), now)
-        else:
-            set_clock(self._conn, now)
-        return self._conn
+    def of(self, conn: ReadOnlyConnection) -> Schema:
+        stat = self.path.stat()
+        version = (str(self.path.resolve()), stat.st_mtime_ns, stat.st_size)
+        schema = self._known.get(version)
+        if schema is None:
+            tables = [
+                name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
+            ]
+            columns = {
+                t: [d[0] for d in conn.execute(f"SELECT * FROM {_quoted(t)} LIMIT 0").description] for t in tables
+            }
+            schema = Schema(columns)
+            if len(self._known) >= 64:  # files rebuilt over and over (tests): forget the oldest
+                self._known.pop(next(iter(self._known)))
+            self._known[version] = schema
+        return schema
+
+
+class SqliteSession:
+    """One read-only connection, opened at the first query; each query sets its own clock and deadline."""
+
+    def __init__(self, path: Path, schema: SchemaCache) -> None:
+        self.path = path
+        self.schema = schema
+        self._conn: ReadOnlyConnection | None = None
 
     def query(
         self,
@@ -83,46 +113,83 @@ class SqliteSession:
         max_bytes: int | None = None,
         now: dt.datetime,
     ) -> QueryResult:
-        translated = to_sqlite(sql)
+        """The deadline covers the translation, the query and the fetch."""
         deadline = time.monotonic() + timeout_s
+        conn = self._connection(now)
+        conn.deadline = deadline
         try:
-            conn = self._connection(now)
-        except sqlite3.Error as exc:
-            raise self._unreadable(exc) from None
-        conn.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
-        try:
-            cursor = conn.execute(translated)
+            translation = self._translate(sql, conn)
+            cursor = conn.execute(translation.sql)
             columns = [d[0] for d in cursor.description or ()]
-            rows = cursor.fetchall() if limit is None else cursor.fetchmany(limit)
-            count = len(rows) + (0 if limit is None else sum(1 for _ in cursor))
-        except sqlite3.OperationalError as exc:
-            if time.monotonic() > deadline:
-                raise QueryError(f"timed out after {timeout_s:g} s (QUERY_TIMEOUT_S) and was cancelled") from None
-            if any(sign in str(exc) for sign in UNREADABLE):
-                raise self._unreadable(exc) from None
-            raise QueryError(f"SQLite rejected the translated query: {exc}") from None
-        except sqlite3.DatabaseError as exc:
-            if any(sign in str(exc) for sign in UNREADABLE):
-                raise self._unreadable(exc) from None
-            raise QueryError(f"SQLite rejected the translated query: {exc}") from None
+            arrays = [column for column in columns if column in translation.arrays]
+            rows: list[dict] = []
+            count = 0
+            # Fetching and counting run under the deadline too: SQLite's progress handler interrupts the steps,
+            # and this loop stops between batches.
+            while batch := cursor.fetchmany(FETCH_BATCH):
+                if conn.past_deadline():
+                    raise sqlite3.OperationalError("interrupted")
+                count += len(batch)
+                wanted = len(batch) if limit is None else max(0, min(len(batch), limit - len(rows)))
+                rows += [_row(columns, row, arrays) for row in batch[:wanted]]
         except sqlite3.Error as exc:
-            raise QueryError(f"SQLite rejected the translated query: {exc}") from None
+            raise self._query_error(conn, exc, timeout_s) from None
         finally:
-            conn.set_progress_handler(None, 0)
-        return QueryResult(columns, [dict(zip(columns, row)) for row in rows], count)
-
-    def _unreadable(self, exc: sqlite3.Error) -> QueryError:
-        """The warehouse file itself, not the check's SQL: every check fails alike (one grouped alert)."""
-        return QueryError(f"the warehouse {self.path} cannot be read: {exc}", cause="warehouse")
+            conn.deadline = float("inf")
+        return QueryResult(columns, rows, count)
 
     def dry_run(self, sql: str, *, check_name: str, now: dt.datetime) -> int | None:
+        conn = self._connection(now)
         try:
-            self._connection(now).execute("EXPLAIN " + to_sqlite(sql)).fetchall()
+            conn.execute("EXPLAIN " + self._translate(sql, conn).sql).fetchall()
         except sqlite3.Error as exc:
-            raise QueryError(f"SQLite rejected the translated query: {exc}") from None
+            raise self._query_error(conn, exc, None) from None
         return None
 
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    def _connection(self, now: dt.datetime) -> ReadOnlyConnection:
+        if self._conn is not None:
+            set_clock(self._conn, now)
+            return self._conn
+        try:
+            self._conn = connect_readonly(str(self.path), now)
+        except sqlite3.Error as exc:
+            raise self._unreadable(exc) from None
+        return self._conn
+
+    def _translate(self, sql: str, conn: ReadOnlyConnection) -> Translation:
+        translation = translate(sql, self.schema.of(conn))
+        take_parsed(sql)  # translated before (cached): the tree the registry parsed is not needed
+        return translation
+
+    def _unreadable(self, exc: sqlite3.Error) -> QueryError:
+        """The warehouse file itself, not the check's SQL: every check fails alike (one grouped alert)."""
+        return QueryError(f"the warehouse {self.path} cannot be read: {exc}", cause="warehouse")
+
+    def _query_error(self, conn: ReadOnlyConnection, exc: sqlite3.Error, timeout_s: float | None) -> QueryError:
+        """What went wrong, in words the check's owner can act on."""
+        if timeout_s is not None and conn.past_deadline():
+            return QueryError(f"timed out after {timeout_s:g} s (QUERY_TIMEOUT_S) and was cancelled")
+        if any(sign in str(exc) for sign in UNREADABLE):
+            return self._unreadable(exc)
+        if conn.refused and "not authorized" in str(exc):
+            return QueryError(f"SQLite refused {conn.refused}: a check may only read tables and call safe functions")
+        if conn.function_error and FUNCTION_ERROR in str(exc):
+            return QueryError(conn.function_error)
+        return QueryError(f"SQLite rejected the translated query: {exc}")
+
+
+def _row(columns: list[str], values: tuple, arrays: list[str]) -> dict:
+    """One result row; ARRAY columns (JSON text in SQLite) become lists, NULL an empty one, as BigQuery returns."""
+    row = dict(zip(columns, values))
+    for column in arrays:
+        row[column] = json.loads(row[column]) if isinstance(row[column], str) else []
+    return row
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
