@@ -137,3 +137,12 @@ def test_broken_exclusion_rows_are_invalid_rows_and_the_run_finishes(tmp_path, w
     assert 'column "reason" is not UTF-8 text' in found["_exclusions_row_4"]
     assert 'column "from" has a stray quote' in found["_exclusions_row_5"]
     assert "_exclusions_row_6" not in found  # the row after the stray quote is read as the row it is
+
+
+def test_validate_reports_the_broken_exclusion_rows_a_run_reports(tmp_path, warehouse_file):
+    (tmp_path / "exclusions.csv").write_bytes(BROKEN_EXCLUSIONS)
+    code, doc, _ = run(tmp_path, ANOMALY, command="validate")
+    assert code == 1
+    refused = {c["name"]: c["message"] for c in doc["checks"] if not c["valid"]}
+    assert sorted(refused) == ["_exclusions_row_2", "_exclusions_row_3", "_exclusions_row_4", "_exclusions_row_5"]
+    assert 'column "from" has a stray quote' in refused["_exclusions_row_5"]

@@ -50,7 +50,9 @@ SQL = [
     "SELECT CURRENT_TIMESTAMP() AS ts, 1.5 AS value", "SELECT * FROM missing_table", "SELECT",
     "DELETE FROM orders", "SELECT 1; DROP TABLE orders", "SELECT * INTO t FROM orders", "WITH a AS (SELECT 1) SELECT *",
     "SELECT 1e999 AS value", "SELECT NULL AS value", "SELECT 'a' AS value", "SELECT randomblob(8) AS b",
-    "SELECT amount AS value FROM orders",
+    "SELECT amount AS value FROM orders", "SELECT " + "(" * 60 + "1" + ")" * 60,
+    "SELECT " + "COALESCE(" * 45 + "x" + ", 1)" * 45 + " FROM t", "SELECT 1 AS x WHERE REGEXP_CONTAINS('a', r'(')",
+    "SELECT 1 AS x WHERE REGEXP_CONTAINS('aaaaaaaaaaaaaaaaaaaaaaaaaaaaab', r'^(a+)+$')",
 ]  # fmt: skip
 CRON_PARTS = [
     "*", "*/15", "*/0", "0", "2", "23", "24", "29", "30", "31", "32", "L", "LW", "5L", "1#5", "0#6", "1-5", "5-1",

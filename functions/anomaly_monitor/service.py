@@ -68,7 +68,8 @@ class Validation:
 
 
 def validate(settings: Settings, now: dt.datetime) -> list[Validation]:
-    """Every registry row checked, and every valid query prepared (BigQuery: a dry-run job) but not run."""
+    """Every registry row checked, and every valid query prepared (BigQuery: a dry-run job) but not run; then
+    every exclusion row, reported as a run reports it."""
     source = open_source(settings.checks_source, settings)
     warehouse = open_warehouse(settings.warehouse_url, settings)
     registry = parse_registry(source.read_rows(), settings.worksheets)
@@ -76,7 +77,10 @@ def validate(settings: Settings, now: dt.datetime) -> list[Validation]:
         (check.row_number, prepare(check, warehouse, settings, now)) for check in registry.checks
     ]
     rows += [(row.row_number, Validation(row.name, False, row.message)) for row in registry.invalid]
-    return [validation for _, validation in sorted(rows, key=lambda pair: pair[0])]
+    exclusions = parse_exclusions(source.read_exclusions()).invalid_results()
+    return [validation for _, validation in sorted(rows, key=lambda pair: pair[0])] + [
+        Validation(row.name, False, row.message) for row in exclusions
+    ]
 
 
 def prepare(check: Check, warehouse: Warehouse, settings: Settings, now: dt.datetime) -> Validation:
