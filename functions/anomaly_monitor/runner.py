@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -33,13 +34,14 @@ from anomaly_monitor.models import (
     Status,
 )
 from anomaly_monitor.notifiers import Notifier
+from anomaly_monitor.readonly import take_parsed
 from anomaly_monitor.redact import quote, redact
 from anomaly_monitor.registry import Registry, parse_registry
 from anomaly_monitor.schedule import is_due, next_tick
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.sources import CheckSource, StatusPublisher
 from anomaly_monitor.state import NO_ROW, StateStore
-from anomaly_monitor.warehouses import Warehouse
+from anomaly_monitor.warehouses import RunWarehouse, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ class Backends:
     """The outside world of a run; built from settings by the doors, or given directly by tests."""
 
     source: CheckSource
-    warehouse: Warehouse
+    warehouse: RunWarehouse
     state: StateStore
     notifier: Notifier
     settings: Settings = field(default_factory=Settings)
@@ -79,14 +81,29 @@ def select(registry: Registry, options: RunOptions) -> tuple[list[Check], list[I
     unknown = [name for name in options.checks if name not in known]
     if unknown:
         raise UnknownCheckError(f"no check named {', '.join(repr(n) for n in unknown)} in the registry")
-    checks, invalid = registry.checks, registry.invalid
-    if options.checks:
-        checks = [c for c in checks if c.name in options.checks]
-        invalid = [i for i in invalid if i.name in options.checks]
-    if options.tags:
-        wanted = {tag.strip().lower() for tag in options.tags}  # registry tags are stored lower-case
-        checks = [c for c in checks if wanted & set(c.tags)]
-    return checks, invalid
+    invalid = [i for i in registry.invalid if i.name in options.checks] if options.checks else registry.invalid
+    return [c for c in registry.checks if selected(c, options)], invalid
+
+
+def selected(check: Check, options: RunOptions) -> bool:
+    """Whether --check and --tag select this check."""
+    if options.checks and check.name not in options.checks:
+        return False
+    wanted = {tag.strip().lower() for tag in options.tags}  # registry tags are stored lower-case
+    return not wanted or bool(wanted & set(check.tags))
+
+
+def preparing(warehouse: RunWarehouse, options: RunOptions) -> Callable[[Check], None]:
+    """What the registry does with each check as it reads it: the query of a check this run may run is
+    readied (translated) at once; the parsed tree of any other is let go."""
+
+    def prepare(check: Check) -> None:
+        if check.enabled and selected(check, options):
+            warehouse.prepare(check.sql)
+        else:
+            take_parsed(check.sql)
+
+    return prepare
 
 
 def evaluate(
@@ -350,8 +367,11 @@ def run(backends: Backends, options: RunOptions) -> RunReport:
     overlapping or retried invocation waits, then sees what the other one ran and notified: no check runs
     twice for one schedule tick and no notice goes out twice. A dry run records nothing and takes no lock."""
     run_id = uuid.uuid4().hex[:12]
-    with nullcontext() if options.dry_run else backends.state.run_lock(run_id):
-        return _run(backends, options, run_id)
+    with (
+        nullcontext() if options.dry_run else backends.state.run_lock(run_id),
+        backends.warehouse.session() as warehouse,  # connections reused from check to check
+    ):
+        return _run(replace(backends, warehouse=warehouse), options, run_id)
 
 
 def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
@@ -359,7 +379,8 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
     now = options.now or dt.datetime.now(dt.UTC)  # taken once the lock is held
     clock = time.monotonic()
     try:
-        registry = parse_registry(backends.source.read_rows(), settings.worksheets)
+        rows = backends.source.read_rows()
+        registry = parse_registry(rows, settings.worksheets, preparing(backends.warehouse, options))
     except RegistryError as exc:
         if not options.dry_run:
             if backends.publisher is not None:
@@ -397,7 +418,8 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
         )
         for c in due
     }
-    finished = run_all(tasks, max_workers=settings.max_workers, timeout_s=settings.query_timeout_s)
+    workers = backends.warehouse.workers(settings.max_workers)
+    finished = run_all(tasks, max_workers=workers, timeout_s=settings.query_timeout_s)
     evaluated = {c.name: finished[c.name] or timed_out(c, settings.query_timeout_s) for c in due}
     rows = [(c.row_number, evaluated.get(c.name) or skips[c.name]) for c in checks]
     rows += [(i.row_number, invalid_result(i)) for i in invalid]

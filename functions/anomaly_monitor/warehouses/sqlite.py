@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import repeat
 from pathlib import Path
 from typing import ClassVar
 
@@ -48,8 +51,7 @@ class SqliteWarehouse:
         max_bytes: int | None = None,
         now: dt.datetime,
     ) -> QueryResult:
-        """Runs in a connection of its own (one per thread), whose clock is `now`; the deadline covers the query
-        and the fetch."""
+        """Runs in a connection of its own, whose clock is `now`; the deadline covers the query and the fetch."""
         with self.session() as session:
             return session.query(sql, check_name=check_name, limit=limit, timeout_s=timeout_s, now=now)
 
@@ -58,14 +60,79 @@ class SqliteWarehouse:
         with self.session() as session:
             return session.dry_run(sql, check_name=check_name, now=now)
 
+    def prepare(self, sql: str) -> None:
+        with self.session() as session:
+            session.prepare(sql)
+
+    def workers(self, max_workers: int) -> int:
+        return min(max_workers, os.cpu_count() or 1)
+
     @contextmanager
-    def session(self) -> Iterator[SqliteSession]:
-        """Many queries on one read-only connection, in the thread that opened it (a backtest's ticks)."""
-        session = SqliteSession(self.path, self.schema)
+    def session(self) -> Iterator[SqliteSessions]:
+        """Many queries, from one thread or several (a run's checks, a backtest's ticks), on connections that
+        are opened as needed and reused; all closed at the end."""
+        sessions = SqliteSessions(self.path, self.schema)
+        try:
+            yield sessions
+        finally:
+            sessions.close()
+
+
+class SqliteSessions:
+    """Read-only connections reused from query to query, one query at a time each: opening one (and registering
+    its functions) costs more than a cheap check's query."""
+
+    def __init__(self, path: Path, schema: SchemaCache) -> None:
+        self.path = path
+        self.schema = schema
+        self._idle: list[SqliteSession] = []
+        self._lock = threading.Lock()
+
+    def query(
+        self,
+        sql: str,
+        *,
+        check_name: str,
+        limit: int | None,
+        timeout_s: float,
+        max_bytes: int | None = None,
+        now: dt.datetime,
+    ) -> QueryResult:
+        with self._connection() as session:
+            return session.query(sql, check_name=check_name, limit=limit, timeout_s=timeout_s, now=now)
+
+    def dry_run(self, sql: str, *, check_name: str, now: dt.datetime) -> int | None:
+        with self._connection() as session:
+            return session.dry_run(sql, check_name=check_name, now=now)
+
+    def prepare(self, sql: str) -> None:
+        with self._connection() as session:
+            session.prepare(sql)
+
+    def workers(self, max_workers: int) -> int:
+        return min(max_workers, os.cpu_count() or 1)  # a query holds a CPU: more at once only take turns
+
+    @contextmanager
+    def session(self) -> Iterator[SqliteSessions]:
+        yield self
+
+    def close(self) -> None:
+        """Closes the idle connections; one still busy (a check the run stopped waiting for) closes with its
+        session when its thread is done with it."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for session in idle:
+            session.close()
+
+    @contextmanager
+    def _connection(self) -> Iterator[SqliteSession]:
+        with self._lock:
+            session = self._idle.pop() if self._idle else SqliteSession(self.path, self.schema)
         try:
             yield session
         finally:
-            session.close()
+            with self._lock:
+                self._idle.append(session)
 
 
 class SchemaCache:
@@ -131,7 +198,7 @@ class SqliteSession:
                     raise sqlite3.OperationalError("interrupted")
                 count += len(batch)
                 wanted = len(batch) if limit is None else max(0, min(len(batch), limit - len(rows)))
-                rows += [_row(columns, row, arrays) for row in batch[:wanted]]
+                rows += _rows(columns, batch[:wanted], arrays)
         except sqlite3.Error as exc:
             raise self._query_error(conn, exc, timeout_s) from None
         finally:
@@ -146,17 +213,28 @@ class SqliteSession:
             raise self._query_error(conn, exc, None) from None
         return None
 
+    def prepare(self, sql: str) -> None:
+        """Translates the query now, from the tree the registry's guard has just parsed; what goes wrong is left
+        for the query to report."""
+        try:
+            self._translate(sql, self._connection(None))
+        except Exception:  # the check's own query says what is wrong, as that check's error
+            take_parsed(sql)
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
 
-    def _connection(self, now: dt.datetime) -> ReadOnlyConnection:
+    def _connection(self, now: dt.datetime | None) -> ReadOnlyConnection:
+        """The connection, its clock at `now` (None: a connection whose clock no query reads yet)."""
         if self._conn is not None:
-            set_clock(self._conn, now)
+            if now is not None:
+                set_clock(self._conn, now)
             return self._conn
         try:
-            self._conn = connect_readonly(str(self.path), now)
+            # shared between threads by SqliteSessions, never used by two at once
+            self._conn = connect_readonly(str(self.path), now or dt.datetime.now(dt.UTC), check_same_thread=False)
         except sqlite3.Error as exc:
             raise self._unreadable(exc) from None
         return self._conn
@@ -183,12 +261,14 @@ class SqliteSession:
         return QueryError(f"SQLite rejected the translated query: {exc}")
 
 
-def _row(columns: list[str], values: tuple, arrays: list[str]) -> dict:
-    """One result row; ARRAY columns (JSON text in SQLite) become lists, NULL an empty one, as BigQuery returns."""
-    row = dict(zip(columns, values))
+def _rows(columns: list[str], values: list[tuple], arrays: list[str]) -> list[dict]:
+    """Result rows as dicts; ARRAY columns (JSON text in SQLite) become lists, NULL an empty one, as BigQuery
+    returns them."""
+    rows = list(map(dict, map(zip, repeat(columns), values)))  # the fastest way to build many rows
     for column in arrays:
-        row[column] = json.loads(row[column]) if isinstance(row[column], str) else []
-    return row
+        for row in rows:
+            row[column] = json.loads(row[column]) if isinstance(row[column], str) else []
+    return rows
 
 
 def _quoted(name: str) -> str:
