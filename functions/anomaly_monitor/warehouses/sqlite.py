@@ -169,6 +169,7 @@ class SqliteSession:
         self.path = path
         self.schema = schema
         self._conn: ReadOnlyConnection | None = None
+        self._schema: Schema | None = None
 
     def query(
         self,
@@ -240,7 +241,9 @@ class SqliteSession:
         return self._conn
 
     def _translate(self, sql: str, conn: ReadOnlyConnection) -> Translation:
-        translation = translate(sql, self.schema.of(conn))
+        if self._schema is None:  # read once per connection: a run's checks, a backtest's ticks
+            self._schema = self.schema.of(conn)
+        translation = translate(sql, self._schema)
         take_parsed(sql)  # translated before (cached): the tree the registry parsed is not needed
         return translation
 

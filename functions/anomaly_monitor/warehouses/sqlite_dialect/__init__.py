@@ -66,9 +66,11 @@ def translate_tree(tree: exp.Query, schema: Schema | None = None) -> Translation
             first = first.this  # a UNION's column names are its first SELECT's
         if isinstance(first, exp.Select):
             name_anonymous_columns(first)
+        arrays = _array_columns(translated, first)
         # RAISE turns sqlglot's "not supported in SQLite" warnings into a clear error instead of broken SQL.
-        text = translated.sql(dialect="sqlite", unsupported_level=ErrorLevel.RAISE)
-        return Translation(text, _array_columns(translated, first))
+        # The tree is ours to change (see above): the generator need not copy it first.
+        text = translated.sql(dialect="sqlite", unsupported_level=ErrorLevel.RAISE, copy=False)
+        return Translation(text, arrays)
     except SqlglotError as err:
         raise QueryError(f"cannot translate to SQLite: {_first_line(err)}") from err
     except RecursionError:
