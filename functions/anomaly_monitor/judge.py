@@ -109,12 +109,12 @@ def _parse_text(text: str) -> dt.datetime | None:
 
 def series(result: QueryResult) -> list[tuple[dt.datetime, float | None]]:
     """The (ts, value) rows of an anomaly series, sorted by time."""
-    values = [row["value"] for row in result.rows]
+    values = result.column("value")
     if not {type(v) for v in values} <= {float, int, type(None)}:  # one look at the column, not at each cell
         for value in values:
             if value is not None and not is_number(value):
                 raise ShapeError(f"column value holds {value!r}, which is not a number")
-    stamps = [row["ts"] for row in result.rows]
+    stamps = result.column("ts")
     times = [_parse_text(t) if type(t) is str else parse_ts(t) for t in stamps]
     if None in times:
         parse_ts(stamps[times.index(None)])  # raises, naming the value

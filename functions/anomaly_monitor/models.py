@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import decimal
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from itertools import repeat
 from typing import Any
 
 SAMPLE_ROWS = 20  # rows kept in a result, shown in alerts and the JSON document
@@ -127,9 +129,20 @@ class QueryResult:
     """What a warehouse returned for a check: the first rows (or all, when asked) and the total count."""
 
     columns: list[str]
-    rows: list[dict[str, Any]]
+    values: list[tuple[Any, ...]]  # the rows kept, each in the order of `columns`
     row_count: int
     bytes_processed: int | None = None
+
+    @functools.cached_property
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows kept, as objects keyed by column name; built when first asked for (a series is read by
+        column, never as thousands of objects)."""
+        return list(map(dict, map(zip, repeat(self.columns), self.values)))
+
+    def column(self, name: str) -> list[Any]:
+        """One column's values, row by row (of a name given twice, the last, as in `rows`)."""
+        index = len(self.columns) - 1 - self.columns[::-1].index(name)
+        return [row[index] for row in self.values]
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,7 @@ class BigQueryWarehouse:
                 job.cancel()  # a job left running keeps scanning (and billing) after we stopped waiting
                 raise QueryError(f"timed out after {timeout_s:g} s (QUERY_TIMEOUT_S) and was cancelled") from None
             columns = [field.name for field in rows.schema]
-            kept = [{k: json_safe(v) for k, v in row.items()} for row in rows]
+            kept = [tuple(json_safe(v) for v in row.values()) for row in rows]  # in the schema's order
         except QueryError:
             raise
         except Exception as exc:

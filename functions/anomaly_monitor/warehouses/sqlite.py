@@ -10,7 +10,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from itertools import repeat
 from pathlib import Path
 from typing import ClassVar
 
@@ -189,8 +188,8 @@ class SqliteSession:
             translation = self._translate(sql, conn)
             cursor = conn.execute(translation.sql)
             columns = [d[0] for d in cursor.description or ()]
-            arrays = [column for column in columns if column in translation.arrays]
-            rows: list[dict] = []
+            arrays = [i for i, column in enumerate(columns) if column in translation.arrays]
+            rows: list[tuple] = []
             count = 0
             # Fetching and counting run under the deadline too: SQLite's progress handler interrupts the steps,
             # and this loop stops between batches.
@@ -199,7 +198,7 @@ class SqliteSession:
                     raise sqlite3.OperationalError("interrupted")
                 count += len(batch)
                 wanted = len(batch) if limit is None else max(0, min(len(batch), limit - len(rows)))
-                rows += _rows(columns, batch[:wanted], arrays)
+                rows += _values(batch[:wanted], arrays)
         except sqlite3.Error as exc:
             raise self._query_error(conn, exc, timeout_s) from None
         finally:
@@ -264,14 +263,15 @@ class SqliteSession:
         return QueryError(f"SQLite rejected the translated query: {exc}")
 
 
-def _rows(columns: list[str], values: list[tuple], arrays: list[str]) -> list[dict]:
-    """Result rows as dicts; ARRAY columns (JSON text in SQLite) become lists, NULL an empty one, as BigQuery
-    returns them."""
-    rows = list(map(dict, map(zip, repeat(columns), values)))  # the fastest way to build many rows
-    for column in arrays:
-        for row in rows:
-            row[column] = json.loads(row[column]) if isinstance(row[column], str) else []
-    return rows
+def _values(values: list[tuple], arrays: list[int]) -> list[tuple]:
+    """Result rows; ARRAY columns (JSON text in SQLite) become lists, NULL an empty one, as BigQuery returns
+    them."""
+    if not arrays:
+        return values
+    return [
+        tuple((json.loads(v) if isinstance(v, str) else []) if i in arrays else v for i, v in enumerate(row))
+        for row in values
+    ]
 
 
 def _quoted(name: str) -> str:
