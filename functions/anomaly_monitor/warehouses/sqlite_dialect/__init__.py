@@ -41,7 +41,7 @@ def to_sqlite(sql: str) -> str:
     return translate(sql).sql
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=16384)  # each check of a run, translated as its row is read, is still here to run
 def translate(sql: str, schema: Schema | None = None) -> Translation:
     """The SQLite translation of one BigQuery SELECT; `schema` is needed only to expand `* EXCEPT/REPLACE`.
 
