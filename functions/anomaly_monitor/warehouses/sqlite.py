@@ -26,6 +26,7 @@ from anomaly_monitor.warehouses.sqlite_connection import (
 from anomaly_monitor.warehouses.sqlite_dialect import Schema, Translation, translate
 
 FETCH_BATCH = 500  # rows fetched between deadline checks
+FETCH_TURN_S = 0.05  # the longest a connection waits for its turn to fetch (see SqliteSession._fetch)
 UNREADABLE = ("file is not a database", "unable to open database", "disk image is malformed", "disk I/O error")
 
 
@@ -86,6 +87,7 @@ class SqliteSessions:
         self.schema = schema
         self._idle: list[SqliteSession] = []
         self._lock = threading.Lock()
+        self._fetching = threading.Lock()
 
     def query(
         self,
@@ -126,7 +128,7 @@ class SqliteSessions:
     @contextmanager
     def _connection(self) -> Iterator[SqliteSession]:
         with self._lock:
-            session = self._idle.pop() if self._idle else SqliteSession(self.path, self.schema)
+            session = self._idle.pop() if self._idle else SqliteSession(self.path, self.schema, self._fetching)
         try:
             yield session
         finally:
@@ -164,9 +166,10 @@ class SchemaCache:
 class SqliteSession:
     """One read-only connection, opened at the first query; each query sets its own clock and deadline."""
 
-    def __init__(self, path: Path, schema: SchemaCache) -> None:
+    def __init__(self, path: Path, schema: SchemaCache, fetching: threading.Lock | None = None) -> None:
         self.path = path
         self.schema = schema
+        self.fetching = fetching or threading.Lock()  # shared by the connections of one SqliteSessions
         self._conn: ReadOnlyConnection | None = None
         self._schema: Schema | None = None
 
@@ -193,7 +196,7 @@ class SqliteSession:
             count = 0
             # Fetching and counting run under the deadline too: SQLite's progress handler interrupts the steps,
             # and this loop stops between batches.
-            while batch := cursor.fetchmany(FETCH_BATCH):
+            while batch := self._fetch(cursor):
                 if conn.past_deadline():
                     raise sqlite3.OperationalError("interrupted")
                 count += len(batch)
@@ -204,6 +207,18 @@ class SqliteSession:
         finally:
             conn.deadline = float("inf")
         return QueryResult(columns, rows, count)
+
+    def _fetch(self, cursor: sqlite3.Cursor) -> list[tuple]:
+        """The next batch of rows. Connections fetch in turn: Python's sqlite3 lets go of the GIL at every row,
+        and threads fetching at once hand it back and forth at every row, which costs more than the fetches
+        themselves. A batch that takes long (a scan between matches) is not waited for past FETCH_TURN_S. The
+        statement's first step, where an aggregate does its work, ran in execute(), alongside the others."""
+        turn = self.fetching.acquire(timeout=FETCH_TURN_S)
+        try:
+            return cursor.fetchmany(FETCH_BATCH)
+        finally:
+            if turn:
+                self.fetching.release()
 
     def dry_run(self, sql: str, *, check_name: str, now: dt.datetime) -> int | None:
         conn = self._connection(now)
