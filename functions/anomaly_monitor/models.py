@@ -82,7 +82,7 @@ class Severity(StrEnum):
     INFO = "info"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Check:
     """One valid registry row."""
 
@@ -158,7 +158,7 @@ class OpenIncident:
     muted_by: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class CheckResult:
     """The outcome of one check in one run; one history row and one entry of the JSON document."""
 
@@ -178,6 +178,7 @@ class CheckResult:
     incident: OpenIncident | None = None  # set by the lifecycle when the check is failing after this run
     check: Check | None = None
     series: list[tuple[dt.datetime, float]] = field(default_factory=list)
+    band: tuple[tuple[dt.datetime, float, float], ...] = ()  # the model's band over the series, for its chart
     export_rows: list[dict[str, Any]] = field(default_factory=list)  # for export_sheet: up to EXPORT_ROWS
 
     def to_json(self) -> dict[str, Any]:
@@ -196,7 +197,7 @@ class CheckResult:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HistoryRecord:
     """One row of `check_results`: append-only, the source of all alert state.
 

@@ -133,7 +133,8 @@ def evaluate(
             result.export_rows = data.rows if check.export_sheet else []
         verdict = judge(check, data, now, past_values or [], baseline)
         result.status, result.message, result.value = verdict.status, verdict.message, verdict.value
-        result.expected, result.series, result.band = verdict.expected, verdict.series or [], verdict.band
+        result.expected, result.band = verdict.expected, verdict.band
+        result.series = verdict.series or result.series
     except QueryError as exc:
         result.message, result.cause = str(exc), exc.cause
     except ShapeError as exc:
@@ -160,9 +161,30 @@ def scrubbed(result: CheckResult) -> CheckResult:
     return replace(
         result,
         message=quote(result.message, MESSAGE_CHARS),
-        rows=[clean(row) for row in result.rows],
-        export_rows=[clean(row) for row in result.export_rows],
+        rows=[clean(row) for row in result.rows] if result.rows else result.rows,
+        export_rows=[clean(row) for row in result.export_rows] if result.export_rows else result.export_rows,
     )
+
+
+def evaluate_all(
+    backends: Backends,
+    due: list[Check],
+    now: dt.datetime,
+    points: dict[str, list[tuple[dt.datetime, float]]],
+    baselines: dict[str, Baseline],
+) -> dict[str, CheckResult]:
+    """Every due check run and judged, MAX_WORKERS at once (as many as the warehouse can use), each within its
+    QUERY_TIMEOUT_S."""
+    settings = backends.settings
+    tasks = {
+        c.name: partial(
+            evaluate, c, backends.warehouse, settings, now, points.get(c.name), baselines.get(c.name, NO_BASELINE)
+        )
+        for c in due
+    }
+    workers = backends.warehouse.workers(settings.max_workers)
+    finished = run_all(tasks, max_workers=workers, timeout_s=settings.query_timeout_s)
+    return {c.name: finished[c.name] or timed_out(c, settings.query_timeout_s) for c in due}
 
 
 def timed_out(check: Check, timeout_s: float) -> CheckResult:
@@ -379,8 +401,8 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
     now = options.now or dt.datetime.now(dt.UTC)  # taken once the lock is held
     clock = time.monotonic()
     try:
-        rows = backends.source.read_rows()
-        registry = parse_registry(rows, settings.worksheets, preparing(backends.warehouse, options))
+        prepare = preparing(backends.warehouse, options)
+        registry = parse_registry(backends.source.read_rows(), settings.worksheets, prepare)
     except RegistryError as exc:
         if not options.dry_run:
             if backends.publisher is not None:
@@ -412,18 +434,11 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
         extra={"run_id": run_id},
     )
 
-    tasks = {
-        c.name: partial(
-            evaluate, c, backends.warehouse, settings, now, points.get(c.name), baselines.get(c.name, NO_BASELINE)
-        )
-        for c in due
-    }
-    workers = backends.warehouse.workers(settings.max_workers)
-    finished = run_all(tasks, max_workers=workers, timeout_s=settings.query_timeout_s)
-    evaluated = {c.name: finished[c.name] or timed_out(c, settings.query_timeout_s) for c in due}
+    evaluated = evaluate_all(backends, due, now, points, baselines)
     rows = [(c.row_number, evaluated.get(c.name) or skips[c.name]) for c in checks]
     rows += [(i.row_number, invalid_result(i)) for i in invalid]
     results = [result for _, result in sorted(rows, key=lambda pair: pair[0])]
+    del rows, evaluated
     results += exclusions.invalid_results()  # a bad exclusion row is reported like a bad registry row
     for r in results:
         fields = {"run_id": run_id, "check": r.name, "status": str(r.status), "duration_ms": r.duration_ms}
@@ -437,14 +452,9 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
         announced = announce(backends, alert, recorded, {c.name: c for c in checks}, run_id, now)
         backends.state.append(announced.rows)
         failures = announced.failures
-        results = [
-            replace(
-                r,
-                notified=r.name in announced.notified,
-                incident=announced.open.get(r.name),
-            )
-            for r in results
-        ]
+        for r in results:  # in place: a run of thousands of checks holds one result each
+            r.notified, r.incident = r.name in announced.notified, announced.open.get(r.name)
+        del announced
     finished_at = now + dt.timedelta(seconds=time.monotonic() - clock)
     report = RunReport(run_id, now, finished_at, results, failures)
     if backends.publisher is not None and not options.dry_run:

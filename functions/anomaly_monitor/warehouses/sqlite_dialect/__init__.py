@@ -28,6 +28,7 @@ from anomaly_monitor.warehouses.sqlite_dialect.rules import (
 )
 
 __all__ = ["Schema", "Translation", "to_sqlite", "translate", "translate_tree"]
+NO_ARRAYS: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -99,14 +100,15 @@ def _rewrite(tree: exp.Expression, resolve: bool) -> exp.Expression:
 def _array_columns(tree: exp.Expression, first: exp.Expression) -> frozenset[str]:
     """Result columns of ARRAY type: typed so by a rule, or reading a column named after an array anywhere."""
     if not isinstance(first, exp.Select):
-        return frozenset()
+        return NO_ARRAYS
     named = {s.alias for s in tree.find_all(exp.Alias) if type_of(s.this) == ARRAY}
-    return frozenset(
+    arrays = frozenset(
         projection.alias_or_name
         for projection in first.selects
         if type_of(projection.unalias()) == ARRAY
         or (isinstance(projection.unalias(), exp.Column) and projection.unalias().name in named)
     )
+    return arrays or NO_ARRAYS  # one empty set for the many cached translations without an array
 
 
 def _first_line(err: Exception) -> str:
