@@ -102,13 +102,13 @@ def _array_columns(tree: exp.Expression, first: exp.Expression) -> frozenset[str
     if not isinstance(first, exp.Select):
         return NO_ARRAYS
     named = {s.alias for s in tree.find_all(exp.Alias) if type_of(s.this) == ARRAY}
-    arrays = frozenset(
+    columns = frozenset(
         projection.alias_or_name
         for projection in first.selects
         if type_of(projection.unalias()) == ARRAY
         or (isinstance(projection.unalias(), exp.Column) and projection.unalias().name in named)
     )
-    return arrays or NO_ARRAYS  # one empty set for the many cached translations without an array
+    return columns or NO_ARRAYS  # one empty set for the many cached translations without an array
 
 
 def _first_line(err: Exception) -> str:
