@@ -337,8 +337,8 @@ def judge(
     where = _where(when, seasonality)
     if model.comparable < MIN_COMPARABLE:
         n = model.comparable
-        points = "point" if n == 1 else "points"
-        note = f"only {n} comparable {points}{where} in the history ({MIN_COMPARABLE} needed): not judged"
+        noun = "point" if n == 1 else "points"
+        note = f"only {n} comparable {noun}{where} in the history ({MIN_COMPARABLE} needed): not judged"
         if breach:
             return Judgement(True, (low, high), value, f"{breach}; {note}", n)
         return Judgement(False, (low, high), value, note, n)

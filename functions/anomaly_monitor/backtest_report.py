@@ -132,7 +132,8 @@ def _draw_run(ax: Axes, run: Replay, backtest: Backtest) -> None:
         ax.scatter(errors.index, [bottom] * len(errors), marker="x", color="#7f7f7f", s=16, zorder=3,
                    label="query error")  # fmt: skip
     for incident in run.incidents:
-        ax.axvspan(incident.opened_at, incident.resolved_at or backtest.ticks[-1], color="#d62728", alpha=0.1)
+        end = incident.resolved_at or backtest.ticks[-1]
+        ax.axvspan(incident.opened_at, end, color="#d62728", alpha=0.1)  # type: ignore[arg-type]  # stubs: no datetime
     counts = run.summary()
     setting = f", sensitivity {number(run.sensitivity)}" if run.sensitivity is not None else ""
     title = (
@@ -149,8 +150,8 @@ def _draw_band(ax: Axes, frame: pd.DataFrame) -> None:
     band = frame[["low", "high"]]
     if band.isna().all().all():
         return
-    known = frame[["value", "low", "high"]].stack()
-    bottom, top = known.min(), known.max()
+    known = frame[["value", "low", "high"]]
+    bottom, top = float(known.min().min()), float(known.max().max())
     margin = (top - bottom) * 0.05 or 1.0
     bottom, top = bottom - margin, top + margin
     ax.fill_between(frame.index, band["low"].fillna(bottom), band["high"].fillna(top), step="mid", color="#9ecae1",

@@ -115,12 +115,10 @@ def series(result: QueryResult) -> list[tuple[dt.datetime, float | None]]:
             if value is not None and not is_number(value):
                 raise ShapeError(f"column value holds {value!r}, which is not a number")
     stamps = [row["ts"] for row in result.rows]
-    times = [_parse_text(t) if type(t) is str else parse_ts(t) for t in stamps]
-    if None in times:
-        parse_ts(stamps[times.index(None)])  # raises, naming the value
+    times = [(type(t) is str and _parse_text(t)) or parse_ts(t) for t in stamps]  # parse_ts raises, naming it
     points = [(t, None if v is None else float(v)) for t, v in zip(times, values, strict=True)]
     points.sort(key=operator.itemgetter(0))
-    return points  # type: ignore[return-value]
+    return points
 
 
 def judge_rows(result: QueryResult) -> Verdict:

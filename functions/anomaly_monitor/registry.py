@@ -7,7 +7,8 @@ import re
 import zoneinfo
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from anomaly_monitor.columns import BY_NAME, REQUIRED, Kind, column_letter
 from anomaly_monitor.errors import RegistryError
@@ -16,6 +17,7 @@ from anomaly_monitor.readonly import read_only_error
 from anomaly_monitor.schedule import ScheduleError, check_schedule
 
 log = logging.getLogger(__name__)
+Choice = TypeVar("Choice", bound=StrEnum)
 
 COLUMN_NAMES = tuple(BY_NAME)  # every column the registry reads (columns.py)
 REQUIRED_COLUMNS = REQUIRED
@@ -116,7 +118,7 @@ def _number(row: Mapping[str, str], column: str) -> Any:
     return value
 
 
-def _choice(row: Mapping[str, str], column: str, enum: type, default: Any) -> Any:
+def _choice(row: Mapping[str, str], column: str, enum: type[Choice], default: Choice) -> Choice:
     raw = _text(row, column)
     if raw is None:
         return default
@@ -285,8 +287,9 @@ def _cell_problem(row: Mapping[str, str]) -> str | None:
 def _label(row: Mapping[str, str], row_number: int) -> str:
     """The name a row's result goes by: its own when that reads plainly in a message, else row-N."""
     name = _text(row, "name")
-    plain = name and len(name) <= 64 and name.isprintable() and '"' not in name
-    return name if plain else f"row-{row_number}"
+    if name and len(name) <= 64 and name.isprintable() and '"' not in name:
+        return name
+    return f"row-{row_number}"
 
 
 def parse_registry(rows: Iterable[Mapping[str, str]], worksheets: Collection[str] = ()) -> Registry:

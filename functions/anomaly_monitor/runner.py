@@ -39,7 +39,7 @@ from anomaly_monitor.schedule import is_due, next_tick
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.sources import CheckSource, StatusPublisher
 from anomaly_monitor.state import NO_ROW, StateStore
-from anomaly_monitor.warehouses import Warehouse
+from anomaly_monitor.warehouses import Session, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def select(registry: Registry, options: RunOptions) -> tuple[list[Check], list[I
 
 def evaluate(
     check: Check,
-    warehouse: Warehouse,
+    warehouse: Session,
     settings: Settings,
     now: dt.datetime,
     past_values: list[tuple[dt.datetime, float]] | None = None,
@@ -151,9 +151,7 @@ def scrubbed(result: CheckResult) -> CheckResult:
 def timed_out(check: Check, timeout_s: float) -> CheckResult:
     """A check the run stopped waiting for: its query, fetch and judgement took longer than QUERY_TIMEOUT_S."""
     message = f"timed out after {timeout_s:g} s (QUERY_TIMEOUT_S covers the query, fetching its rows and judging them)"
-    return CheckResult(
-        check.name, str(check.type), Status.ERROR, message, duration_ms=round(timeout_s * 1000), check=check
-    )
+    return CheckResult(check.name, check.type, Status.ERROR, message, duration_ms=round(timeout_s * 1000), check=check)
 
 
 def baseline_for(
@@ -241,8 +239,8 @@ def read_alert_state(
             state = incidents.fold(state, event, committed.get(name, NO_ROW))
         states[name] = state
     events: dict[str, list[IncidentEvent]] = {}
-    for event in backends.state.incident_events(sorted({*names, *latest}), now):
-        events.setdefault(event.check_name, []).append(event)
+    for action in backends.state.incident_events(sorted({*names, *latest}), now):
+        events.setdefault(action.check_name, []).append(action)
     rows_read = len(latest) + len(pending) + sum(map(len, events.values()))
     return AlertState(latest, states, ledger, rows_read, events)
 

@@ -218,6 +218,7 @@ def web_client(
     redact.register(token)
     base_url = (base_url or SLACK_API_URL).rstrip("/") + "/"  # slack_sdk joins method names onto it
     handlers = retry_handlers(budget or Budget.lasting(60), interval)
+    # slack_sdk annotates `timeout` as int; it goes to urllib, which takes seconds as a float
     return WebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=handlers)  # type: ignore[arg-type]
 
 
