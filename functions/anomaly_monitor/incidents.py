@@ -255,6 +255,9 @@ def step(
             incident_id=state.incident_id or run_id,
             status=state.status or Status.ALERT,
             until=now,
+            # ok again after someone marked it expected: resolved in their name (a RESOLVED notice, so that an
+            # undelivered one is owed like any other close)
+            by=(marks.expected.user_id or "") if kind is NoticeKind.RESOLVED and marks.expected else "",
             at=now,
             based_on=based_on,
         )

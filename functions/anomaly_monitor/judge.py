@@ -33,7 +33,7 @@ class Baseline:
 
     incident_since: dt.datetime | None = None  # an open incident began with the run at this time
     windows: tuple[tuple[dt.datetime, dt.datetime, str], ...] = ()  # exclusion windows: [start, end), what
-    expected_at: tuple[dt.datetime, ...] = ()  # when people marked the judged value Expected
+    expected_at: tuple[dt.datetime, ...] = ()  # the runs whose judged values people marked Expected
 
     def window_at(self, moment: dt.datetime) -> str | None:
         return next((what for start, end, what in self.windows if start <= moment < end), None)

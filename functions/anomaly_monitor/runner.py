@@ -12,6 +12,7 @@ from functools import partial
 from typing import Any
 
 from anomaly_monitor import causes, delivery, incidents
+from anomaly_monitor.actions import marked_run
 from anomaly_monitor.deadline import run_all
 from anomaly_monitor.errors import MonitorError, QueryError, RegistryError, UnknownCheckError
 from anomaly_monitor.exclusions import Window, parse_exclusions
@@ -159,12 +160,13 @@ def baseline_for(
 ) -> Baseline:
     """What an anomaly check's baseline leaves out: the open incident (its range stays the one from before it
     began, until someone marks it Expected), exclusion windows, and values marked Expected."""
-    expected = tuple(e.at for e in events if e.action is Action.EXPECTED)
+    marked = [e for e in events if e.action is Action.EXPECTED]
     open_since = state.since if state is not None and state.open else None
-    if open_since is not None and any(at >= open_since for at in expected):
+    accepted = state is not None and state.announced is Status.OK  # resolved in Slack as expected
+    if open_since is not None and (accepted or any(e.at >= open_since for e in marked)):
         open_since = None  # a person accepted what this incident showed
     spans = tuple((*w.span(check.timezone), w.describe()) for w in windows)
-    return Baseline(open_since, spans, expected)
+    return Baseline(open_since, spans, tuple(marked_run(e) for e in marked))
 
 
 def skipped(check: Check, reason: str) -> CheckResult:
