@@ -7,7 +7,7 @@ import io
 from typing import TYPE_CHECKING
 
 from anomaly_monitor.backtest import Backtest, Replay, ReplayedIncident
-from anomaly_monitor.display import number, text_table
+from anomaly_monitor.display import duration, number, text_table
 from anomaly_monitor.models import Status
 
 if TYPE_CHECKING:
@@ -15,18 +15,6 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 PANEL_WIDTH_IN, PANEL_HEIGHT_IN, DPI = 12.0, 2.8, 100
-
-
-def duration(span: dt.timedelta) -> str:
-    """A duration in words a person reads at a glance: 45m, 3h 15m, 2d 4h."""
-    minutes = round(span / dt.timedelta(minutes=1))
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h" if hours else f"{days}d"
-    if hours:
-        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
-    return f"{minutes}m"
 
 
 def plural(count: int, noun: str) -> str:
@@ -39,7 +27,7 @@ def when(moment: dt.datetime) -> str:
 
 def incident_row(incident: ReplayedIncident, backtest: Backtest) -> dict[str, object]:
     end = incident.resolved_at or backtest.ticks[-1]
-    lasted = duration(end - incident.opened_at)
+    lasted = duration(incident.opened_at, end, compact=True)
     peak = incident.peak
     return {
         "opened": when(incident.opened_at),

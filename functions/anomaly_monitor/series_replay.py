@@ -18,7 +18,6 @@ import bisect
 import datetime as dt
 import itertools
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,9 +88,6 @@ class SeriesReplay:
 
     def dry_run(self, sql: str, *, check_name: str, now: dt.datetime) -> int | None:
         return 0
-
-    def session(self) -> AbstractContextManager[SeriesReplay]:
-        return nullcontext(self)
 
 
 def parsed(result: QueryResult) -> Rows | None:

@@ -228,13 +228,17 @@ def status_formats(sheet_id: int) -> list[dict[str, Any]]:
     return rules
 
 
+def sheet_zone(time_zone: str) -> zoneinfo.ZoneInfo:
+    """The spreadsheet's time zone; UTC when it names one Python does not know."""
+    try:
+        return zoneinfo.ZoneInfo(time_zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
 def serial(moment: dt.datetime, time_zone: str) -> float:
     """A time as the sheet stores date-times: days since 1899-12-30, in the spreadsheet's time zone."""
-    try:
-        zone = zoneinfo.ZoneInfo(time_zone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        zone = zoneinfo.ZoneInfo("UTC")
-    local = moment.astimezone(zone).replace(tzinfo=None) if moment.tzinfo else moment
+    local = moment.astimezone(sheet_zone(time_zone)).replace(tzinfo=None) if moment.tzinfo else moment
     return (local - SHEETS_EPOCH) / dt.timedelta(days=1)
 
 

@@ -26,6 +26,7 @@ from anomaly_monitor.sources.sheet_layout import (
     STATUS_HEADER,
     TIMESTAMP_COLUMNS,
     serial,
+    sheet_zone,
     status_formats,
 )
 
@@ -371,13 +372,7 @@ def sheet_key(url: str) -> str:
 
 def local_time(moment: dt.datetime, time_zone: str) -> str:
     """A time as the sheet's readers think of it, for sentences (cells get real date-times)."""
-    import zoneinfo
-
-    try:
-        zone = zoneinfo.ZoneInfo(time_zone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        zone = zoneinfo.ZoneInfo("UTC")
-    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M} ({time_zone})"
+    return f"{moment.astimezone(sheet_zone(time_zone)):%Y-%m-%d %H:%M} ({time_zone})"
 
 
 def status_row(report: RunReport, result: CheckResult) -> dict[str, Any]:
