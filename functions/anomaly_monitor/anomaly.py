@@ -30,7 +30,6 @@ RELATIVE_FLOOR = 0.005  # on the log scale: changes below ~0.5% per sd are never
 MAD_TO_SD = 1.4826
 MEAN_AD_TO_SD = 1.2533
 TAIL_QUANTILE, TAIL_GAUSSIAN_Z = 0.85, 1.4395  # P(|Z| < 1.4395) = 0.85 for a standard normal Z
-MAD_LOG_VARIANCE = 1.36  # n * Var(MAD sd estimate) / sd^2 for Gaussian data: the MAD's sampling variance
 
 Points = Sequence[tuple[dt.datetime, float | None]]
 

@@ -13,7 +13,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 NOW_CALLS = (exp.CurrentTimestamp, exp.CurrentDate, exp.CurrentDatetime, exp.CurrentTime)
-LOWER, UPPER = (exp.GT, exp.GTE), (exp.LT, exp.LTE)
+LOWER = (exp.GT, exp.GTE)  # `column > …` bounds it from below; LT and LTE from above
 FLIPPED: dict[type[exp.Expr], type[exp.Expr]] = {exp.GT: exp.LT, exp.GTE: exp.LTE, exp.LT: exp.GT, exp.LTE: exp.GTE}
 
 
