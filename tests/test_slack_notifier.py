@@ -17,7 +17,8 @@ from anomaly_monitor.errors import DeliveryError, DeliveryUnknown, LookupUnavail
 from anomaly_monitor.models import Check, CheckResult, CheckType, Severity, Status
 from anomaly_monitor.notices import MessageRef, Notice, NoticeKind, Sent
 from anomaly_monitor.notifiers.console import ConsoleNotifier
-from anomaly_monitor.notifiers.slack import EVENT_TYPE, Budget, SlackNotifier, web_client
+from anomaly_monitor.notifiers.slack import EVENT_TYPE, SlackNotifier
+from anomaly_monitor.notifiers.slack_client import Budget, web_client
 from anomaly_monitor.service import open_notifier
 from anomaly_monitor.settings import Settings
 from tests.slack_server import PNG_SIGNATURE, TOKEN, SlackServer, serving

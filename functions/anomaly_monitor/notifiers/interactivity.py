@@ -193,7 +193,7 @@ class Responder:
         """The incident's message shows who did what; its thread tells what this click changes."""
         from slack_sdk import WebClient
 
-        from anomaly_monitor.notifiers.slack import SLACK_API_URL
+        from anomaly_monitor.notifiers.slack_client import SLACK_API_URL
 
         click = interaction.click
         ref = MessageRef(click.channel, click.message_ts)
