@@ -279,15 +279,9 @@ class SlackNotifier:
         channel's newest HISTORY_PAGES × 200 messages (where a notice lands when its thread is gone)."""
         try:
             channel_id = self._channel_id(channel)
-            if thread_ts:
-                try:
-                    for message in self._pages(self.client.conversations_replies, channel=channel_id, ts=thread_ts):
-                        if self._carries(message, notice_id):
-                            ts = message["ts"]
-                            return ts, (None if ts == thread_ts else thread_ts)
-                except SlackApiError as exc:
-                    if slack_error(exc) not in GONE:
-                        raise
+            found = self._in_thread(notice_id, channel_id, thread_ts) if thread_ts else None
+            if found is not None:
+                return found
             for message in self._history(channel_id):
                 if self._carries(message, notice_id):
                     return message["ts"], None
@@ -302,6 +296,18 @@ class SlackNotifier:
             raise DeliveryError(f"Slack said {error} reading {channel}") from None
         except (OSError, HTTPException, SlackClientError) as exc:
             raise DeliveryError(f"Slack could not be reached ({type(exc).__name__})") from None
+
+    def _in_thread(self, notice_id: str, channel_id: str, thread_ts: str) -> tuple[str, str | None] | None:
+        """The notice in the incident's thread; None when it is not there or the thread is gone."""
+        try:
+            for message in self._pages(self.client.conversations_replies, channel=channel_id, ts=thread_ts):
+                if self._carries(message, notice_id):
+                    ts = message["ts"]
+                    return ts, (None if ts == thread_ts else thread_ts)
+        except SlackApiError as exc:
+            if slack_error(exc) not in GONE:
+                raise
+        return None
 
     @staticmethod
     def _carries(message: dict[str, Any], notice_id: str) -> bool:
