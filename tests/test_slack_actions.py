@@ -558,19 +558,25 @@ def judged(report) -> tuple[str, str]:
     return str(result.status), result.message
 
 
+def level_incident(monitor: Monitor, slack: SlackServer, name: str) -> dict[str, Any]:
+    """A single-value anomaly check with a hard maximum of 200 (so that few points suffice to alert): three runs
+    at 100, then one at 300 that opens its incident; the incident's message. The number of comparable points
+    each later run names shows exactly which earlier values its baseline holds."""
+    monitor.sql(f"CREATE TABLE {name} (value REAL)")
+    monitor.sql(f"INSERT INTO {name} VALUES (100)")
+    monitor.register({"name": name, "type": "anomaly", "sql": f"SELECT value FROM {name}", "max": "200"})
+    for minute in (-60, -50, -40):
+        monitor.run(wall(minute))
+    monitor.sql(f"UPDATE {name} SET value = 300")
+    assert judged(monitor.run(wall(-30)))[0] == "alert"
+    [message] = opened(slack, name)
+    return message
+
+
 def test_expected_on_an_anomaly_resolves_it_by_name_and_its_value_leaves_the_baseline_for_good(
     function, monitor, slack
 ) -> None:
-    """A single-value anomaly check with a hard maximum, so that few points suffice to alert; the number of
-    comparable points each run names shows exactly which earlier values its baseline holds."""
-    monitor.sql("CREATE TABLE gauge (value REAL)")
-    monitor.sql("INSERT INTO gauge VALUES (100)")
-    monitor.register({"name": "gauge_level", "type": "anomaly", "sql": "SELECT value FROM gauge", "max": "200"})
-    for minute in (-60, -50, -40):
-        monitor.run(wall(minute))
-    monitor.sql("UPDATE gauge SET value = 300")
-    assert judged(monitor.run(wall(-30)))[0] == "alert"
-    [message] = opened(slack, "gauge_level")
+    message = level_incident(monitor, slack, "gauge_level")
     status, message_text = judged(monitor.run(wall(-20)))  # the same level: the pre-incident baseline
     assert status == "alert" and "only 3 comparable points" in message_text
 
@@ -587,7 +593,7 @@ def test_expected_on_an_anomaly_resolves_it_by_name_and_its_value_leaves_the_bas
     assert "Resolved · gauge_level" in texts([shown])
 
     # (b) from then on, the value marked expected is in no baseline: 100 ok, judged against the others
-    monitor.sql("UPDATE gauge SET value = 100")
+    monitor.sql("UPDATE gauge_level SET value = 100")
     status, message_text = judged(monitor.run(wall(2)))  # ok again: the incident ends without another word
     assert status == "ok" and "only 5 comparable points" in message_text
     status, message_text = judged(monitor.run(wall(3)))
@@ -596,18 +602,11 @@ def test_expected_on_an_anomaly_resolves_it_by_name_and_its_value_leaves_the_bas
 
 
 def test_expected_then_back_in_range_still_resolves_by_name(function, monitor, slack) -> None:
-    monitor.sql("CREATE TABLE dial (value REAL)")
-    monitor.sql("INSERT INTO dial VALUES (100)")
-    monitor.register({"name": "dial_level", "type": "anomaly", "sql": "SELECT value FROM dial", "max": "200"})
-    for minute in (-60, -50, -40):
-        monitor.run(wall(minute))
-    monitor.sql("UPDATE dial SET value = 300")
-    monitor.run(wall(-30))
-    [message] = opened(slack, "dial_level")
+    message = level_incident(monitor, slack, "dial_level")
 
     status, answer = click(function, form(payload(slack, message, "expected", user="U0EVE", name="eve")))
     assert (status, answer["outcome"]) == (200, "recorded")
-    monitor.sql("UPDATE dial SET value = 100")
+    monitor.sql("UPDATE dial_level SET value = 100")
     status, message_text = judged(monitor.run(wall(1)))
 
     assert status == "ok" and "only 3 comparable points" in message_text, "the value marked expected is left out"
