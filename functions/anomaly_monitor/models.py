@@ -165,6 +165,7 @@ class CheckResult:
     incident: OpenIncident | None = None  # set by the lifecycle when the check is failing after this run
     check: Check | None = None
     series: list[tuple[dt.datetime, float]] = field(default_factory=list)
+    band: tuple[tuple[dt.datetime, float, float], ...] = ()  # the model's band over the series, for the chart
     export_rows: list[dict[str, Any]] = field(default_factory=list)  # for export_sheet: up to EXPORT_ROWS
 
     def to_json(self) -> dict[str, Any]:

@@ -11,7 +11,9 @@ from anomaly_monitor.models import QueryResult
 from anomaly_monitor.settings import Settings
 
 
-class Warehouse(Protocol):
+class Session(Protocol):
+    """What answers a check's SQL: a warehouse, one of its sessions, or a backtest's answers per tick."""
+
     def query(
         self,
         sql: str,
@@ -32,7 +34,9 @@ class Warehouse(Protocol):
         """Validates the query without reading data; returns the bytes it would scan (None if unknown)."""
         ...
 
-    def session(self) -> AbstractContextManager[Warehouse]:
+
+class Warehouse(Session, Protocol):
+    def session(self) -> AbstractContextManager[Session]:
         """The same warehouse for many queries in a row, from one thread (a backtest's ticks): on SQLite one
         connection; elsewhere the warehouse itself."""
         ...
