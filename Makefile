@@ -37,9 +37,10 @@ test: $(STAMP) ## run the whole test suite (first run also builds .venv-bqemu fo
 test-system: $(STAMP) ## call the deployed function (SYSTEM_FUNCTION_URL, SYSTEM_ID_TOKEN): dry runs only
 	$(PY) -m pytest -q -m system tests/test_system.py -rs
 
-lint: $(STAMP) ## ruff (lint and format) and the offline Terraform checks
+lint: $(STAMP) ## ruff (lint and format), mypy, and the offline Terraform checks
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	scripts/lint_infra.sh
 
 bench: $(STAMP) ## speed benchmarks, printed as ratios against a baseline measured in the same run

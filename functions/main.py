@@ -74,7 +74,8 @@ def parse_body(request: flask.Request) -> dict[str, Any]:
         value = body.get(name)
         if value is None:
             continue
-        if not isinstance(value, kind) or (kind is list and not all(isinstance(v, str) for v in value)):
+        strings = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        if not isinstance(value, kind) or (kind is list and not strings):
             wanted = "a list of strings" if kind is list else "true or false"
             raise BadRequest(f"field {name!r} must be {wanted}, got {json.dumps(value)[:100]}")
     return body
@@ -155,7 +156,7 @@ def slack_actions(request: flask.Request) -> flask.typing.ResponseReturnValue:
     from anomaly_monitor.redact import redact
 
     try:
-        answer = clicks().handle(body, request.headers)
+        answer = clicks().handle(body, dict(request.headers.items()))
     except Exception as exc:  # no signing secret, the state store unreachable, or a bug: nothing was recorded
         log.error("a Slack action could not be handled: %s", exc, exc_info=True, extra={"event": "slack_action_failed"})
         reason = str(exc) if isinstance(exc, MonitorError) else f"unexpected {type(exc).__name__}"

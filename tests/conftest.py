@@ -1,11 +1,12 @@
-"""Shared fixtures: small real SQLite warehouses and registries in tmp_path, and the demo warehouse built once
-per session. Helpers that tests import live in modules of their own (tests/demo.py, tests/servers.py, ...)."""
+"""Shared fixtures: small real SQLite warehouses and registries in tmp_path, the demo warehouse built once per
+session, and a local Slack server per test. Helpers that tests import live in modules of their own
+(tests/demo.py, tests/servers.py, ...)."""
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 
 from tests.demo import DEMO_NOW, build_demo_warehouse
 from tests.local_files import REPO, write_registry
+from tests.slack_server import SlackServer, serving
 
 # Fixtures of the slow tiers (the BigQuery emulator, local Slack and Sheets API servers): a test that uses one
 # carries the `slow` marker, so `pytest -m "not slow"` leaves it out.
@@ -57,6 +59,13 @@ def registry(tmp_path: Path) -> Callable[[Sequence[dict[str, str]]], Path]:
     """Writes registry rows as a checks CSV (the header is every column any row names); returns its path."""
 
     return lambda rows: write_registry(tmp_path / "checks.csv", rows)
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackServer]:
+    """A local server speaking the Slack Web API, fresh for each test (modules that share one override this)."""
+    with serving() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,8 @@ from typing import Any
 from slack_sdk.http_retry import FixedValueRetryIntervalCalculator
 
 from anomaly_monitor.models import RunReport
-from anomaly_monitor.notifiers.slack import Budget, SlackNotifier, web_client
+from anomaly_monitor.notifiers.slack import SlackNotifier
+from anomaly_monitor.notifiers.slack_client import Budget, web_client
 from anomaly_monitor.runner import Backends, RunOptions, run
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.sources.csv_source import CsvSource

@@ -2,8 +2,9 @@
 
 The API does not enforce data validation (it applies to people typing), so the local server cannot show what a
 drop-down or a strict rule refuses; this does, for the conditions the monitor's sheet uses: ONE_OF_LIST,
-BOOLEAN, NUMBER_GREATER(_THAN_EQ) and CUSTOM_FORMULA with the functions its formulas call (AND, OR, ISNUMBER,
-INT, REGEXMATCH, TO_TEXT, COUNTIF, LEFT). Relative references shift from the rule's first cell, as in Sheets.
+BOOLEAN, NUMBER_GREATER(_THAN_EQ) and CUSTOM_FORMULA with the functions its formulas call (AND, OR, NOT,
+ISNUMBER, INT, REGEXMATCH, TO_TEXT, COUNTIF, LEFT). Relative references shift from the rule's first cell, as in
+Sheets.
 """
 
 from __future__ import annotations
@@ -146,6 +147,9 @@ class Formula:
 
     def f_or(self, *args: Any) -> bool:
         return any(bool(a) for a in args)
+
+    def f_not(self, value: Any) -> bool:
+        return not bool(value)
 
     def f_isnumber(self, value: Any) -> bool:
         return isinstance(value, int | float) and not isinstance(value, bool)

@@ -18,7 +18,8 @@ from anomaly_monitor.clients.bigquery import bigquery_client
 from anomaly_monitor.models import Action, HistoryRecord, IncidentEvent, NoticeEvent, NoticeRecord, Status
 from anomaly_monitor.notifiers.console import ConsoleNotifier
 from anomaly_monitor.notifiers.interactivity import Endpoint, Responder
-from anomaly_monitor.notifiers.slack import SlackNotifier, web_client
+from anomaly_monitor.notifiers.slack import SlackNotifier
+from anomaly_monitor.notifiers.slack_client import web_client
 from anomaly_monitor.runner import Backends, RunOptions, run
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.sources.csv_source import CsvSource

@@ -17,25 +17,18 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.deployment import LATE_SQL, ROOT, Monitor, minutes
-from tests.slack_server import SlackServer, serving
+from tests.slack_server import SlackServer
 
 pytestmark = pytest.mark.slow
 SLOW_SQL = (
     "WITH RECURSIVE n AS (SELECT 1 AS x UNION ALL SELECT x + 1 FROM n WHERE x < 300000000) SELECT COUNT(*) FROM n"
 )
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackServer]:
-    with serving() as server:
-        yield server
 
 
 @pytest.fixture

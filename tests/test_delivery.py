@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +15,7 @@ import pytest
 
 from anomaly_monitor.models import RunReport
 from tests.deployment import LATE_SQL, Monitor, minutes
-from tests.slack_server import SlackServer, serving
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackServer]:
-    with serving() as server:
-        yield server
+from tests.slack_server import SlackServer
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import json
 import random
 from pathlib import Path
 
@@ -13,9 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from anomaly_monitor.exclusions import parse_exclusions
+from anomaly_monitor.incidents import Lifecycle
 from anomaly_monitor.judge import Baseline, judge_points
 from anomaly_monitor.models import Action, Check, CheckType, IncidentEvent, Seasonality, Status
-from anomaly_monitor.runner import RunOptions
+from anomaly_monitor.runner import RunOptions, baseline_for
 from anomaly_monitor.service import execute
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.state.sqlite import SqliteStateStore
@@ -134,6 +136,21 @@ def test_an_open_incident_is_judged_against_the_range_from_before_it() -> None:
 
 def event(check: str, at: dt.datetime, action: Action = Action.EXPECTED, event_id: str = "e1") -> IncidentEvent:
     return IncidentEvent(event_id, check, "C1", "1700000000.000100", action, None, "U1", "ana", at, "value 900")
+
+
+def test_a_baseline_leaves_out_the_run_a_click_marked_and_lifts_an_incident_resolved_as_expected() -> None:
+    check = anomaly_check()
+    judged = dt.datetime(2026, 11, 23, 7, tzinfo=dt.UTC)
+    clicked = event("orders_daily", judged + dt.timedelta(hours=5))  # after the next period completed
+    marked = dataclasses.replace(clicked, detail=json.dumps({"value": 900, "run_id": "r1", "checked_at": str(judged)}))
+    assert baseline_for(check, None, (), [marked]).expected_at == (judged,), "the run whose value was marked"
+    assert baseline_for(check, None, (), [clicked]).expected_at == (clicked.at,), "a row that does not say: the click"
+    incident = Lifecycle("r0", judged - dt.timedelta(days=2), 3, Status.ALERT, "low", announced=Status.ALERT)
+    assert baseline_for(check, incident, (), []).incident_since == incident.since
+    assert baseline_for(check, incident, (), [marked]).incident_since is None, "a person accepted it"
+    resolved_as_expected = dataclasses.replace(incident, announced=Status.OK)  # its click no longer read (BigQuery
+    # reads a year of clicks), or a journal that got there first
+    assert baseline_for(check, resolved_as_expected, (), []).incident_since is None
 
 
 def test_incident_events_are_appended_once_and_read_back(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +11,7 @@ import pytest
 
 from anomaly_monitor.models import RunReport
 from tests.deployment import LATE_SQL, T0, Monitor, hours, minutes
-from tests.slack_server import TOKEN, SlackServer, serving
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackServer]:
-    with serving() as server:
-        yield server
+from tests.slack_server import TOKEN, SlackServer
 
 
 @pytest.fixture

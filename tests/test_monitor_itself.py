@@ -19,13 +19,7 @@ from anomaly_monitor import logs
 from anomaly_monitor.errors import RegistryError
 from anomaly_monitor.redact import MASK, SLACK_TOKEN, quote, redact, register
 from tests.deployment import LATE_SQL, Monitor, minutes
-from tests.slack_server import TOKEN, SlackServer, serving
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackServer]:
-    with serving() as server:
-        yield server
+from tests.slack_server import TOKEN, SlackServer
 
 
 @pytest.fixture

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from anomaly_monitor.errors import RegistryError
 from anomaly_monitor.models import CheckType, Direction, Seasonality, Severity
@@ -289,3 +292,38 @@ def test_a_name_that_is_not_printable_text_goes_by_its_row_number():
     result = parse({"name": "bad\nname", "sql": "SELECT 1"}, {"name": "x" * 200, "sql": "SELECT 1"})
     assert [i.name for i in result.invalid] == ["row-2", "row-3"]
     assert "…" in result.invalid[1].message and len(result.invalid[1].message) < 300
+
+
+@pytest.mark.parametrize(
+    ("name", "fix"),
+    [
+        ("_registry", 'rename the check, e.g. "registry"'),
+        ("_exclusions_row_2", 'e.g. "exclusions_row_2"'),
+        ("_", "rename the check"),
+        ("__row-3", "rename the check"),  # the suggestion would be reserved too: none is made
+        ("row-7", 'row-N names a row whose name cannot be read; rename the check, e.g. "row-7-check"'),
+    ],
+)
+def test_a_name_the_monitor_uses_itself_is_invalid_naming_the_column_and_the_fix(name: str, fix: str):
+    result = parse(dict(VALID, name=name), dict(VALID, name="fine"))
+    assert [c.name for c in result.checks] == ["fine"]
+    [row] = result.invalid
+    assert row.name == "row-2", "its result never goes by the reserved name"
+    assert row.message.startswith(f'checks row 2 (name "row-2"): column "name" "{name}" is reserved: ')
+    assert fix in row.message
+
+
+@pytest.mark.parametrize("name", ["registry", "a_registry", "row", "row-", "row-7a", "rows-7", "my-row-7", "-x", "9"])
+def test_names_merely_like_a_reserved_one_are_fine(name: str):
+    assert [c.name for c in parse(dict(VALID, name=name)).checks] == [name]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(r"[a-z0-9_-]{1,64}", fullmatch=True))
+def test_every_spec_name_is_a_check_unless_reserved(name: str):
+    result = parse(dict(VALID, name=name))
+    reserved = name.startswith("_") or re.fullmatch(r"row-[0-9]+", name) is not None
+    assert [c.name for c in result.checks] == ([] if reserved else [name])
+    assert [i.name for i in result.invalid] == (["row-2"] if reserved else [])
+    if reserved:
+        assert 'column "name"' in result.invalid[0].message and "rename the check" in result.invalid[0].message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -86,3 +87,22 @@ def test_any_environment_gives_settings_or_a_config_error(environ: dict[str, str
         return
     assert settings.max_gb_billed > 0 and settings.query_timeout_s > 0 and settings.max_workers >= 1
     assert settings.run_timeout_s >= 30 and settings.shared_cause_min_checks >= 2
+
+
+def test_the_readme_configuration_table_lists_every_variable_with_its_default() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| `") and len(cells) == 3:
+            rows[cells[0].strip("`")] = cells[1]
+    assert list(rows) == list(ENV_VARS), "one row per variable, in the order Settings declares them"
+    for variable in dataclasses.fields(Settings):
+        shown = rows[variable.name.upper()]
+        default = variable.default
+        if default is None:
+            assert shown in ("unset", "Slack's own", "Google's own"), variable.name
+        else:
+            text = f"{default:g}" if isinstance(default, float) else str(default)
+            assert f"`{text}`" in shown, f"{variable.name}: the README says {shown}, Settings {default!r}"

@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 KEY = "1aBcD-local-spreadsheet"
 NOW = "2026-11-23T09:00:00Z"
 
+NAME_RULE = "1-64 characters of a-z, 0-9, _ and -, not starting with _ nor row-N (reserved), unique in the sheet."
+
 
 @pytest.fixture
 def sheets(monkeypatch, tmp_path) -> SheetsServer:
@@ -130,7 +132,9 @@ def test_sheet_init_makes_a_new_spreadsheet_ready_in_one_write(sheets, capsys) -
         ("enabled", "ye", "enabled: TRUE or FALSE. Blank = TRUE."),
         ("alert_after", "1.5", "alert_after: a whole number at least 1 and at most 1,000. Blank = 1."),
         ("alert_after", "5000", "alert_after: a whole number at least 1 and at most 1,000. Blank = 1."),
-        ("name", "Late Orders", "name: 1-64 characters of a-z, 0-9, _ and -, unique in the sheet."),
+        ("name", "Late Orders", f"name: {NAME_RULE}"),
+        ("name", "_registry", f"name: {NAME_RULE}"),
+        ("name", "row-4", f"name: {NAME_RULE}"),
     ],
 )
 def test_a_person_typing_a_wrong_value_is_refused_with_the_help_text(sheets, column, typed, help_text) -> None:

@@ -548,3 +548,103 @@ def test_without_its_signing_secret_the_function_refuses_every_click_with_500(mo
     assert status == 500
     assert "set SLACK_SIGNING_SECRET or SLACK_SIGNING_SECRET_SECRET" in answer["error"]
     check()
+
+
+# ---------------------------------------------------------------- Expected on anomaly checks, then the next runs
+
+
+def judged(report) -> tuple[str, str]:
+    [result] = report.results
+    return str(result.status), result.message
+
+
+def level_incident(monitor: Monitor, slack: SlackServer, name: str) -> dict[str, Any]:
+    """A single-value anomaly check with a hard maximum of 200 (so that few points suffice to alert): three runs
+    at 100, then one at 300 that opens its incident; the incident's message. The number of comparable points
+    each later run names shows exactly which earlier values its baseline holds."""
+    monitor.sql(f"CREATE TABLE {name} (value REAL)")
+    monitor.sql(f"INSERT INTO {name} VALUES (100)")
+    monitor.register({"name": name, "type": "anomaly", "sql": f"SELECT value FROM {name}", "max": "200"})
+    for minute in (-60, -50, -40):
+        monitor.run(wall(minute))
+    monitor.sql(f"UPDATE {name} SET value = 300")
+    assert judged(monitor.run(wall(-30)))[0] == "alert"
+    [message] = opened(slack, name)
+    return message
+
+
+def test_expected_on_an_anomaly_resolves_it_by_name_and_its_value_leaves_the_baseline_for_good(
+    function, monitor, slack
+) -> None:
+    message = level_incident(monitor, slack, "gauge_level")
+    status, message_text = judged(monitor.run(wall(-20)))  # the same level: the pre-incident baseline
+    assert status == "alert" and "only 3 comparable points" in message_text
+
+    status, answer = click(function, form(payload(slack, message, "expected", user="U0DEE", name="dee")))
+    assert (status, answer["outcome"]) == (200, "recorded")
+    assert json.loads(events(monitor)[-1]["detail"])["value"] == 300
+
+    # (a) the next run resolves it by name, although the value still breaches the hard maximum
+    status, message_text = judged(monitor.run(wall(1)))
+    assert status == "alert"
+    assert "only 4 comparable points" in message_text, "the incident's first value is back, the marked one is not"
+    assert saying(slack.replies(message["ts"])[-1:], "*Marked expected* by <@U0DEE>")
+    shown = slack.state.messages[(message["channel"], message["ts"])]
+    assert "Resolved · gauge_level" in texts([shown])
+
+    # (b) from then on, the value marked expected is in no baseline: 100 ok, judged against the others
+    monitor.sql("UPDATE gauge_level SET value = 100")
+    status, message_text = judged(monitor.run(wall(2)))  # ok again: the incident ends without another word
+    assert status == "ok" and "only 5 comparable points" in message_text
+    status, message_text = judged(monitor.run(wall(3)))
+    assert status == "ok" and "only 6 comparable points" in message_text, "7 would hold the value marked expected"
+    assert len(opened(slack, "gauge_level")) == 1
+
+
+def test_expected_then_back_in_range_still_resolves_by_name(function, monitor, slack) -> None:
+    message = level_incident(monitor, slack, "dial_level")
+
+    status, answer = click(function, form(payload(slack, message, "expected", user="U0EVE", name="eve")))
+    assert (status, answer["outcome"]) == (200, "recorded")
+    monitor.sql("UPDATE dial_level SET value = 100")
+    status, message_text = judged(monitor.run(wall(1)))
+
+    assert status == "ok" and "only 3 comparable points" in message_text, "the value marked expected is left out"
+    [note] = slack.replies(message["ts"])[-1:]
+    assert saying([note], "*Marked expected* by <@U0EVE>"), "resolved as marked, not as if nobody had said a word"
+    shown = slack.state.messages[(message["channel"], message["ts"])]
+    assert "Resolved · dial_level" in texts([shown]) and "Marked expected" in texts([shown])
+    monitor.run(wall(2))
+    assert [m for m in slack.replies(message["ts"]) if "resolved" in texts([m]).lower()] == [note], "said once"
+
+
+def test_expected_leaves_out_the_period_the_alert_judged_not_the_newest_one_at_the_click(monitor, slack) -> None:
+    """A series check judges the newest complete period as of its run; a click an hour later, when another period
+    has completed that no run has judged yet, still marks the one the alert showed (the click is appended as
+    slack_actions appends it, at a time of the test's choosing)."""
+    from anomaly_monitor import actions
+    from anomaly_monitor.models import Action
+    from anomaly_monitor.state.sqlite import SqliteStateStore
+
+    hour = dt.datetime(2024, 6, 3, 12, 0, tzinfo=dt.UTC)
+    monitor.sql("CREATE TABLE hourly (ts TEXT, value REAL)")
+    values = {-6: 100, -5: 101, -4: 99, -3: 100, -2: 300, -1: 100}  # hours before `hour`: a spike at 10:00
+    for offset, value in values.items():
+        at = hour + dt.timedelta(hours=offset)
+        monitor.sql("INSERT INTO hourly VALUES (?, ?)", (at.strftime("%Y-%m-%d %H:%M:%S"), value))
+    sql = "SELECT ts, value FROM hourly WHERE ts <= CURRENT_TIMESTAMP()"
+    monitor.register({"name": "hourly_spike", "type": "anomaly", "sql": sql, "max": "200"})
+    status, message_text = judged(monitor.run(hour - dt.timedelta(minutes=59)))  # 11:01 judges 10:00
+    assert status == "alert" and "only 4 comparable points" in message_text
+    [message] = opened(slack, "hourly_spike")
+
+    store = SqliteStateStore(monitor.state)
+    clicked = hour + dt.timedelta(minutes=5)  # 12:05: the 11:00 period is complete too, and was never judged
+    click_ = actions.Click("hourly_spike", message["channel"], message["ts"], Action.EXPECTED, "U0FAY", "1.0", "fay")
+    assert actions.take(click_, store, clicked).outcome is actions.Outcome.RECORDED
+
+    status, message_text = judged(monitor.run(hour + dt.timedelta(minutes=10)))  # judges 11:00
+    assert status == "ok" and "only 4 comparable points" in message_text, "the 10:00 spike is left out"
+    assert saying(slack.replies(message["ts"])[-1:], "*Marked expected* by <@U0FAY>")
+    status, message_text = judged(monitor.run(hour + dt.timedelta(minutes=20)))  # 11:00 again, nothing open
+    assert status == "ok" and "only 4 comparable points" in message_text, "5 would hold the spike marked expected"

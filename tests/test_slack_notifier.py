@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,8 @@ from anomaly_monitor.errors import DeliveryError, DeliveryUnknown, LookupUnavail
 from anomaly_monitor.models import Check, CheckResult, CheckType, Severity, Status
 from anomaly_monitor.notices import MessageRef, Notice, NoticeKind, Sent
 from anomaly_monitor.notifiers.console import ConsoleNotifier
-from anomaly_monitor.notifiers.slack import EVENT_TYPE, Budget, SlackNotifier, web_client
+from anomaly_monitor.notifiers.slack import EVENT_TYPE, SlackNotifier
+from anomaly_monitor.notifiers.slack_client import Budget, web_client
 from anomaly_monitor.service import open_notifier
 from anomaly_monitor.settings import Settings
 from tests.slack_server import PNG_SIGNATURE, TOKEN, SlackServer, serving
@@ -27,12 +27,6 @@ NOW = dt.datetime(2024, 5, 2, 10, 0, tzinfo=dt.UTC)
 FUNCTIONS = Path(__file__).parents[1] / "functions"
 FAST = FixedValueRetryIntervalCalculator(0.01)
 TINY_PNG = PNG_SIGNATURE + b"\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackServer]:
-    with serving() as server:
-        yield server
 
 
 def check(name: str = "late_settle", **changes: Any) -> Check:

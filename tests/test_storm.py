@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.deployment import Monitor, minutes
-from tests.slack_server import SlackServer, serving
+from tests.slack_server import SlackServer
 
 pytestmark = pytest.mark.slow
 SEED = 20261123
@@ -37,12 +36,6 @@ FAULTS = {  # the faults a run may meet, by Slack method
 }
 CLIENT_TIMEOUT_S = 0.3
 LATE_S = 0.5
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackServer]:
-    with serving() as server:
-        yield server
 
 
 def failing_periods(timeline: list[list[bool]]) -> list[tuple[str, int, int | None]]:

@@ -128,3 +128,14 @@ def detail(click: Click, row: HistoryRecord | None) -> str | None:
         judged = {"value": row.value, "run_id": row.run_id, "checked_at": row.checked_at.isoformat()}
         return json.dumps(judged)
     return None
+
+
+def marked_run(event: IncidentEvent) -> dt.datetime:
+    """When the run ran whose judged value an Expected click marked (its detail keeps it): a series check judged
+    the newest complete period as of that run, which a later click must not mistake for a newer one. A row that
+    does not say falls back to the click's own time."""
+    try:
+        moment = dt.datetime.fromisoformat(json.loads(event.detail or "")["checked_at"])
+    except (ValueError, TypeError, KeyError):
+        return event.at
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)

@@ -225,15 +225,17 @@ def for_notice(notice: Notice) -> Alert:
             context=(),
         )
     lasted = f"{failing} ({duration(since, at)})"
-    if notice.kind is NoticeKind.EXPECTED:
-        quiet = "The check stays quiet until it is ok again."
+    if notice.kind is NoticeKind.EXPECTED or (notice.kind is NoticeKind.RESOLVED and notice.by):
+        said = [f"resolved after {lasted}."]
+        if notice.kind is NoticeKind.EXPECTED:  # still failing: quiet until ok (RESOLVED: it is ok already)
+            said.append("The check stays quiet until it is ok again.")
         if check.type is CheckType.ANOMALY:
-            quiet += " Its value is left out of the check's baseline from now on."
+            said.append("Its value is left out of the check's baseline from now on.")
         return dataclasses.replace(
             alert,
             kind=notice.kind,
             header=Header(RESOLVED_MARKER, ("Resolved",), check.name),
-            lead=Lead(RESOLVED_MARKER, "Marked expected", f"resolved after {lasted}. {quiet}", by=notice.by),
+            lead=Lead(RESOLVED_MARKER, "Marked expected", " ".join(said), by=notice.by),
             summary=f"{check.name} marked expected: resolved after {failing}",
             reason=notice.problem,
             evidence=None,

@@ -30,7 +30,6 @@ RELATIVE_FLOOR = 0.005  # on the log scale: changes below ~0.5% per sd are never
 MAD_TO_SD = 1.4826
 MEAN_AD_TO_SD = 1.2533
 TAIL_QUANTILE, TAIL_GAUSSIAN_Z = 0.85, 1.4395  # P(|Z| < 1.4395) = 0.85 for a standard normal Z
-MAD_LOG_VARIANCE = 1.36  # n * Var(MAD sd estimate) / sd^2 for Gaussian data: the MAD's sampling variance
 
 Points = Sequence[tuple[dt.datetime, float | None]]
 
@@ -337,8 +336,8 @@ def judge(
     where = _where(when, seasonality)
     if model.comparable < MIN_COMPARABLE:
         n = model.comparable
-        points = "point" if n == 1 else "points"
-        note = f"only {n} comparable {points}{where} in the history ({MIN_COMPARABLE} needed): not judged"
+        noun = "point" if n == 1 else "points"
+        note = f"only {n} comparable {noun}{where} in the history ({MIN_COMPARABLE} needed): not judged"
         if breach:
             return Judgement(True, (low, high), value, f"{breach}; {note}", n)
         return Judgement(False, (low, high), value, note, n)

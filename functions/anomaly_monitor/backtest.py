@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import deque
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -24,7 +23,7 @@ from anomaly_monitor.runner import baseline_for, evaluate, record
 from anomaly_monitor.schedule import ticks as cron_ticks
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.state import NO_ROW, POINTS_LIMIT, StateStore
-from anomaly_monitor.warehouses import Warehouse
+from anomaly_monitor.warehouses import Session, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +207,7 @@ class Replayer:
 class OneTickAnswers:
     """Each sensitivity replays a tick from the same answer: the query is asked once per tick, not once per value."""
 
-    def __init__(self, warehouse: Warehouse) -> None:
+    def __init__(self, warehouse: Session) -> None:
         self.warehouse = warehouse
         self.asked: tuple[str, dt.datetime] | None = None
         self.answer: QueryResult | QueryError | None = None
@@ -229,9 +228,6 @@ class OneTickAnswers:
 
     def dry_run(self, sql: str, *, check_name: str, now: dt.datetime) -> int | None:
         return self.warehouse.dry_run(sql, check_name=check_name, now=now)
-
-    def session(self) -> AbstractContextManager[OneTickAnswers]:
-        return nullcontext(self)
 
 
 def resolve_span(
@@ -268,7 +264,7 @@ def plan_ticks(check: Check, options: BacktestOptions) -> tuple[str, list[dt.dat
     return every, ticks
 
 
-def check_budget(check: Check, warehouse: Warehouse, settings: Settings, ticks: list[dt.datetime]) -> None:
+def check_budget(check: Check, warehouse: Session, settings: Settings, ticks: list[dt.datetime]) -> None:
     """Estimates the bytes the ticks' queries would scan (dry runs of the first, middle and last tick, as if every
     tick were queried) and refuses the backtest above max_gb_billed × ticks. Warehouses that cannot estimate
     (SQLite) pass."""
@@ -324,8 +320,9 @@ def run_backtest(
         for tick in ticks:
             for replayer in replayers:
                 # an open incident is judged against its pre-incident range, as in a run
-                state = incidents.from_record(replayer.channel.row)
-                baseline = baseline_for(replayer.check, state, windows, []) if check.type is CheckType.ANOMALY else None
+                lifecycle = incidents.from_record(replayer.channel.row)
+                anomaly = check.type is CheckType.ANOMALY
+                baseline = baseline_for(replayer.check, lifecycle, windows, []) if anomaly else None
                 result = evaluate(replayer.check, answers, settings, tick, replayer.past(), baseline or NO_BASELINE)
                 replayer.step(result, tick)
     backtest.runs = [r.replay for r in replayers]

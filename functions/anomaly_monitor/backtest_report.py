@@ -7,7 +7,7 @@ import io
 from typing import TYPE_CHECKING
 
 from anomaly_monitor.backtest import Backtest, Replay, ReplayedIncident
-from anomaly_monitor.display import number, text_table
+from anomaly_monitor.display import duration, number, text_table
 from anomaly_monitor.models import Status
 
 if TYPE_CHECKING:
@@ -15,18 +15,6 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 PANEL_WIDTH_IN, PANEL_HEIGHT_IN, DPI = 12.0, 2.8, 100
-
-
-def duration(span: dt.timedelta) -> str:
-    """A duration in words a person reads at a glance: 45m, 3h 15m, 2d 4h."""
-    minutes = round(span / dt.timedelta(minutes=1))
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h" if hours else f"{days}d"
-    if hours:
-        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
-    return f"{minutes}m"
 
 
 def plural(count: int, noun: str) -> str:
@@ -39,7 +27,7 @@ def when(moment: dt.datetime) -> str:
 
 def incident_row(incident: ReplayedIncident, backtest: Backtest) -> dict[str, object]:
     end = incident.resolved_at or backtest.ticks[-1]
-    lasted = duration(end - incident.opened_at)
+    lasted = duration(incident.opened_at, end, compact=True)
     peak = incident.peak
     return {
         "opened": when(incident.opened_at),
@@ -132,7 +120,8 @@ def _draw_run(ax: Axes, run: Replay, backtest: Backtest) -> None:
         ax.scatter(errors.index, [bottom] * len(errors), marker="x", color="#7f7f7f", s=16, zorder=3,
                    label="query error")  # fmt: skip
     for incident in run.incidents:
-        ax.axvspan(incident.opened_at, incident.resolved_at or backtest.ticks[-1], color="#d62728", alpha=0.1)
+        end = incident.resolved_at or backtest.ticks[-1]
+        ax.axvspan(incident.opened_at, end, color="#d62728", alpha=0.1)  # type: ignore[arg-type]  # stubs: no datetime
     counts = run.summary()
     setting = f", sensitivity {number(run.sensitivity)}" if run.sensitivity is not None else ""
     title = (
@@ -149,8 +138,8 @@ def _draw_band(ax: Axes, frame: pd.DataFrame) -> None:
     band = frame[["low", "high"]]
     if band.isna().all().all():
         return
-    known = frame[["value", "low", "high"]].stack()
-    bottom, top = known.min(), known.max()
+    known = frame[["value", "low", "high"]]
+    bottom, top = float(known.min().min()), float(known.max().max())
     margin = (top - bottom) * 0.05 or 1.0
     bottom, top = bottom - margin, top + margin
     ax.fill_between(frame.index, band["low"].fillna(bottom), band["high"].fillna(top), step="mid", color="#9ecae1",

@@ -31,6 +31,7 @@ def render_chart(
     """A ~600x250 PNG: the last points, the model's band over them, the judged point with its expected range (red
     when anomalous), the hard bounds, and where the open incident began."""
     # Imported here: only alerts draw charts, and every cold start would otherwise pay for matplotlib.
+    # The x values are datetimes, which matplotlib's date units take but its stubs do not list ("stubs: no datetime").
     import matplotlib
 
     matplotlib.use("Agg")  # no display in a Cloud Function
@@ -41,13 +42,15 @@ def render_chart(
     fig = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI)
     ax = fig.add_subplot()
     times = [_naive_utc(t) for t, _ in recent]
-    ax.plot(times, [v if v is not None else math.nan for _, v in recent], color=SERIES, linewidth=1.1, label="value")
+    values = [v if v is not None else math.nan for _, v in recent]
+    ax.plot(times, values, color=SERIES, linewidth=1.1, label="value")  # type: ignore[arg-type]  # stubs: no datetime
     start = times[0] if times else None
     band = [(_naive_utc(t), lo, hi) for t, lo, hi in judgement.band if start is None or _naive_utc(t) >= start]
     if band:
         lows = [lo if math.isfinite(lo) else math.nan for _, lo, _ in band]
         highs = [hi if math.isfinite(hi) else math.nan for _, _, hi in band]
-        ax.fill_between([t for t, _, _ in band], lows, highs, color=BAND, alpha=0.45, linewidth=0, label="expected")
+        band_times = [t for t, _, _ in band]
+        ax.fill_between(band_times, lows, highs, color=BAND, alpha=0.45, linewidth=0, label="expected")  # type: ignore[arg-type]  # stubs: no datetime
     if recent and recent[-1][1] is not None:
         when, value = times[-1], recent[-1][1]
         low, high = judgement.expected
@@ -55,13 +58,13 @@ def render_chart(
         if low is not None or high is not None:
             bottom = low if low is not None else value
             top = high if high is not None else value
-            ax.vlines([when], [bottom], [top], color=color, linewidth=3, alpha=0.35)
-        ax.scatter([when], [value], color=color, s=36, zorder=3, label="judged")
+            ax.vlines([when], [bottom], [top], color=color, linewidth=3, alpha=0.35)  # type: ignore[arg-type]  # stubs: no datetime
+        ax.scatter([when], [value], color=color, s=36, zorder=3, label="judged")  # type: ignore[arg-type]  # stubs: no datetime
     for bound, name in zip(hard, ("hard min", "hard max"), strict=True):
         if bound is not None:
             ax.axhline(bound, color=BOUND, linestyle="--", linewidth=0.9, label=name)
     if incident_since is not None and start is not None and _naive_utc(incident_since) >= start:
-        ax.axvline(_naive_utc(incident_since), color=INCIDENT, linewidth=1.2, label="incident began")
+        ax.axvline(_naive_utc(incident_since), color=INCIDENT, linewidth=1.2, label="incident began")  # type: ignore[arg-type]  # stubs: no datetime
     ax.set_title(title, fontsize=10, loc="left")
     ax.tick_params(labelsize=8)
     ax.grid(alpha=0.25)

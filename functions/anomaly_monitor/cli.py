@@ -11,6 +11,7 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from anomaly_monitor import logs
 from anomaly_monitor.errors import MonitorError
@@ -25,7 +26,7 @@ MAX_DAYS = 36_500  # --days: a century is already far more ticks than a backtest
 
 
 class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # a bad option means the run could not happen: exit 3
+    def error(self, message: str) -> NoReturn:  # a bad option means the run could not happen: exit 3
         self.print_usage(sys.stderr)
         self.exit(EXIT_RUN_FAILED, f"{self.prog}: error: {message}\n")
 

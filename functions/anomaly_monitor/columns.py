@@ -77,7 +77,8 @@ def _choices(enum: type[StrEnum]) -> tuple[str, ...]:
 COLUMNS: tuple[Column, ...] = (
     Column(
         "name",
-        "Unique id of the check: 1-64 characters of a-z, 0-9, _ and -. Alerts and the status tab use it.",
+        "Unique id of the check: 1-64 characters of a-z, 0-9, _ and -, not starting with _ (the monitor's own "
+        "names). Alerts and the status tab use it.",
         "",
         "late_settlements",
         required=True,

@@ -51,16 +51,17 @@ def moment(at: dt.datetime) -> str:
     return at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def duration(start: dt.datetime, end: dt.datetime) -> str:
-    """ "45 min", "3 h 5 min", "2 d 1 h"."""
+def duration(start: dt.datetime, end: dt.datetime, *, compact: bool = False) -> str:
+    """ "45 min", "3 h 5 min", "2 d 1 h"; compact, for a table's column: "45m", "3h 5m", "2d 1h"."""
     minutes = max(0, round((end - start).total_seconds() / 60))
     days, rest = divmod(minutes, 24 * 60)
     hours, minutes = divmod(rest, 60)
+    d, h, m = ("d", "h", "m") if compact else (" d", " h", " min")
     if days:
-        return f"{days} d {hours} h" if hours else f"{days} d"
+        return f"{days}{d} {hours}{h}" if hours else f"{days}{d}"
     if hours:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{minutes} min"
+        return f"{hours}{h} {minutes}{m}" if minutes else f"{hours}{h}"
+    return f"{minutes}{m}"
 
 
 # ---------------------------------------------------------------- tables

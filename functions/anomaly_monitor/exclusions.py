@@ -64,10 +64,7 @@ class Exclusions:
 
     def invalid_results(self) -> list[CheckResult]:
         """Bad rows as results, like bad registry rows: in the JSON, the terminal and the exit code."""
-        return [
-            CheckResult(f"_exclusions_row_{row}", "exclusion", Status.INVALID, message)
-            for row, message in self.problems
-        ]
+        return [CheckResult(f"_exclusions_row_{row}", None, Status.INVALID, message) for row, message in self.problems]
 
 
 def parse_exclusions(rows: Sequence[Mapping[str, str]] | None) -> Exclusions:

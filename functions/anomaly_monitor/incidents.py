@@ -204,7 +204,6 @@ def step(
     `run_id` names new incidents and notices; `based_on` (the run of the row `state` was read from) goes into
     each notice, so a run that crashes before recording can be recognised by the next one. `marks` are what
     people said from Slack about the check (see `marks`)."""
-    ids = {"at": now, "based_on": based_on}
     if result.status in FAILING:
         opened = state if state.open else Lifecycle(incident_id=run_id, since=now)
         current = replace(
@@ -230,7 +229,8 @@ def step(
             incident_id=current.incident_id or run_id,
             status=result.status,
             by=(marks.expected.user_id or "") if kind is NoticeKind.EXPECTED and marks.expected else "",
-            **ids,
+            at=now,
+            based_on=based_on,
         )
         return Step(current, (notice,))
     if result.status is Status.OK:
@@ -255,7 +255,11 @@ def step(
             incident_id=state.incident_id or run_id,
             status=state.status or Status.ALERT,
             until=now,
-            **ids,
+            # ok again after someone marked it expected: resolved in their name (a RESOLVED notice, so that an
+            # undelivered one is owed like any other close)
+            by=(marks.expected.user_id or "") if kind is NoticeKind.RESOLVED and marks.expected else "",
+            at=now,
+            based_on=based_on,
         )
         return Step(closed, (notice,))
     return Step(state)  # invalid or skipped: says nothing about the data
@@ -302,9 +306,9 @@ def fold(state: Lifecycle, record: NoticeRecord, based_on: str) -> Lifecycle:
             state = Lifecycle()
     if record.event is not NoticeEvent.DELIVERED or state.incident_id != record.incident_id or kind in CLOSING:
         return state
-    moved = record.slack_ts is not None and record.slack_channel is not None and record.thread_ts is None
-    if moved:  # a top-level message: the opening, or a notice whose thread was gone
-        state = replace(state, ref=MessageRef(record.slack_channel, record.slack_ts))  # type: ignore[arg-type]
+    if record.slack_ts is not None and record.slack_channel is not None and record.thread_ts is None:
+        # a top-level message: the opening, or a notice whose thread was gone
+        state = replace(state, ref=MessageRef(record.slack_channel, record.slack_ts))
     last = max(filter(None, (state.last_notice_at, record.at)))
     state = replace(state, last_notice_at=last)
     if kind in (NoticeKind.OPENED, NoticeKind.CHANGED) and record.status:

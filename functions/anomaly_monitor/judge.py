@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import functools
 import math
 import operator
 from collections.abc import Sequence
@@ -14,7 +13,7 @@ from typing import Any
 from anomaly_monitor import anomaly
 from anomaly_monitor.display import count, number, value_range
 from anomaly_monitor.models import EXPORT_ROWS, SAMPLE_ROWS, Check, CheckType, QueryResult, Status
-from anomaly_monitor.periods import Periods, complete_periods, upper_bound
+from anomaly_monitor.periods import Periods, complete_periods, iso_time, upper_bound
 
 
 @dataclass
@@ -33,7 +32,7 @@ class Baseline:
 
     incident_since: dt.datetime | None = None  # an open incident began with the run at this time
     windows: tuple[tuple[dt.datetime, dt.datetime, str], ...] = ()  # exclusion windows: [start, end), what
-    expected_at: tuple[dt.datetime, ...] = ()  # when people marked the judged value Expected
+    expected_at: tuple[dt.datetime, ...] = ()  # the runs whose judged values people marked Expected
 
     def window_at(self, moment: dt.datetime) -> str | None:
         return next((what for start, end, what in self.windows if start <= moment < end), None)
@@ -92,19 +91,10 @@ def parse_ts(raw: Any) -> dt.datetime:
         return raw if raw.tzinfo else raw.replace(tzinfo=dt.UTC)
     if isinstance(raw, dt.date):
         return dt.datetime(raw.year, raw.month, raw.day, tzinfo=dt.UTC)
-    parsed = _parse_text(str(raw))
+    parsed = iso_time(str(raw))
     if parsed is None:
         raise ShapeError(f"column ts holds {raw!r}, which is not a date or timestamp")
     return parsed
-
-
-@functools.lru_cache(maxsize=65536)  # checks over one table share their timestamps: each is parsed once
-def _parse_text(text: str) -> dt.datetime | None:
-    try:
-        parsed = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def series(result: QueryResult) -> list[tuple[dt.datetime, float | None]]:
@@ -115,12 +105,10 @@ def series(result: QueryResult) -> list[tuple[dt.datetime, float | None]]:
             if value is not None and not is_number(value):
                 raise ShapeError(f"column value holds {value!r}, which is not a number")
     stamps = result.column("ts")
-    times = [_parse_text(t) if type(t) is str else parse_ts(t) for t in stamps]
-    if None in times:
-        parse_ts(stamps[times.index(None)])  # raises, naming the value
+    times = [(type(t) is str and iso_time(t)) or parse_ts(t) for t in stamps]  # parse_ts raises, naming it
     points = [(t, None if v is None else float(v)) for t, v in zip(times, values, strict=True)]
     points.sort(key=operator.itemgetter(0))
-    return points  # type: ignore[return-value]
+    return points
 
 
 def judge_rows(result: QueryResult) -> Verdict:

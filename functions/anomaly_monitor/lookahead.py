@@ -13,15 +13,15 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 NOW_CALLS = (exp.CurrentTimestamp, exp.CurrentDate, exp.CurrentDatetime, exp.CurrentTime)
-LOWER, UPPER = (exp.GT, exp.GTE), (exp.LT, exp.LTE)
-FLIPPED = {exp.GT: exp.LT, exp.GTE: exp.LTE, exp.LT: exp.GT, exp.LTE: exp.GTE}
+LOWER = (exp.GT, exp.GTE)  # `column > …` bounds it from below; LT and LTE from above
+FLIPPED: dict[type[exp.Expr], type[exp.Expr]] = {exp.GT: exp.LT, exp.GTE: exp.LTE, exp.LT: exp.GT, exp.LTE: exp.GTE}
 
 
-def _relative_to_now(node: exp.Expression) -> bool:
+def _relative_to_now(node: exp.Expr) -> bool:
     return isinstance(node, NOW_CALLS) or node.find(*NOW_CALLS) is not None
 
 
-def _bounds(predicate: exp.Expression) -> list[tuple[str, str]]:
+def _bounds(predicate: exp.Expr) -> list[tuple[str, str]]:
     """(column, "lower"/"upper") for each side of the current time this comparison bounds a column on."""
     if isinstance(predicate, exp.Between):
         column, ends = predicate.this, (predicate.args.get("low"), predicate.args.get("high"))

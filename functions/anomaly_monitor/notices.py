@@ -47,7 +47,7 @@ class Notice:
     based_on: str | None = None  # the history row it was decided from (run_id), for the journal
     members: tuple[str, ...] = ()  # a grouped incident: the checks that failed for its cause
     unconfirmed_before: bool = False  # an earlier attempt could not be confirmed: the message says it may repeat
-    by: str = ""  # EXPECTED: the Slack user id of who marked it
+    by: str = ""  # EXPECTED, or RESOLVED after a mark: the Slack user id of who marked it expected
 
 
 @dataclass(frozen=True)

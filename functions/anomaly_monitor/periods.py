@@ -119,7 +119,7 @@ def upper_bound(sql: str) -> tuple[dt.datetime, bool] | None:
         return None
     simple = _SIMPLE_BOUND.search(sql)  # the common form, `ts <= '2025-10-16'`, without a parser
     if simple and len(_DATE_LITERAL.findall(sql)) == 1:
-        moment = _iso(simple.group(2))
+        moment = iso_time(simple.group(2))
         if moment is not None:
             return moment, simple.group(1) == "<="
     return _upper_bound(sql)
@@ -181,10 +181,12 @@ def _literal_time(node: object) -> dt.datetime | None:
         node = node.this
     if not isinstance(node, exp.Literal) or not node.is_string:
         return None
-    return _iso(node.this)
+    return iso_time(node.this)
 
 
-def _iso(text: str) -> dt.datetime | None:
+@functools.lru_cache(maxsize=65536)  # checks over one table share their timestamps: each is parsed once
+def iso_time(text: str) -> dt.datetime | None:
+    """ISO-8601 text (`Z` too) as an aware time, UTC when it names no offset; None when it is not one."""
     try:
         moment = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:

@@ -17,7 +17,7 @@ from anomaly_monitor.regex import pattern_error
 
 # Statement kinds a check may never run, as BigQuery spells them; anything else that is not a query is named by its
 # first word.
-_STATEMENT_NAMES: dict[type[exp.Expression], str] = {
+_STATEMENT_NAMES: dict[type[exp.Expr], str] = {
     exp.Insert: "INSERT",
     exp.Update: "UPDATE",
     exp.Delete: "DELETE",
@@ -42,7 +42,7 @@ _STATEMENT_NAMES: dict[type[exp.Expression], str] = {
 # A query must not contain these anywhere (BigQuery has no DML in CTEs, but another parser might accept it).
 _WRITES = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop, exp.Alter, exp.TruncateTable)
 # Functions whose second argument is a regular expression, by their BigQuery names.
-_REGEX_FUNCTIONS = {
+_REGEX_FUNCTIONS: dict[type[exp.Expr], str] = {
     exp.RegexpLike: "REGEXP_CONTAINS",
     exp.RegexpExtract: "REGEXP_EXTRACT",
     exp.RegexpExtractAll: "REGEXP_EXTRACT_ALL",
@@ -167,7 +167,7 @@ def _check_nesting(tokens: list[Token]) -> None:
             depth -= 1
 
 
-def _parse_quietly(tokens: list[Token], sql: str) -> list[exp.Expression | None]:
+def _parse_quietly(tokens: list[Token], sql: str) -> list[exp.Expr | None]:
     # sqlglot logs a warning when it falls back to an opaque Command (CALL, EXECUTE IMMEDIATE ...); we refuse
     # those anyway, so the warning would only be noise in the monitor's logs.
     logger = logging.getLogger("sqlglot")
@@ -179,7 +179,7 @@ def _parse_quietly(tokens: list[Token], sql: str) -> list[exp.Expression | None]
         logger.setLevel(previous)
 
 
-def _statement_name(statement: exp.Expression, sql: str | None = None) -> str:
+def _statement_name(statement: exp.Expr, sql: str | None = None) -> str:
     if isinstance(statement, exp.Query):
         return "SELECT"
     if isinstance(statement, exp.Command):

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import re2
-from re2 import _re2
+from re2 import _re2  # type: ignore[attr-defined]  # google-re2-stubs covers the re-like API, not _re2
 
 # A replacement reads `\0`..`\9` (whole match, groups) and `\\` (a backslash), as BigQuery's REGEXP_REPLACE does.
 _REWRITE = re.compile(r"\\(.?)", re.DOTALL)

@@ -7,7 +7,8 @@ import re
 import zoneinfo
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from anomaly_monitor.columns import BY_NAME, REQUIRED, Kind, column_letter
 from anomaly_monitor.errors import RegistryError
@@ -16,6 +17,7 @@ from anomaly_monitor.readonly import read_only_error
 from anomaly_monitor.schedule import ScheduleError, check_schedule
 
 log = logging.getLogger(__name__)
+Choice = TypeVar("Choice", bound=StrEnum)
 
 COLUMN_NAMES = tuple(BY_NAME)  # every column the registry reads (columns.py)
 REQUIRED_COLUMNS = REQUIRED
@@ -27,6 +29,10 @@ CELL_LIMIT = 50_000  # characters in one cell: Google Sheets' own limit, so a CS
 UNREADABLE = " unreadable"
 
 NAME = re.compile(r"[a-z0-9_-]{1,64}")
+# Names the monitor gives what is not a check: "_" starts its own incidents and reports (`_registry`, the grouped
+# `_cause:…`, `_exclusions_row_N`), and `row-N` stands for a row whose name cannot be shown. A check may not take
+# one, or its results and history would mix with theirs.
+RESERVED = re.compile(r"_.*|row-[0-9]+", re.DOTALL)
 CHANNEL = re.compile(r"#[a-z0-9][a-z0-9._-]{0,79}|[CGD][A-Z0-9]{2,}")
 OWNER = re.compile(r"[UWS][A-Z0-9]{2,}|[^@\s,]+@[^@\s,]+\.[^@\s,]+")
 TAG = re.compile(r"[a-z0-9_-]+")
@@ -116,7 +122,7 @@ def _number(row: Mapping[str, str], column: str) -> Any:
     return value
 
 
-def _choice(row: Mapping[str, str], column: str, enum: type, default: Any) -> Any:
+def _choice(row: Mapping[str, str], column: str, enum: type[Choice], default: Choice) -> Choice:
     raw = _text(row, column)
     if raw is None:
         return default
@@ -209,6 +215,8 @@ def parse_check(row: Mapping[str, str], row_number: int, worksheets: Collection[
         raise RowError('column "name" is empty')
     if not NAME.fullmatch(name):
         raise RowError(f'column "name" must be 1-64 characters of a-z, 0-9, _ and -: "{shown(name)}"')
+    if RESERVED.fullmatch(name):
+        raise RowError(_reserved(name))
     check_type = _choice(row, "type", CheckType, CheckType.ROWS)
     low, high = _number(row, "min"), _number(row, "max")
     if check_type is CheckType.THRESHOLD and low is None and high is None:
@@ -282,11 +290,24 @@ def _cell_problem(row: Mapping[str, str]) -> str | None:
     return None
 
 
+def _reserved(name: str) -> str:
+    if name.startswith("_"):
+        what = 'names starting with "_" are the monitor\'s own (_registry, _exclusions_row_N, grouped incidents)'
+        fix = name.lstrip("_")
+    else:
+        what = "row-N names a row whose name cannot be read"
+        fix = f"{name}-check"
+    hint = f', e.g. "{fix}"' if NAME.fullmatch(fix) and not RESERVED.fullmatch(fix) else ""
+    return f'column "name" "{name}" is reserved: {what}; rename the check{hint}'
+
+
 def _label(row: Mapping[str, str], row_number: int) -> str:
-    """The name a row's result goes by: its own when that reads plainly in a message, else row-N."""
+    """The name a row's result goes by: its own when that reads plainly in a message and is not reserved, else
+    row-N."""
     name = _text(row, "name")
-    plain = name and len(name) <= 64 and name.isprintable() and '"' not in name
-    return name if plain else f"row-{row_number}"
+    if name and len(name) <= 64 and name.isprintable() and '"' not in name and not RESERVED.fullmatch(name):
+        return name
+    return f"row-{row_number}"
 
 
 def parse_registry(

@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any
 
 from anomaly_monitor import causes, delivery, incidents
+from anomaly_monitor.actions import marked_run
 from anomaly_monitor.deadline import run_all
 from anomaly_monitor.errors import MonitorError, QueryError, RegistryError, UnknownCheckError
 from anomaly_monitor.exclusions import Window, parse_exclusions
@@ -41,7 +42,7 @@ from anomaly_monitor.schedule import is_due, next_tick
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.sources import CheckSource, StatusPublisher
 from anomaly_monitor.state import NO_ROW, StateStore
-from anomaly_monitor.warehouses import RunWarehouse, Warehouse
+from anomaly_monitor.warehouses import RunWarehouse, Session
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def preparing(warehouse: RunWarehouse, options: RunOptions) -> Callable[[Check],
 
 def evaluate(
     check: Check,
-    warehouse: Warehouse,
+    warehouse: Session,
     settings: Settings,
     now: dt.datetime,
     past_values: list[tuple[dt.datetime, float]] | None = None,
@@ -190,9 +191,7 @@ def evaluate_all(
 def timed_out(check: Check, timeout_s: float) -> CheckResult:
     """A check the run stopped waiting for: its query, fetch and judgement took longer than QUERY_TIMEOUT_S."""
     message = f"timed out after {timeout_s:g} s (QUERY_TIMEOUT_S covers the query, fetching its rows and judging them)"
-    return CheckResult(
-        check.name, str(check.type), Status.ERROR, message, duration_ms=round(timeout_s * 1000), check=check
-    )
+    return CheckResult(check.name, check.type, Status.ERROR, message, duration_ms=round(timeout_s * 1000), check=check)
 
 
 def baseline_for(
@@ -200,12 +199,13 @@ def baseline_for(
 ) -> Baseline:
     """What an anomaly check's baseline leaves out: the open incident (its range stays the one from before it
     began, until someone marks it Expected), exclusion windows, and values marked Expected."""
-    expected = tuple(e.at for e in events if e.action is Action.EXPECTED)
+    marked = [e for e in events if e.action is Action.EXPECTED]
     open_since = state.since if state is not None and state.open else None
-    if open_since is not None and any(at >= open_since for at in expected):
+    accepted = state is not None and state.announced is Status.OK  # resolved in Slack as expected
+    if open_since is not None and (accepted or any(e.at >= open_since for e in marked)):
         open_since = None  # a person accepted what this incident showed
     spans = tuple((*w.span(check.timezone), w.describe()) for w in windows)
-    return Baseline(open_since, spans, expected)
+    return Baseline(open_since, spans, tuple(marked_run(e) for e in marked))
 
 
 def skipped(check: Check, reason: str) -> CheckResult:
@@ -280,8 +280,8 @@ def read_alert_state(
             state = incidents.fold(state, event, committed.get(name, NO_ROW))
         states[name] = state
     events: dict[str, list[IncidentEvent]] = {}
-    for event in backends.state.incident_events(sorted({*names, *latest}), now):
-        events.setdefault(event.check_name, []).append(event)
+    for action in backends.state.incident_events(sorted({*names, *latest}), now):
+        events.setdefault(action.check_name, []).append(action)
     rows_read = len(latest) + len(pending) + sum(map(len, events.values()))
     return AlertState(latest, states, ledger, rows_read, events)
 

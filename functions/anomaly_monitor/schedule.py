@@ -52,6 +52,8 @@ def _valid(expression: str) -> bool:
 
 def tick_after(check: Check, moment: dt.datetime) -> dt.datetime:
     """The first tick of the check's schedule strictly after `moment`, in the check's time zone."""
+    if check.schedule is None:
+        raise ScheduleError(f"check {check.name} has no schedule: it runs at every invocation")
     local = moment.astimezone(ZoneInfo(check.timezone))
     try:
         return next(CronSim(check.schedule, local))

@@ -18,7 +18,6 @@ import bisect
 import datetime as dt
 import itertools
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +25,7 @@ from anomaly_monitor.errors import QueryError
 from anomaly_monitor.judge import ShapeError, parse_ts
 from anomaly_monitor.models import Check, CheckType, QueryResult
 from anomaly_monitor.settings import Settings
-from anomaly_monitor.warehouses import Warehouse
+from anomaly_monitor.warehouses import Session
 
 ANCHOR_OVERLAP = 0.25  # share of a window that consecutive anchors both read: where their answers are compared
 PROBE_ROUNDS = 4  # rounds of probes, each after the window the previous answers imply, before querying every tick
@@ -90,9 +89,6 @@ class SeriesReplay:
     def dry_run(self, sql: str, *, check_name: str, now: dt.datetime) -> int | None:
         return 0
 
-    def session(self) -> AbstractContextManager[SeriesReplay]:
-        return nullcontext(self)
-
 
 def parsed(result: QueryResult) -> Rows | None:
     """The rows of a series result sorted by ts as the judgement sorts them (stable), or None if it is no series."""
@@ -129,7 +125,7 @@ def anchor_ticks(ticks: Sequence[dt.datetime], span: dt.timedelta) -> list[dt.da
 
 
 def build(
-    check: Check, warehouse: Warehouse, settings: Settings, ticks: Sequence[dt.datetime], max_bytes: int | None
+    check: Check, warehouse: Session, settings: Settings, ticks: Sequence[dt.datetime], max_bytes: int | None
 ) -> SeriesReplay | None:
     """A replay of a series anomaly check over `ticks`, or None when its ticks must each be queried."""
     if check.type is not CheckType.ANOMALY or len(ticks) < 3:

@@ -135,7 +135,7 @@ def parse(body: bytes) -> Interaction:
     if check_name == block_id or not check_name.isprintable():
         raise BadClick("the click is not on the monitor's incident buttons")
     try:
-        kind = Action(action.get("action_id"))
+        kind = Action(action.get("action_id", ""))
     except ValueError:
         raise BadClick(f"unknown action_id {redact.quote(action.get('action_id'), 40)!r}") from None
     choice, timezone = None, "UTC"
@@ -147,8 +147,10 @@ def parse(body: bytes) -> Interaction:
     elif action.get("value") != kind:
         raise BadClick(f"the {kind} button's value is not the one the monitor gave it")
     team = payload.get("team")
-    message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
-    blocks = message.get("blocks")
+    message = payload.get("message")
+    if not isinstance(message, dict):
+        message = {}
+    blocks, text = message.get("blocks"), message.get("text")
     name = user.get("username") or user.get("name")
     return Interaction(
         click=Click(
@@ -165,7 +167,7 @@ def parse(body: bytes) -> Interaction:
         ),
         response_url=payload.get("response_url") if isinstance(payload.get("response_url"), str) else None,
         blocks=blocks if isinstance(blocks, list) and all(isinstance(b, dict) for b in blocks) else None,
-        text=message.get("text") if isinstance(message.get("text"), str) else "",
+        text=text if isinstance(text, str) else "",
     )
 
 
@@ -191,7 +193,7 @@ class Responder:
         """The incident's message shows who did what; its thread tells what this click changes."""
         from slack_sdk import WebClient
 
-        from anomaly_monitor.notifiers.slack import SLACK_API_URL
+        from anomaly_monitor.notifiers.slack_client import SLACK_API_URL
 
         click = interaction.click
         ref = MessageRef(click.channel, click.message_ts)

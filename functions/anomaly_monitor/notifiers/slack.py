@@ -1,12 +1,12 @@
 """Posts incident notices to Slack with slack_sdk: one message per incident, replies in its thread.
 
 Delivery is exactly-once by construction: a request that changes Slack (chat.postMessage, a file upload) is
-retried by the client only when Slack certainly did not act on it (a 429, or a connection that never got the
-request out); a time-out, a lost answer or a 5xx is reported as unknown, and the next run looks for the message
-by the notice id it carries in `metadata` (conversations.history / conversations.replies) instead of posting
-again. Idempotent calls (chat.update, reads) are retried freely. Posts to one channel are paced to Slack's rate
-(about one a second), `Retry-After` is honoured whenever it fits in the run's time budget, and channels are
-paced separately, so they do not wait on each other.
+retried by the client (slack_client.py) only when Slack certainly did not act on it (a 429, or a connection that
+never got the request out); a time-out, a lost answer or a 5xx is reported as unknown, and the next run looks for
+the message by the notice id it carries in `metadata` (conversations.history / conversations.replies) instead of
+posting again. Idempotent calls (chat.update, reads) are retried freely. Posts to one channel are paced to
+Slack's rate (about one a second), `Retry-After` is honoured whenever it fits in the run's time budget, and
+channels are paced separately, so they do not wait on each other.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.client import HTTPException
@@ -23,17 +22,6 @@ from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError, SlackRequestError
-from slack_sdk.http_retry import (
-    BackoffRetryIntervalCalculator,
-    ConnectionErrorRetryHandler,
-    HttpRequest,
-    HttpResponse,
-    RateLimitErrorRetryHandler,
-    RetryHandler,
-    RetryIntervalCalculator,
-    RetryState,
-)
-from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 
 from anomaly_monitor import redact
 from anomaly_monitor.alerts import Alert, for_notice
@@ -44,15 +32,12 @@ from anomaly_monitor.models import Status
 from anomaly_monitor.notices import TOP_LEVEL, MessageRef, Notice, NoticeKind, Sent
 from anomaly_monitor.notifiers import ChartRenderer
 from anomaly_monitor.notifiers.blocks import render, render_moved, render_resolved, with_repeat_warning
+from anomaly_monitor.notifiers.slack_client import Budget, handlers_budget, web_client
 from anomaly_monitor.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SLACK_API_URL = "https://slack.com/api/"
 APP_NAME = "anomaly-monitor"  # the bot's display name in slack-app-manifest.yml, for "/invite @..." hints
-MAX_RETRIES = 2  # per request, for 5xx and dropped connections on idempotent calls
-MAX_RATE_LIMIT_RETRIES = 50  # a 429 is retried while its Retry-After fits in the time budget
-HTTP_TIMEOUT_S = 15
 PACE_S = 1.0  # between two posts or updates in one channel: Slack's rate for chat.postMessage
 RECORD_MARGIN_S = 20  # of the run's time budget kept for recording after the last notice
 HISTORY_PAGES = 5  # of 200 messages: how far back an unconfirmed notice is looked for
@@ -71,16 +56,6 @@ SCOPES = {
     "channels:read": "a #name channel's id, to search it (not needed with channel ids)",
     "groups:read": "the same for private channels",
 }
-
-# Calls Slack may safely receive twice: retried on a 5xx or a dropped connection. Everything else changes Slack.
-IDEMPOTENT = (
-    "chat.update",
-    "conversations.history",
-    "conversations.replies",
-    "conversations.list",
-    "users.lookupByEmail",
-    "auth.test",
-)
 
 # Slack error codes that no retry fixes, and what the reader should do about each.
 HINTS = {
@@ -111,116 +86,6 @@ def slack_error(exc: SlackApiError) -> str:
     return redact.quote(error or f"HTTP {exc.response.status_code}", 100)
 
 
-def slack_method(request: HttpRequest) -> str:
-    return request.url.rsplit("/", 1)[-1].split("?", 1)[0]
-
-
-def retry_after_s(response: HttpResponse) -> float:
-    values = {k.lower(): v for k, v in (response.headers or {}).items()}.get("retry-after") or ["1"]
-    value = values[0] if isinstance(values, list) else values
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return 1.0
-
-
-@dataclass
-class Budget:
-    """How long delivery may wait, for Retry-After and pacing: until `deadline` on `clock`. Injectable."""
-
-    deadline: float
-    sleep: Callable[[float], None] = time.sleep
-    clock: Callable[[], float] = time.monotonic
-
-    @classmethod
-    def lasting(cls, seconds: float) -> Budget:
-        return cls(time.monotonic() + seconds)
-
-    def allows(self, seconds: float) -> bool:
-        return self.clock() + seconds <= self.deadline
-
-
-class PatientRateLimitRetryHandler(RateLimitErrorRetryHandler):
-    """A 429 means Slack did not act: wait its Retry-After, however long, while that fits in the time budget."""
-
-    def __init__(self, budget: Budget) -> None:
-        super().__init__(max_retry_count=MAX_RATE_LIMIT_RETRIES)
-        self.budget = budget
-
-    def _can_retry(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        return response is not None and response.status_code == 429 and self.budget.allows(retry_after_s(response))
-
-    def prepare_for_next_attempt(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> None:
-        state.next_attempt_requested = True
-        self.budget.sleep(retry_after_s(response) if response is not None else 1.0)
-        state.increment_current_attempt()
-
-
-class IdempotentServerErrorRetryHandler(ServerErrorRetryHandler):
-    """A 500/503 may come after Slack acted: only calls that can safely happen twice are retried."""
-
-    def _can_retry(self, *, state: RetryState, request: HttpRequest, **kwargs: Any) -> bool:
-        return slack_method(request) in IDEMPOTENT and super()._can_retry(state=state, request=request, **kwargs)
-
-
-def never_sent(error: Exception | None) -> bool:
-    """urllib raises URLError only while connecting or writing the request: Slack never had it whole."""
-    return isinstance(error, URLError) and not hasattr(error, "code")
-
-
-class SafeConnectionErrorRetryHandler(ConnectionErrorRetryHandler):
-    """A dropped connection may come after Slack acted: retried for idempotent calls, or when nothing was sent."""
-
-    def _can_retry(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        if slack_method(request) not in IDEMPOTENT and not never_sent(error):
-            return False
-        return super()._can_retry(state=state, request=request, response=response, error=error)
-
-
-def retry_handlers(budget: Budget, interval: RetryIntervalCalculator | None = None) -> list[RetryHandler]:
-    interval = interval or BackoffRetryIntervalCalculator(backoff_factor=0.5)
-    return [
-        PatientRateLimitRetryHandler(budget),
-        IdempotentServerErrorRetryHandler(max_retry_count=MAX_RETRIES, interval_calculator=interval),
-        SafeConnectionErrorRetryHandler(max_retry_count=MAX_RETRIES, interval_calculator=interval),
-    ]
-
-
-def web_client(
-    token: str,
-    base_url: str | None = None,
-    interval: RetryIntervalCalculator | None = None,
-    *,
-    timeout: float = HTTP_TIMEOUT_S,
-    budget: Budget | None = None,
-) -> WebClient:
-    redact.register(token)
-    base_url = (base_url or SLACK_API_URL).rstrip("/") + "/"  # slack_sdk joins method names onto it
-    handlers = retry_handlers(budget or Budget.lasting(60), interval)
-    return WebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=handlers)  # type: ignore[arg-type]
-
-
 @dataclass
 class Pacer:
     """At most one post or update per `interval` in each channel; channels do not wait on each other."""
@@ -240,14 +105,6 @@ class Pacer:
             raise DeliveryError(f"the run's time budget is spent before a message to {channel} could go out")
         if delay > 0:
             self.budget.sleep(delay)
-
-
-def handlers_budget(client: WebClient) -> Budget:
-    """The budget the client's 429 handler waits within (one per client, shared with the pacer)."""
-    for handler in client.retry_handlers:
-        if isinstance(handler, PatientRateLimitRetryHandler):
-            return handler.budget
-    return Budget.lasting(60)
 
 
 class SlackNotifier:
@@ -422,15 +279,9 @@ class SlackNotifier:
         channel's newest HISTORY_PAGES × 200 messages (where a notice lands when its thread is gone)."""
         try:
             channel_id = self._channel_id(channel)
-            if thread_ts:
-                try:
-                    for message in self._pages(self.client.conversations_replies, channel=channel_id, ts=thread_ts):
-                        if self._carries(message, notice_id):
-                            ts = message["ts"]
-                            return ts, (None if ts == thread_ts else thread_ts)
-                except SlackApiError as exc:
-                    if slack_error(exc) not in GONE:
-                        raise
+            found = self._in_thread(notice_id, channel_id, thread_ts) if thread_ts else None
+            if found is not None:
+                return found
             for message in self._history(channel_id):
                 if self._carries(message, notice_id):
                     return message["ts"], None
@@ -445,6 +296,18 @@ class SlackNotifier:
             raise DeliveryError(f"Slack said {error} reading {channel}") from None
         except (OSError, HTTPException, SlackClientError) as exc:
             raise DeliveryError(f"Slack could not be reached ({type(exc).__name__})") from None
+
+    def _in_thread(self, notice_id: str, channel_id: str, thread_ts: str) -> tuple[str, str | None] | None:
+        """The notice in the incident's thread; None when it is not there or the thread is gone."""
+        try:
+            for message in self._pages(self.client.conversations_replies, channel=channel_id, ts=thread_ts):
+                if self._carries(message, notice_id):
+                    ts = message["ts"]
+                    return ts, (None if ts == thread_ts else thread_ts)
+        except SlackApiError as exc:
+            if slack_error(exc) not in GONE:
+                raise
+        return None
 
     @staticmethod
     def _carries(message: dict[str, Any], notice_id: str) -> bool:

@@ -59,8 +59,10 @@ class CheckColumn(TabColumn):
         cell = f"{column_letter(index)}2"
         if spec.name == "name":
             letter = column_letter(index)
+            # the registry's NAME, without its RESERVED names (RE2 has no lookahead: "_" cannot start one)
             condition = _formula(
-                f'=AND(REGEXMATCH(TO_TEXT({cell}), "^[a-z0-9_-]{{1,64}}$"), COUNTIF({letter}$2:{letter}, {cell})=1)'
+                f'=AND(REGEXMATCH(TO_TEXT({cell}), "^[a-z0-9-][a-z0-9_-]{{0,63}}$"), '
+                f'NOT(REGEXMATCH(TO_TEXT({cell}), "^row-[0-9]+$")), COUNTIF({letter}$2:{letter}, {cell})=1)'
             )
         elif spec.name == "runbook":
             condition = _formula(f'=REGEXMATCH(TO_TEXT({cell}), "^https?://\\S+$")')
@@ -93,7 +95,7 @@ class CheckColumn(TabColumn):
 
 def _rule_text(spec: Column) -> str:
     if spec.name == "name":
-        return "1-64 characters of a-z, 0-9, _ and -, unique in the sheet"
+        return "1-64 characters of a-z, 0-9, _ and -, not starting with _ nor row-N (reserved), unique in the sheet"
     if spec.name == "runbook":
         return "an http(s) URL"
     if spec.kind is Kind.TEXT:
@@ -228,13 +230,17 @@ def status_formats(sheet_id: int) -> list[dict[str, Any]]:
     return rules
 
 
+def sheet_zone(time_zone: str) -> zoneinfo.ZoneInfo:
+    """The spreadsheet's time zone; UTC when it names one Python does not know."""
+    try:
+        return zoneinfo.ZoneInfo(time_zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
 def serial(moment: dt.datetime, time_zone: str) -> float:
     """A time as the sheet stores date-times: days since 1899-12-30, in the spreadsheet's time zone."""
-    try:
-        zone = zoneinfo.ZoneInfo(time_zone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        zone = zoneinfo.ZoneInfo("UTC")
-    local = moment.astimezone(zone).replace(tzinfo=None) if moment.tzinfo else moment
+    local = moment.astimezone(sheet_zone(time_zone)).replace(tzinfo=None) if moment.tzinfo else moment
     return (local - SHEETS_EPOCH) / dt.timedelta(days=1)
 
 

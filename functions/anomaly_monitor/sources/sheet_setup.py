@@ -248,7 +248,7 @@ def status_tab(setup: Setup, tabs: dict[str, TabState], title: str) -> None:
     sheet_id = state.props["sheetId"]
     wanted = status_formats(sheet_id)
     if [rule_key(r) for r in state.conditional_formats] != [rule_key(r) for r in wanted]:
-        requests: list[dict[str, Any]] = [
+        requests = [
             {"deleteConditionalFormatRule": {"sheetId": sheet_id, "index": 0}} for _ in state.conditional_formats
         ]
         requests += [{"addConditionalFormatRule": {"rule": rule, "index": i}} for i, rule in enumerate(wanted)]
@@ -338,7 +338,9 @@ def refuse_protected(requests: list[dict[str, Any]], tabs: dict[str, TabState], 
     for request in requests:
         sheet_id, area = footprint(request)
         state = by_id.get(sheet_id)
-        for protected in state.protected if state else []:
+        if state is None:
+            continue
+        for protected in state.protected:
             if protected.get("requestingUserCanEdit", True) or protected.get("warningOnly"):
                 continue
             where = protected.get("range", {})

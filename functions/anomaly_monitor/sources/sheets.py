@@ -26,11 +26,13 @@ from anomaly_monitor.sources.sheet_layout import (
     STATUS_HEADER,
     TIMESTAMP_COLUMNS,
     serial,
+    sheet_zone,
     status_formats,
 )
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
+    from gspread.http_client import HTTPClient
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +90,8 @@ def sheets_session(credentials: Credentials, api_url: str | None) -> Any:
     from google.auth.transport.requests import AuthorizedSession
 
     class SheetsSession(AuthorizedSession):
-        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-            if api_url and url.startswith(GOOGLE_SHEETS_API):
+        def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+            if api_url and isinstance(url, str) and url.startswith(GOOGLE_SHEETS_API):
                 url = api_url.rstrip("/") + url[len(GOOGLE_SHEETS_API) :]
             return super().request(method, url, *args, **kwargs)
 
@@ -100,7 +102,7 @@ def sheets_session(credentials: Credentials, api_url: str | None) -> Any:
 class SheetsClient:
     """gspread's HTTP client and the credentials behind it (who the sheet must be shared with)."""
 
-    http: Any  # gspread.http_client.HTTPClient
+    http: HTTPClient
     credentials: Credentials
 
     @property
@@ -117,6 +119,7 @@ def sheets_client(settings: Settings) -> SheetsClient:
         import gspread
         from google.auth.credentials import AnonymousCredentials
 
+        credentials: Credentials
         if settings.sheets_api_url:
             credentials = AnonymousCredentials()
         else:
@@ -124,7 +127,8 @@ def sheets_client(settings: Settings) -> SheetsClient:
                 credentials, _ = google.auth.default(scopes=SCOPES)
             except google.auth.exceptions.DefaultCredentialsError as exc:
                 raise RegistryError(f"no Google credentials to read the sheet: {exc}") from exc
-        client = gspread.Client(auth=None, session=sheets_session(credentials, settings.sheets_api_url))
+        # gspread's client authorizes its own session; given one, it leaves `auth` aside
+        client = gspread.Client(auth=credentials, session=sheets_session(credentials, settings.sheets_api_url))
         client.http_client.set_timeout(HTTP_TIMEOUT_S)
         return SheetsClient(client.http_client, credentials)
 
@@ -368,13 +372,7 @@ def sheet_key(url: str) -> str:
 
 def local_time(moment: dt.datetime, time_zone: str) -> str:
     """A time as the sheet's readers think of it, for sentences (cells get real date-times)."""
-    import zoneinfo
-
-    try:
-        zone = zoneinfo.ZoneInfo(time_zone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        zone = zoneinfo.ZoneInfo("UTC")
-    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M} ({time_zone})"
+    return f"{moment.astimezone(sheet_zone(time_zone)):%Y-%m-%d %H:%M} ({time_zone})"
 
 
 def status_row(report: RunReport, result: CheckResult) -> dict[str, Any]:

@@ -397,7 +397,7 @@ class BigQueryStateStore:
         if not rows:
             return None, []
         newest = [from_values(HistoryRecord, dict(row)) for row in rows[0]["newest"]]
-        events = {}
+        events: dict[str, IncidentEvent] = {}
         for row in rows[0]["events"]:
             events.setdefault(row["event_id"], from_values(IncidentEvent, dict(row)))
         return (newest[0] if newest else None), list(events.values())

@@ -11,7 +11,9 @@ from anomaly_monitor.models import QueryResult
 from anomaly_monitor.settings import Settings
 
 
-class Warehouse(Protocol):
+class Session(Protocol):
+    """What answers a check's SQL: a warehouse, one of its sessions, or a backtest's answers per tick."""
+
     def query(
         self,
         sql: str,
@@ -32,7 +34,9 @@ class Warehouse(Protocol):
         """Validates the query without reading data; returns the bytes it would scan (None if unknown)."""
         ...
 
-    def session(self) -> AbstractContextManager[Warehouse]:
+
+class Warehouse(Session, Protocol):
+    def session(self) -> AbstractContextManager[Session]:
         """The same warehouse for many queries (a run's checks, a backtest's ticks), from one thread or several:
         on SQLite its connections are kept and reused, one query at a time each, and closed at the end;
         elsewhere the warehouse itself."""
@@ -41,6 +45,10 @@ class Warehouse(Protocol):
 
 class RunWarehouse(Warehouse, Protocol):
     """What a run needs of a warehouse beyond its queries."""
+
+    def session(self) -> AbstractContextManager[RunWarehouse]:
+        """As Warehouse.session; what it yields readies and runs a run's checks too."""
+        ...
 
     def prepare(self, sql: str) -> None:
         """Readies a check's query for this run from the tree the registry's guard has just parsed (SQLite: its

@@ -130,7 +130,8 @@ def _register_functions(conn: ReadOnlyConnection) -> None:
     for name, factory in sqlite_functions.WINDOW_AGGREGATES.items():
         conn.create_window_function(name, 1, factory)
     for name, factory in sqlite_functions.AGGREGATES.items():
-        conn.create_aggregate(name, -1, functools.partial(_Recorded, conn, factory))
+        aggregate = functools.partial(_Recorded, conn, factory)
+        conn.create_aggregate(name, -1, aggregate)  # type: ignore[arg-type]  # typeshed: int aggregates only
     conn.functions = SAFE_FUNCTIONS | {"bq_now", *sqlite_functions.SCALARS}
     conn.functions |= {*sqlite_functions.WINDOW_AGGREGATES, *sqlite_functions.AGGREGATES}
 

@@ -81,7 +81,7 @@ def translate_tree(tree: exp.Query, schema: Schema | None = None) -> Translation
         JULIAN_FORMS.reset(forms)
 
 
-def _rewrite(tree: exp.Expression, resolve: bool) -> exp.Expression:
+def _rewrite(tree: exp.Expr, resolve: bool) -> exp.Expr:
     """Apply one pass of rules bottom-up, so each rule sees arguments that are already rewritten."""
     for node in reversed(list(tree.walk())):
         registered = RULES.get(type(node))
@@ -97,7 +97,7 @@ def _rewrite(tree: exp.Expression, resolve: bool) -> exp.Expression:
     return tree
 
 
-def _array_columns(tree: exp.Expression, first: exp.Expression) -> frozenset[str]:
+def _array_columns(tree: exp.Expr, first: exp.Expr) -> frozenset[str]:
     """Result columns of ARRAY type: typed so by a rule, or reading a column named after an array anywhere."""
     if not isinstance(first, exp.Select):
         return NO_ARRAYS

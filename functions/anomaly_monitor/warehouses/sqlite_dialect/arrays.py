@@ -14,7 +14,7 @@ from anomaly_monitor.warehouses.sqlite_dialect.rules import ARRAY, rule, sql, ty
 
 
 @rule(exp.Array)
-def _array(node: exp.Array) -> exp.Expression | None:
+def _array(node: exp.Array) -> exp.Expr | None:
     if isinstance(node.parent, exp.Unnest) and literal_array(node.parent) is not None:
         return None  # UNNEST([1, 2]) reads the elements themselves
     if node.find(exp.Query):
@@ -27,7 +27,7 @@ rule(exp.Split)(lambda n: sql("bq_split(:x, :d)", ARRAY, x=n.this, d=n.expressio
 
 
 @rule(exp.In)
-def _in_unnest(node: exp.In) -> exp.Expression | None:
+def _in_unnest(node: exp.In) -> exp.Expr | None:
     """`x IN UNNEST([1, 2])` lists the elements; `x IN UNNEST(array)` looks in the JSON array."""
     unnest = node.args.get("unnest")
     if unnest is None:
@@ -40,7 +40,7 @@ def _in_unnest(node: exp.In) -> exp.Expression | None:
     return sql(":x IN (SELECT value FROM json_each(:a))", x=node.this, a=unnest.expressions[0])
 
 
-def _aggregate_call(node: exp.Expression, function: str, *leading: exp.Expression) -> exp.Expression:
+def _aggregate_call(node: exp.Expr, function: str, *leading: exp.Expr) -> exp.Expr:
     """ARRAY_AGG / STRING_AGG with DISTINCT, ORDER BY and LIMIT, as a Python aggregate over (value, keys...)."""
     if isinstance(node.parent, exp.Window):
         raise unsupported(node, "ARRAY_AGG or STRING_AGG as a window function")
@@ -68,17 +68,17 @@ def _aggregate_call(node: exp.Expression, function: str, *leading: exp.Expressio
 
 
 @rule(exp.ArrayAgg)
-def _array_agg(node: exp.ArrayAgg) -> exp.Expression:
+def _array_agg(node: exp.ArrayAgg) -> exp.Expr:
     return typed(_aggregate_call(node, "bq_array_agg"), ARRAY)
 
 
 @rule(exp.IgnoreNulls, exp.RespectNulls)
-def _null_handling(node: exp.Expression) -> exp.Expression | None:
+def _null_handling(node: exp.Expr) -> exp.Expr | None:
     return node.this if type_of(node.this) == ARRAY else None  # ARRAY_AGG read it already
 
 
 @rule(exp.GroupConcat)
-def _string_agg(node: exp.GroupConcat) -> exp.Expression | None:
+def _string_agg(node: exp.GroupConcat) -> exp.Expr | None:
     if not isinstance(node.this, exp.Order | exp.Limit | exp.Distinct):
         return None  # SQLite's group_concat, in the order rows arrive
     return _aggregate_call(node, "bq_string_agg", node.args.get("separator") or exp.Literal.string(","))

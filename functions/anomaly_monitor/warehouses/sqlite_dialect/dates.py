@@ -31,9 +31,7 @@ _MS_DIFF = "CAST(round((julianday(:a) - julianday(:b)) * 86400000) AS INTEGER)"
 _MONTH_INDEX = "(CAST(strftime('%Y', {x}) AS INTEGER) * 12 + CAST(strftime('%m', {x}) AS INTEGER) - 1)"
 
 
-def timestamp_text_of(
-    value: exp.Expression, mods: str = "", whole: bool = True, **extra: exp.Expression
-) -> exp.Expression:
+def timestamp_text_of(value: exp.Expr, mods: str = "", whole: bool = True, **extra: exp.Expr) -> exp.Expr:
     """The canonical text of `value` moved by SQLite date modifiers `mods` (", '+7 days'").
 
     strftime('%f') is several times slower than datetime(), which drops fractions: a column whose text has no
@@ -48,7 +46,7 @@ def timestamp_text_of(
     return node
 
 
-def julian(node: exp.Expression) -> exp.Expression:
+def julian(node: exp.Expr) -> exp.Expr:
     """julianday() of a date or timestamp (which stays where it is), from the form its rule remembered if any."""
     remembered = JULIAN_FORMS.get().get(id(node))
     if remembered is None or remembered[0] is not node:
@@ -56,7 +54,7 @@ def julian(node: exp.Expression) -> exp.Expression:
     return sql(remembered[1], **{name: value.copy() for name, value in remembered[2].items()})
 
 
-def unit_of(node: exp.Expression) -> tuple[str, str]:
+def unit_of(node: exp.Expr) -> tuple[str, str]:
     """(unit, week start) of a date part argument such as DAY or WEEK(MONDAY)."""
     unit = node.args.get("unit") if not isinstance(node, exp.Var | exp.WeekStart) else node
     if isinstance(unit, exp.WeekStart):
@@ -71,7 +69,7 @@ def _week_start(weekday: str) -> str:
     return f"'-6 days', 'weekday {_WEEKDAYS.index(weekday)}'"
 
 
-def date_argument(node: exp.Expression) -> exp.Expression:
+def date_argument(node: exp.Expr) -> exp.Expr:
     """x for DATE(x) feeding another date function: SQLite's date functions read timestamps themselves."""
     if isinstance(node, exp.Date) and type_of(node) == DATE and not node.expressions:
         return node.this
@@ -82,7 +80,7 @@ def date_argument(node: exp.Expression) -> exp.Expression:
 
 
 @rule(exp.TimestampDiff)
-def _timestamp_diff(node: exp.Expression) -> exp.Expression:
+def _timestamp_diff(node: exp.Expr) -> exp.Expr:
     """TIMESTAMP_DIFF counts whole units between the instants, truncated toward zero (integer division)."""
     unit, _ = unit_of(node)
     a, b = node.this, node.expression
@@ -94,7 +92,7 @@ def _timestamp_diff(node: exp.Expression) -> exp.Expression:
 
 
 @rule(exp.DateDiff)
-def _date_diff(node: exp.Expression) -> exp.Expression:
+def _date_diff(node: exp.Expr) -> exp.Expr:
     """DATE_DIFF counts unit boundaries crossed, so both sides are truncated to the unit first."""
     unit, week_start = unit_of(node)
     a, b = date_argument(node.this), date_argument(node.expression)
@@ -117,7 +115,7 @@ def _date_diff(node: exp.Expression) -> exp.Expression:
 
 
 @rule(exp.DatetimeDiff)
-def _datetime_diff(node: exp.Expression) -> exp.Expression:
+def _datetime_diff(node: exp.Expr) -> exp.Expr:
     unit, _ = unit_of(node)
     # Below a day DATETIME_DIFF counts whole units like TIMESTAMP_DIFF; from DAY up it counts boundaries.
     if unit == "MICROSECOND" or (unit in _MS_PER_UNIT and unit != "DAY"):
@@ -128,7 +126,7 @@ def _datetime_diff(node: exp.Expression) -> exp.Expression:
 # --- Intervals --------------------------------------------------------------------------------------------------
 
 
-def _interval_modifier(amount: exp.Expression, unit: str, sign: int) -> tuple[str, dict[str, exp.Expression]]:
+def _interval_modifier(amount: exp.Expr, unit: str, sign: int) -> tuple[str, dict[str, exp.Expr]]:
     """A SQLite date modifier ('+7 days') for INTERVAL amount unit; a constant when the amount is a literal."""
     scale, sqlite_unit = {
         "MICROSECOND": (0.000001, "seconds"),
@@ -154,7 +152,7 @@ def _month_shift(x: str, months: str) -> str:
     return f"date({target}, (min(CAST(strftime('%d', {x}) AS INTEGER), {last_day}) - 1) || ' days')"
 
 
-def _add_interval(node: exp.Expression, sign: int, kind: str) -> exp.Expression:
+def _add_interval(node: exp.Expr, sign: int, kind: str) -> exp.Expr:
     unit, _ = unit_of(node)
     amount = node.expression
     if isinstance(amount, exp.Interval):  # `x + INTERVAL n DAY` arrives as Interval(n, DAY)
@@ -186,7 +184,7 @@ for _kinds, _sign, _result in [
 
 
 @rule(exp.Add, exp.Sub)
-def _interval_arithmetic(node: exp.Add | exp.Sub) -> exp.Expression | None:
+def _interval_arithmetic(node: exp.Add | exp.Sub) -> exp.Expr | None:
     """`ts + INTERVAL 1 HOUR`: BigQuery returns a DATETIME/TIMESTAMP, so the result is timestamp text."""
     if not isinstance(node.expression, exp.Interval):
         return None
@@ -197,7 +195,7 @@ def _interval_arithmetic(node: exp.Add | exp.Sub) -> exp.Expression | None:
 
 
 @rule(exp.DateTrunc)
-def _date_trunc(node: exp.Expression) -> exp.Expression:
+def _date_trunc(node: exp.Expr) -> exp.Expr:
     if type_of(node.this) == TIMESTAMP:  # BigQuery's DATE_TRUNC keeps a TIMESTAMP a TIMESTAMP
         return _truncated_timestamp(node, node.this)
     unit, week_start = unit_of(node)
@@ -208,7 +206,7 @@ def _date_trunc(node: exp.Expression) -> exp.Expression:
 
 
 @rule(exp.TimestampTrunc, exp.DatetimeTrunc)
-def _timestamp_trunc(node: exp.Expression) -> exp.Expression:
+def _timestamp_trunc(node: exp.Expr) -> exp.Expr:
     zone = zone_argument(node)
     truncated = _truncated_timestamp(node, wall_clock(node.this, zone))
     if zone is None:
@@ -217,7 +215,7 @@ def _timestamp_trunc(node: exp.Expression) -> exp.Expression:
     return sql("bq_from_local(:x, :z)", TIMESTAMP, x=truncated, z=zone)
 
 
-def _truncated_timestamp(node: exp.Expression, value: exp.Expression) -> exp.Expression:
+def _truncated_timestamp(node: exp.Expr, value: exp.Expr) -> exp.Expr:
     unit, week_start = unit_of(node)
     if unit in {"MICROSECOND", "MILLISECOND"}:
         return timestamp_text_of(value)
@@ -262,7 +260,7 @@ _PARTS = {
 
 
 @rule(exp.Extract)
-def _extract(node: exp.Extract) -> exp.Expression:
+def _extract(node: exp.Extract) -> exp.Expr:
     part = node.name.upper()
     value = node.expression
     if isinstance(value, exp.AtTimeZone):
@@ -282,7 +280,7 @@ def _extract(node: exp.Extract) -> exp.Expression:
 # --- Values: TIMESTAMP(), DATE(), literals, the clock ------------------------------------------------------------
 
 
-def timestamp_value(value: exp.Expression, zone: exp.Expression | None = None) -> exp.Expression:
+def timestamp_value(value: exp.Expr, zone: exp.Expr | None = None) -> exp.Expr:
     """TIMESTAMP(value [, zone]): canonical UTC text; a zone says which wall clock `value` was read on."""
     if zone is not None:  # TIMESTAMP('2025-01-01 00:00:00', 'Europe/Berlin'): local wall clock to UTC
         return sql("bq_from_local(:x, :z)", TIMESTAMP, x=value, z=zone)
@@ -296,7 +294,7 @@ def timestamp_value(value: exp.Expression, zone: exp.Expression | None = None) -
     return timestamp_text_of(value)
 
 
-def date_value(value: exp.Expression, zone: exp.Expression | None = None) -> exp.Expression:
+def date_value(value: exp.Expr, zone: exp.Expr | None = None) -> exp.Expr:
     """DATE(value [, zone]): `YYYY-MM-DD` text; with a zone, the date on that wall clock."""
     if zone is not None:
         return sql("date(:x)", DATE, x=wall_clock(value, zone))
@@ -308,21 +306,21 @@ def date_value(value: exp.Expression, zone: exp.Expression | None = None) -> exp
 
 
 @rule(exp.Timestamp, exp.TsOrDsToDatetime, exp.TsOrDsToTimestamp)
-def _timestamp(node: exp.Expression) -> exp.Expression | None:
+def _timestamp(node: exp.Expr) -> exp.Expr | None:
     if isinstance(node.parent, exp.TimeToStr):
         return None  # FORMAT_TIMESTAMP reads the value itself
     return timestamp_value(node.this, zone_argument(node))
 
 
 @rule(exp.Date, exp.TsOrDsToDate)
-def _date(node: exp.Expression) -> exp.Expression | None:
+def _date(node: exp.Expr) -> exp.Expr | None:
     if isinstance(node.parent, exp.TimeToStr):
         return None  # FORMAT_DATE reads the value itself
     return date_value(node.this, zone_argument(node))
 
 
 @rule(exp.Datetime)
-def _datetime_in_zone(node: exp.Datetime) -> exp.Expression:
+def _datetime_in_zone(node: exp.Datetime) -> exp.Expr:
     """DATETIME(ts, 'Europe/Berlin'): the wall clock in that zone; DATETIME(date, time) is not supported."""
     if not (isinstance(node.expression, exp.Literal) and node.expression.is_string):
         raise unsupported(node, "DATETIME(date, time)")
@@ -330,13 +328,13 @@ def _datetime_in_zone(node: exp.Datetime) -> exp.Expression:
 
 
 @rule(exp.DateFromParts)
-def _date_from_parts(node: exp.DateFromParts) -> exp.Expression:
+def _date_from_parts(node: exp.DateFromParts) -> exp.Expr:
     args = {key: node.args[key] for key in ("year", "month", "day")}
     return sql("date(printf('%04d-%02d-%02d', :year, :month, :day))", DATE, **args)
 
 
 @rule(exp.UnixToTime)
-def _unix_to_timestamp(node: exp.UnixToTime) -> exp.Expression:
+def _unix_to_timestamp(node: exp.UnixToTime) -> exp.Expr:
     scale = node.args.get("scale")
     divisor = 10 ** int(scale.name) if isinstance(scale, exp.Literal) else 1
     amount = "(:x / 1.0)" if divisor == 1 else f"(:x / {divisor}.0)"
@@ -350,33 +348,33 @@ rule(exp.DateFromUnixDate)(lambda n: sql("date(2440587.5 + :x)", DATE, x=n.this)
 
 
 @rule(exp.CurrentTimestamp, exp.CurrentDatetime)
-def _current_timestamp(node: exp.Expression) -> exp.Expression:
+def _current_timestamp(node: exp.Expr) -> exp.Expr:
     # CURRENT_DATETIME('Europe/Berlin') is the wall clock there; bq_now() is deterministic, so it runs once.
     return typed(wall_clock(sql("bq_now()"), zone_argument(node, "this")), TIMESTAMP)
 
 
 @rule(exp.CurrentTime)
-def _current_time(node: exp.Expression) -> exp.Expression:
+def _current_time(node: exp.Expr) -> exp.Expr:
     now = wall_clock(sql("bq_now()"), zone_argument(node, "this"))
     return sql("rtrim(rtrim(strftime('%H:%M:%f', :x), '0'), '.')", x=now)
 
 
 @rule(exp.CurrentDate)
-def _current_date(node: exp.Expression) -> exp.Expression:
+def _current_date(node: exp.Expr) -> exp.Expr:
     return sql("date(:x)", DATE, x=wall_clock(sql("bq_now()"), zone_argument(node, "this")))
 
 
 # --- Comparisons ------------------------------------------------------------------------------------------------
 
 
-def _is_temporal(node: exp.Expression) -> bool:
+def _is_temporal(node: exp.Expr) -> bool:
     if type_of(node) in {TIMESTAMP, DATE}:
         return True
     return isinstance(node, exp.Literal) and node.is_string and bool(_DATE_LIKE.match(node.name))
 
 
 @rule(exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Between)
-def _compare(node: exp.Expression) -> exp.Expression | None:
+def _compare(node: exp.Expr) -> exp.Expr | None:
     """Compare dates and timestamps as BigQuery does: as instants, not as whatever text happens to be stored.
 
     What the rules produce is canonical text of one type, so such sides compare as text once the literals are

@@ -82,7 +82,7 @@ def _format_template(fmt: str) -> str:
 
 
 @rule(exp.TimeToStr)
-def _format_timestamp(node: exp.TimeToStr) -> exp.Expression:
+def _format_timestamp(node: exp.TimeToStr) -> exp.Expr:
     zone = zone_argument(node)
     value = node.this
     if isinstance(value, exp.TsOrDsToTimestamp | exp.TsOrDsToDate | exp.TsOrDsToDatetime):
@@ -99,7 +99,7 @@ def _format_timestamp(node: exp.TimeToStr) -> exp.Expression:
 
 
 @rule(exp.StrToDate, exp.StrToTime)
-def _parse_datetime(node: exp.StrToDate | exp.StrToTime) -> exp.Expression:
+def _parse_datetime(node: exp.StrToDate | exp.StrToTime) -> exp.Expr:
     """PARSE_DATE/PARSE_TIMESTAMP: ISO formats natively, anything else through Python's strptime."""
     kind = DATE if isinstance(node, exp.StrToDate) else TIMESTAMP
     fmt = node.args.get("format") or exp.Literal.string("%Y-%m-%d %H:%M:%S")
@@ -114,7 +114,7 @@ _Type = exp.DataType.Type
 
 
 @rule(exp.Cast, exp.TryCast)
-def _cast(node: exp.Cast) -> exp.Expression | None:
+def _cast(node: exp.Cast) -> exp.Expr | None:
     target = node.to.this
     safe = isinstance(node, exp.TryCast)
     value = node.this

@@ -24,7 +24,7 @@ rule(exp.Repeat)(lambda n: sql("bq_repeat(:x, :n)", x=n.this, n=n.args["times"])
 def _regexp_function(name: str, *keys: str, type_: str | None = None) -> Rule:
     """REGEXP_EXTRACT and friends as Python functions over RE2 (literal patterns were checked when parsed)."""
 
-    def translate(node: exp.Expression) -> exp.Expression:
+    def translate(node: exp.Expr) -> exp.Expr:
         values = [node.this, node.expression, *(node.args[k] for k in keys if node.args.get(k) is not None)]
         names = ", ".join(f":a{index}" for index in range(len(values)))
         return sql(f"{name}({names})", type_, **{f"a{index}": value for index, value in enumerate(values)})

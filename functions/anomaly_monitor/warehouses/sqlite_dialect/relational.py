@@ -11,7 +11,7 @@ from anomaly_monitor.warehouses.sqlite_dialect.rules import SCHEMA, name_anonymo
 
 
 @rule(exp.Table, exp.Column)
-def _unqualified(node: exp.Table | exp.Column) -> exp.Expression | None:
+def _unqualified(node: exp.Table | exp.Column) -> exp.Expr | None:
     # Local mode is one SQLite file: `project.dataset.table` and `dataset.table` both mean `table`.
     if node.args.get("db") is not None or node.args.get("catalog") is not None:
         node.set("db", None)
@@ -23,7 +23,7 @@ def _unqualified(node: exp.Table | exp.Column) -> exp.Expression | None:
 
 
 @rule(exp.Star, resolve=True)
-def _star(node: exp.Star) -> exp.Expression | None:
+def _star(node: exp.Star) -> exp.Expr | None:
     """`* EXCEPT (a)` and `* REPLACE (x AS a)` become the column list they stand for."""
     if not node.args.get("except_") and not node.args.get("replace"):
         return None
@@ -39,7 +39,7 @@ def _star(node: exp.Star) -> exp.Expression | None:
     return None
 
 
-def _expand(select: exp.Select, projection: exp.Expression) -> list[exp.Expression]:
+def _expand(select: exp.Select, projection: exp.Expr) -> list[exp.Expr]:
     """The columns a star projection stands for, with its EXCEPT and REPLACE applied."""
     star = projection.this if isinstance(projection, exp.Column) else projection
     table = projection.table if isinstance(projection, exp.Column) else None
@@ -50,7 +50,7 @@ def _expand(select: exp.Select, projection: exp.Expression) -> list[exp.Expressi
     for name in [*excluded, *replaced]:
         if name not in known:
             raise QueryError(f"column {name} in SELECT * EXCEPT/REPLACE is not among the columns * stands for")
-    expanded: list[exp.Expression] = []
+    expanded: list[exp.Expr] = []
     for source, name in columns:
         if name.lower() in excluded:
             continue
@@ -74,7 +74,7 @@ def _sources(select: exp.Select, only: str | None) -> list[tuple[str, list[str]]
     return found
 
 
-def _columns(source: exp.Expression, select: exp.Select) -> list[str]:
+def _columns(source: exp.Expr, select: exp.Select) -> list[str]:
     if isinstance(source, exp.Table) and isinstance(source.this, exp.Identifier):
         cte = _cte(select, source.name)
         if cte is not None:
@@ -95,7 +95,7 @@ def _columns(source: exp.Expression, select: exp.Select) -> list[str]:
     raise unsupported(source, "SELECT * EXCEPT/REPLACE over this source")
 
 
-def output_names(query: exp.Expression) -> list[str]:
+def output_names(query: exp.Expr) -> list[str]:
     """The names of a query's result columns (a UNION's are its first SELECT's)."""
     while isinstance(query, exp.SetOperation | exp.Subquery):
         query = query.this
@@ -111,11 +111,11 @@ def output_names(query: exp.Expression) -> list[str]:
     return names
 
 
-def _cte(node: exp.Expression, name: str) -> exp.CTE | None:
+def _cte(node: exp.Expr, name: str) -> exp.CTE | None:
     return next((cte for with_ in _ancestors_with(node) for cte in with_.expressions if cte.alias == name), None)
 
 
-def _ancestors_with(node: exp.Expression | None) -> list[exp.With]:
+def _ancestors_with(node: exp.Expr | None) -> list[exp.With]:
     found = []
     while node is not None:
         with_ = node.args.get("with_") or node.args.get("with")
@@ -129,11 +129,13 @@ def _ancestors_with(node: exp.Expression | None) -> list[exp.With]:
 
 
 @rule(exp.Group, resolve=True)
-def _group_by_all(node: exp.Group) -> exp.Expression | None:
+def _group_by_all(node: exp.Group) -> exp.Expr | None:
     """GROUP BY ALL groups by each SELECT item without aggregates or window functions that reads a column."""
     if not node.args.get("all"):
         return None
     select = node.parent
+    if not isinstance(select, exp.Select):
+        raise unsupported(node, "GROUP BY ALL outside a SELECT")
     keys = []
     for position, projection in enumerate(select.selects, 1):
         if isinstance(projection, exp.Star) or (isinstance(projection, exp.Column) and projection.is_star):
@@ -151,7 +153,7 @@ def _group_by_all(node: exp.Group) -> exp.Expression | None:
 
 
 @rule(exp.Select)
-def _qualify(node: exp.Select) -> exp.Expression | None:
+def _qualify(node: exp.Select) -> exp.Expr | None:
     """QUALIFY becomes a filter on a subquery that computes the condition as a hidden column.
 
     sqlglot's own rewrite keeps ORDER BY/LIMIT inside the subquery (so LIMIT applies before QUALIFY) and leaks
@@ -186,7 +188,7 @@ def _qualify(node: exp.Select) -> exp.Expression | None:
     return outer
 
 
-def _qualify_star(node: exp.Select, inner: exp.Select) -> exp.Expression:
+def _qualify_star(node: exp.Select, inner: exp.Select) -> exp.Expr:
     """SELECT * ... QUALIFY on a single table: keep the rows whose rowid passes, so no helper column shows."""
     source = node.args.get("from_") or node.args.get("from")
     table = source.this if source is not None else None
@@ -203,7 +205,7 @@ def _qualify_star(node: exp.Select, inner: exp.Select) -> exp.Expression:
 # --- UNNEST of literal arrays -----------------------------------------------------------------------------------
 
 
-def literal_array(node: exp.Unnest) -> list[exp.Expression] | None:
+def literal_array(node: exp.Unnest) -> list[exp.Expr] | None:
     """The elements of `UNNEST([a, b])`, or None when the array is computed."""
     arrays = node.expressions
     if len(arrays) == 1 and isinstance(arrays[0], exp.Array) and not arrays[0].find(exp.Query):
@@ -212,7 +214,7 @@ def literal_array(node: exp.Unnest) -> list[exp.Expression] | None:
 
 
 @rule(exp.Unnest)
-def _unnest_table(node: exp.Unnest) -> exp.Expression | None:
+def _unnest_table(node: exp.Unnest) -> exp.Expr | None:
     """`FROM UNNEST([1, 2]) AS n` becomes a UNION ALL subquery with column n (and the offset column if asked)."""
     if isinstance(node.parent, exp.In):
         return None
@@ -224,7 +226,7 @@ def _unnest_table(node: exp.Unnest) -> exp.Expression | None:
     column = names[0] if names else (alias.name if alias is not None and alias.name else "f0_")
     offset = node.args.get("offset")
     offset_name = offset.name if isinstance(offset, exp.Identifier) else ("offset" if offset else None)
-    rows = []
+    rows: list[exp.Query] = []
     for index, element in enumerate(elements):
         projections = [exp.alias_(element.copy(), column, quoted=True)]
         if offset_name:

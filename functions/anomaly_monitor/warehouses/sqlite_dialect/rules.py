@@ -13,6 +13,7 @@ import zoneinfo
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import sqlglot
 from sqlglot import exp
@@ -21,7 +22,10 @@ from anomaly_monitor.errors import QueryError
 from anomaly_monitor.warehouses.clock import zone_info
 from anomaly_monitor.warehouses.sqlite_functions import UTC_NAMES
 
-Rule = Callable[[exp.Expression], exp.Expression | None]
+Rule = Callable[[exp.Expr], exp.Expr | None]
+# A rule's parameter is the node types it registers for (`def _star(node: exp.Star)`), which no type can tie to
+# the types given to `rule`: the bound accepts any parameter, and the registry calls each rule with its own types.
+SomeRule = TypeVar("SomeRule", bound=Callable[[Any], exp.Expr | None])
 
 # The BigQuery type of an expression a rule built, kept in Expression.meta under TYPE.
 TYPE = "bq_type"
@@ -39,13 +43,13 @@ class Registered:
     resolve: bool  # runs in the first pass, on the BigQuery tree as written
 
 
-RULES: dict[type[exp.Expression], Registered] = {}
+RULES: dict[type[exp.Expr], Registered] = {}
 
 
-def rule(*types: type[exp.Expression], resolve: bool = False) -> Callable[[Rule], Rule]:
+def rule(*types: type[exp.Expr], resolve: bool = False) -> Callable[[SomeRule], SomeRule]:
     """Register a rule for these node types."""
 
-    def register(function: Rule) -> Rule:
+    def register(function: SomeRule) -> SomeRule:
         for kind in types:
             if kind in RULES:
                 raise RuntimeError(f"two SQLite rules for {kind.__name__}")
@@ -70,14 +74,14 @@ JULIAN_FORMS: contextvars.ContextVar[dict[int, tuple]] = contextvars.ContextVar(
 
 
 @functools.cache
-def _parsed_template(template: str) -> tuple[exp.Expression, int, Counter[str]]:
+def _parsed_template(template: str) -> tuple[exp.Expr, int, Counter[str]]:
     """The template parsed, its own size, and how often each placeholder occurs in it."""
-    node = sqlglot.parse_one(f"SELECT {template}", read="sqlite").selects[0]
+    node = sqlglot.parse_one(f"SELECT {template}", read="sqlite").expressions[0]
     uses = Counter(placeholder.name for placeholder in node.find_all(exp.Placeholder))
     return node, sum(1 for _ in node.walk()) - uses.total(), uses
 
 
-def sql(template: str, type_: str | None = None, **args: exp.Expression) -> exp.Expression:
+def sql(template: str, type_: str | None = None, **args: exp.Expr) -> exp.Expr:
     """A SQLite expression from a template whose `:name` placeholders take the given expressions.
 
     A template may use an argument several times (SQLite has no LET), so nested calls multiply the size of the
@@ -99,32 +103,32 @@ def sql(template: str, type_: str | None = None, **args: exp.Expression) -> exp.
     return typed(node, type_) if type_ else node
 
 
-def _size(node: exp.Expression) -> int:
+def _size(node: exp.Expr) -> int:
     """Nodes in an expression, counting what `sql` built by the size it recorded."""
     return sum(n.meta.get(_NODES, 1) for n in node.walk(prune=lambda n: _NODES in n.meta))
 
 
-def typed(node: exp.Expression, type_: str) -> exp.Expression:
+def typed(node: exp.Expr, type_: str) -> exp.Expr:
     node.meta[TYPE] = type_
     return node
 
 
-def type_of(node: exp.Expression) -> str | None:
+def type_of(node: exp.Expr) -> str | None:
     return node.meta.get(TYPE)
 
 
-def unsupported(node: exp.Expression, what: str) -> QueryError:
+def unsupported(node: exp.Expr, what: str) -> QueryError:
     return QueryError(f"{what} is not supported on SQLite: {node.sql('bigquery')}")
 
 
 def refuse(what: str) -> Rule:
-    def refusal(node: exp.Expression) -> exp.Expression:
+    def refusal(node: exp.Expr) -> exp.Expr:
         raise unsupported(node, what)
 
     return refusal
 
 
-def zone_argument(node: exp.Expression, key: str = "zone") -> exp.Expression | None:
+def zone_argument(node: exp.Expr, key: str = "zone") -> exp.Expr | None:
     """The time zone argument, or None when it is absent or UTC (then native SQLite does everything)."""
     argument = node.args.get(key)
     if argument is None or (isinstance(argument, exp.Literal) and argument.name.upper() in UTC_NAMES):
@@ -137,7 +141,7 @@ def zone_argument(node: exp.Expression, key: str = "zone") -> exp.Expression | N
     return argument
 
 
-def wall_clock(value: exp.Expression, zone: exp.Expression | None) -> exp.Expression:
+def wall_clock(value: exp.Expr, zone: exp.Expr | None) -> exp.Expr:
     """A UTC timestamp as wall-clock text in `zone` (a Python call per row: SQLite knows no time zones)."""
     return value if zone is None else sql("bq_to_local(:x, :z)", x=value, z=zone)
 
