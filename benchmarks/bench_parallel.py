@@ -1,6 +1,6 @@
 """Checks wait on BigQuery in parallel: N checks take about N / MAX_WORKERS x one check's latency.
 
-    PYTHONPATH=functions .venv/bin/python benchmarks/bench_parallel.py [--delay 0.25] [--workers 8 16 32]
+    PYTHONPATH=functions .venv/bin/python benchmarks/bench_parallel.py [--delay 0.5] [--workers 8 16 32]
 
 The real BigQuery client talks to the local emulator (tests/bq_emulator.py) through a proxy that holds every
 request (job insert, results, ...) for --delay seconds, as a distant BigQuery would. One check alone gives the
@@ -75,8 +75,8 @@ def timed_run(registry: Path, state: Path, url: str, endpoint: str, workers: int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--delay", type=float, default=0.25, help="seconds each request to BigQuery is held")
-    parser.add_argument("--workers", type=int, nargs="+", default=[Settings().max_workers, 16, 32])
+    parser.add_argument("--delay", type=float, default=0.5, help="seconds each request to BigQuery is held")
+    parser.add_argument("--workers", type=int, nargs="+", default=sorted({8, Settings().max_workers, 32}))
     args = parser.parse_args()
     try:
         emulator = bq_emulator.start()
@@ -89,7 +89,8 @@ def main() -> None:
         folder = Path(tmp)
         state = folder / "state.db"
         one = build_registry(folder, 1, dataset)
-        timed_run(one, state, url, proxy.url, 1)  # the client built, its connections open
+        most = max(args.workers)  # the client built, as many connections open as the runs will use
+        timed_run(build_registry(folder, most, dataset), state, url, proxy.url, most)
         before = len(proxy.requests)
         latency = min(timed_run(one, state, url, proxy.url, 1) for _ in range(3))
         calls = (len(proxy.requests) - before) // 3
