@@ -7,8 +7,8 @@ import datetime as dt
 import decimal
 import functools
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from itertools import repeat
 from typing import Any
@@ -168,7 +168,8 @@ class CheckResult:
     message: str = ""
     value: float | None = None
     row_count: int | None = None
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    # rows, series and export_rows: sequences, empty by default and shared (a run of thousands holds no empty lists)
+    rows: Sequence[dict[str, Any]] = ()
     expected: tuple[float | None, float | None] | None = None
     duration_ms: int = 0
     bytes_processed: int | None = None
@@ -177,9 +178,9 @@ class CheckResult:
     cause: str | None = None  # a failure's shared cause outside the check's SQL (see errors.QueryError.cause)
     incident: OpenIncident | None = None  # set by the lifecycle when the check is failing after this run
     check: Check | None = None
-    series: list[tuple[dt.datetime, float]] = field(default_factory=list)
+    series: Sequence[tuple[dt.datetime, float]] = ()
     band: tuple[tuple[dt.datetime, float, float], ...] = ()  # the model's band over the series, for its chart
-    export_rows: list[dict[str, Any]] = field(default_factory=list)  # for export_sheet: up to EXPORT_ROWS
+    export_rows: Sequence[dict[str, Any]] = ()  # for export_sheet: up to EXPORT_ROWS
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -31,7 +31,7 @@ __all__ = ["Schema", "Translation", "to_sqlite", "translate", "translate_tree"]
 NO_ARRAYS: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # thousands are cached
 class Translation:
     sql: str
     arrays: frozenset[str]  # result columns holding an ARRAY (JSON text in SQLite)
