@@ -6,8 +6,9 @@ import base64
 import datetime as dt
 import decimal
 import functools
+import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import repeat
@@ -322,13 +323,28 @@ class RunReport:
         return counts
 
     def to_json(self) -> dict[str, Any]:
+        return {**self.to_json_head(), "checks": [r.to_json() for r in self.results]}
+
+    def to_json_head(self) -> dict[str, Any]:
+        """The document without its checks."""
         return {
             "run_id": self.run_id,
             "started_at": self.started_at.isoformat(),
             "finished_at": self.finished_at.isoformat(),
             "summary": self.summary(),
-            "checks": [r.to_json() for r in self.results],
         }
+
+    def json_text(self) -> Iterator[str]:
+        """The text of json.dumps(self.to_json(), indent=2), one check at a time: a run of thousands of checks
+        is printed without holding its whole document."""
+        head = json.dumps({**self.to_json_head(), "checks": []}, indent=2)
+        if not self.results:
+            yield head
+            return
+        yield head.removesuffix("[]\n}") + "["
+        for i, result in enumerate(self.results):
+            yield ("," if i else "") + "\n    " + json.dumps(result.to_json(), indent=2).replace("\n", "\n    ")
+        yield "\n  ]\n}"
 
     def exit_code(self) -> int:
         """0 all ok or skipped, 1 some alert and no error, 2 some error/invalid or an undelivered alert."""
