@@ -226,7 +226,9 @@ class _Model:
     trailing: tuple[float, ...] = ()  # the newest half level window's errors, in sds
 
 
-def _fit(times: list[dt.datetime], ys: list[float], when: dt.datetime, seasonality: str, departed: bool = False) -> _Model:
+def _fit(
+    times: list[dt.datetime], ys: list[float], when: dt.datetime, seasonality: str, departed: bool = False
+) -> _Model:
     import numpy as np
 
     group_of = _group_of(seasonality)
