@@ -263,7 +263,7 @@ def _fit(
     # Errors are rarely Gaussian in the tail where the band sits: widen by how far out their 85th percentile is.
     tail = max(float(np.quantile(deviation, TAIL_QUANTILE)) / (TAIL_GAUSSIAN_Z * pooled) if pooled > 0 else 1.0, 1.0)
     if departed and n_groups > 1 and len(mine) >= MIN_ERRORS:
-        sd = _group_noise(mine, pooled) * tail
+        sd = _group_noise(mine, y[groups == now_group], pooled) * tail
     else:
         # Noise differs by hour or weekday (nights are noisier): the group's own errors, never below the pooled ones.
         group_sd = MAD_TO_SD * float(np.median(np.abs(mine - np.median(mine)))) if len(mine) >= 5 else 0.0
@@ -278,18 +278,22 @@ def _fit(
     return _Model(best.center, sd, comparable, recent, shift, trailing)
 
 
-def _group_noise(mine: np.ndarray, pooled: float) -> float:
-    """The noise of one hour or weekday, for judging a point of a departure against the range before it.
+def _group_noise(mine: np.ndarray, values: np.ndarray, pooled: float) -> float:
+    """The noise of one hour or weekday (`mine`: its errors; `values`: its points), for judging a point of a
+    departure against the range before it.
 
     A first alert keeps the conservative max(group, pooled). Once the newest points have departed together, the
     question is whether the level is still off, and the band should be this group's own noise, estimated well:
-    the smaller of the MAD and the mean absolute deviation (on discrete values such as a proportion of a few
-    trials, the MAD of a dozen errors jumps between the lattice's gaps and can double), shrunk in both directions
-    towards the pooled sd as if that were GROUP_PRIOR more of the group's errors (a quiet hour's dozen zeros is not
-    a zero sd; a dozen errors do not prove an hour noisier than the rest).
+    the smaller of the MAD and the mean absolute deviation of its errors (on discrete values such as a proportion
+    of a few trials, the MAD of a dozen errors jumps between the lattice's gaps and can double), shrunk in both
+    directions towards the pooled sd as if that were GROUP_PRIOR more of the group's errors (a dozen errors do not
+    prove an hour noisier or quieter than the rest). A quiet group, whose values mostly sit on one value (a night
+    hour of a few trials: mostly no declines), has no spread of its own to measure: it keeps the pooled sd.
     """
     import numpy as np
 
+    if not np.median(np.abs(values - np.median(values))) > 0:
+        return pooled
     deviation = np.abs(mine - np.median(mine))
     own = min(MAD_TO_SD * float(np.median(deviation)), MEAN_AD_TO_SD * float(np.mean(deviation)))
     k = len(mine)
