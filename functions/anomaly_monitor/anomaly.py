@@ -23,7 +23,8 @@ WEEKLY_SEASONS = 12  # hourly data may also have a weekly cycle: hour-of-week of
 ERROR_WINDOW = {"none": 400, "day_of_week": 400, "hour_of_day": 400}  # recent one-step errors that size the band
 MIN_ERRORS = 5
 MIN_RUN = 3  # newest points that departed together before they count as a run
-RUN_SD = 1.5  # a newest point this many sds off, on the judged side, belongs to a departed run
+RUN_SD = 1.5  # a point this many sds off, on the side of the others, belongs to a departed run (the judged one too)
+GROUP_PRIOR = 24  # against the range before a departure, the pooled noise counts as this many of a group's errors
 CHART_POINTS = 96  # recent points whose forecast band a chart shows
 SMALL_COUNT = 100  # below this typical count Poisson noise (sd sqrt(x), 10% at 100) dominates percent-level noise
 RELATIVE_FLOOR = 0.005  # on the log scale: changes below ~0.5% per sd are never noise-distinguishable anomalies
@@ -225,7 +226,9 @@ class _Model:
     trailing: tuple[float, ...] = ()  # the newest half level window's errors, in sds
 
 
-def _fit(times: list[dt.datetime], ys: list[float], when: dt.datetime, seasonality: str) -> _Model:
+def _fit(
+    times: list[dt.datetime], ys: list[float], when: dt.datetime, seasonality: str, departed: bool = False
+) -> _Model:
     import numpy as np
 
     group_of = _group_of(seasonality)
@@ -256,12 +259,15 @@ def _fit(times: list[dt.datetime], ys: list[float], when: dt.datetime, seasonali
     pooled = MAD_TO_SD * float(np.median(deviation))
     if pooled <= 0:
         pooled = MEAN_AD_TO_SD * float(np.mean(deviation))
-    # Noise differs by hour or weekday (nights are noisier): the group's own errors, never below the pooled ones.
     mine = errors[(best.error_groups % n_groups) == now_group] if n_groups > 1 else errors
-    group_sd = MAD_TO_SD * float(np.median(np.abs(mine - np.median(mine)))) if len(mine) >= 5 else 0.0
     # Errors are rarely Gaussian in the tail where the band sits: widen by how far out their 85th percentile is.
-    tail = float(np.quantile(deviation, TAIL_QUANTILE)) / (TAIL_GAUSSIAN_Z * pooled) if pooled > 0 else 1.0
-    sd = max(group_sd, pooled) * max(tail, 1.0)
+    tail = max(float(np.quantile(deviation, TAIL_QUANTILE)) / (TAIL_GAUSSIAN_Z * pooled) if pooled > 0 else 1.0, 1.0)
+    if departed and n_groups > 1 and len(mine) >= MIN_ERRORS:
+        sd = _group_noise(mine, y[groups == now_group], pooled) * tail
+    else:
+        # Noise differs by hour or weekday (nights are noisier): the group's own errors, never below the pooled ones.
+        group_sd = MAD_TO_SD * float(np.median(np.abs(mine - np.median(mine)))) if len(mine) >= 5 else 0.0
+        sd = max(group_sd, pooled) * tail
     shift = _month_end_shift(times, best.all_errors, when, sd)
     forecasts = y - best.all_errors
     recent = tuple(
@@ -270,6 +276,28 @@ def _fit(times: list[dt.datetime], ys: list[float], when: dt.datetime, seasonali
     half = window // 2
     trailing = tuple(float(e) / sd for e in best.all_errors[-half:]) if sd > 0 else ()
     return _Model(best.center, sd, comparable, recent, shift, trailing)
+
+
+def _group_noise(mine: np.ndarray, values: np.ndarray, pooled: float) -> float:
+    """The noise of one hour or weekday (`mine`: its errors; `values`: its points), for judging a point of a
+    departure against the range before it.
+
+    A first alert keeps the conservative max(group, pooled). Once the newest points have departed together, the
+    question is whether the level is still off, and the band should be this group's own noise, estimated well:
+    the smaller of the MAD and the mean absolute deviation of its errors (on discrete values such as a proportion
+    of a few trials, the MAD of a dozen errors jumps between the lattice's gaps and can double), shrunk in both
+    directions towards the pooled sd as if that were GROUP_PRIOR more of the group's errors (a dozen errors do not
+    prove an hour noisier or quieter than the rest). A quiet group, whose values mostly sit on one value (a night
+    hour of a few trials: mostly no declines), has no spread of its own to measure: it keeps the pooled sd.
+    """
+    import numpy as np
+
+    if not np.median(np.abs(values - np.median(values))) > 0:
+        return pooled
+    deviation = np.abs(mine - np.median(mine))
+    own = min(MAD_TO_SD * float(np.median(deviation)), MEAN_AD_TO_SD * float(np.mean(deviation)))
+    k = len(mine)
+    return math.sqrt((k * own**2 + GROUP_PRIOR * pooled**2) / (k + GROUP_PRIOR))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -315,11 +343,14 @@ def judge(
     sensitivity: float = 3.0,
     low: float | None = None,
     high: float | None = None,
+    departed: bool = False,
 ) -> Judgement:
     """The last point is judged against the ones before it (sorted by time).
 
     low/high are hard bounds: breaching them alerts regardless of history. A NULL newest value is not judged
     (a missing value is not a zero: a query that means zero should COALESCE); NULLs in the history are skipped.
+    `departed`: the points before the last are the history before a departure that is still open (an incident's
+    pre-incident history), so the band is the judged hour's or weekday's own noise (see `_group_noise`).
     """
     if not points:
         return Judgement(False, (low, high), None, "no points: not judged", 0)
@@ -332,7 +363,7 @@ def judge(
     history = [(t, float(v)) for t, v in recent if v is not None and math.isfinite(v)][-keep:]
     breach = _hard_breach(value, low, high)
     scale = _choose_scale([v for _, v in history] or [value])
-    model = _fit([t for t, _ in history], [scale.forward(v) for _, v in history], when, seasonality)
+    model = _fit([t for t, _ in history], [scale.forward(v) for _, v in history], when, seasonality, departed)
     where = _where(when, seasonality)
     if model.comparable < MIN_COMPARABLE:
         n = model.comparable
@@ -348,7 +379,7 @@ def judge(
         # younger than half a level window has begun to drag the level. Without an open incident to say so, the
         # series does: judge against the range from before that run (as an open incident would).
         times, ys = [t for t, _ in history[:-run]], [scale.forward(v) for _, v in history[:-run]]
-        earlier = _fit(times, ys, when, seasonality)
+        earlier = _fit(times, ys, when, seasonality, departed=True)
         if earlier.comparable >= MIN_COMPARABLE and abs(_z(y, earlier, scale)) > sensitivity:
             judgement = _verdict(value, earlier, scale, direction, sensitivity, low, high, breach, where)
             noun = "point" if run == 1 else "points"
@@ -363,11 +394,12 @@ def _z(y: float, model: _Model, scale: _Scale) -> float:
 
 def _departed_run(model: _Model, y: float, sensitivity: float) -> int:
     """How many of the newest points sat more than RUN_SD sds off on the side the judged value is, when at least
-    MIN_RUN and fewer than half a level window did, and the judged value itself is not already beyond the band."""
+    MIN_RUN and fewer than half a level window did, and the judged value itself is as far off as they were but not
+    already beyond the band."""
     if model.sd <= 0 or not math.isfinite(y):
         return 0
     z = (y - model.center) / model.sd
-    if abs(z) > sensitivity or abs(z) < 1:
+    if abs(z) > sensitivity or abs(z) < RUN_SD:
         return 0
     run = 0
     for e in reversed(model.trailing):

@@ -165,6 +165,7 @@ def judge_points(
         sensitivity=check.sensitivity,
         low=check.min,
         high=check.max,
+        departed=baseline.incident_since is not None,
     )
     message = judgement.message
     if baseline.incident_since is not None:
