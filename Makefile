@@ -43,10 +43,14 @@ lint: $(STAMP) ## ruff (lint and format), mypy, and the offline Terraform checks
 	$(VENV)/bin/mypy
 	scripts/lint_infra.sh
 
-bench: $(STAMP) ## speed benchmarks, printed as ratios against a baseline measured in the same run
+bench: $(STAMP) ## speed and scale benchmarks, each figure a ratio or per-check cost measured in the same run, beside its target
 	$(PY) benchmarks/bench_run.py
 	$(PY) benchmarks/bench_dialect.py
+	PYTHONPATH=functions:. $(PY) benchmarks/state_scan.py --emulator
 	$(PY) benchmarks/bench_backtest.py
+	$(PY) benchmarks/bench_pacing.py
+	$(PY) benchmarks/bench_parallel.py
+	$(PY) benchmarks/bench_scale.py
 
 bench-anomaly: $(STAMP) ## score the anomaly check on ../shared/anomaly-bench beside published detectors
 	$(PY) ../shared/anomaly-bench/run_bench.py --product

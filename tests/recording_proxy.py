@@ -1,13 +1,15 @@
 """A reverse proxy on a free loopback port that forwards every request to a local server and keeps a list of them.
 
 Put between the product and an emulator, it shows what went over the wire (how many table checks, which
-jobs) without touching either side.
+jobs) without touching either side. With `delay_s` it also holds every request that long before forwarding it,
+as a distant server would (benchmarks/bench_parallel.py).
 """
 
 from __future__ import annotations
 
 import http.client
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,9 +21,10 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-
 class RecordingProxy(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, delay_s: float = 0.0) -> None:
         super().__init__(("127.0.0.1", 0), Forward)
         self.target = urlsplit(target)
+        self.delay_s = delay_s
         self.requests: list[tuple[str, str]] = []  # (method, path with query), in arrival order
         self.lock = threading.Lock()
 
@@ -45,6 +48,7 @@ class Forward(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.requests.append((self.command, self.path))
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        time.sleep(self.server.delay_s)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
         upstream = http.client.HTTPConnection(self.server.target.hostname, self.server.target.port, timeout=60)
         try:
@@ -65,8 +69,8 @@ class Forward(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def recording(target: str) -> Iterator[RecordingProxy]:
-    proxy = RecordingProxy(target)
+def recording(target: str, delay_s: float = 0.0) -> Iterator[RecordingProxy]:
+    proxy = RecordingProxy(target, delay_s)
     thread = threading.Thread(target=proxy.serve_forever, daemon=True)
     thread.start()
     try:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import re
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import pytest
@@ -18,6 +20,7 @@ from anomaly_monitor.settings import Settings
 from anomaly_monitor.warehouses import open_warehouse
 from anomaly_monitor.warehouses.bigquery import BigQueryWarehouse, json_safe, label_value
 from tests import bq_emulator
+from tests.recording_proxy import recording
 
 NOW = dt.datetime(2026, 1, 6, 9, 0, tzinfo=dt.UTC)  # what CURRENT_TIMESTAMP() and its kin are pinned to
 
@@ -107,6 +110,21 @@ def test_jobs_carry_labels_a_byte_cap_and_the_default_dataset(
     assert job["configuration"]["query"]["maximumBytesBilled"] == str(3 * GB)
     assert job["configuration"]["query"]["defaultDataset"] == {"projectId": "test-project", "datasetId": shop.dataset}
     assert job["configuration"]["query"]["useLegacySql"] is False
+
+
+def test_checks_waiting_at_once_each_keep_their_connection(
+    shop: BigQueryWarehouse, bigquery_emulator: bq_emulator.Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """More checks wait at once than requests' 10 pooled connections: none is dropped after its request (each
+    request is held at a proxy, so they all overlap)."""
+    waiting = 24
+    with recording(bigquery_emulator.endpoint, delay_s=0.3) as proxy, caplog.at_level(logging.WARNING):
+        warehouse = BigQueryWarehouse(bigquery_emulator.project, shop.dataset, proxy.url)
+        with ThreadPoolExecutor(max_workers=waiting) as pool:
+            counts = list(pool.map(lambda n: run(warehouse, f"SELECT {n} AS n FROM orders").row_count, range(waiting)))
+    assert counts == [5] * waiting
+    assert proxy.count("POST", "/bigquery/v2/projects/test-project/jobs") == waiting
+    assert not [r.getMessage() for r in caplog.records if "pool is full" in r.getMessage()]
 
 
 def test_a_missing_table_is_an_error_naming_the_dataset(shop: BigQueryWarehouse) -> None:

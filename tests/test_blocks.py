@@ -71,7 +71,7 @@ def late_settle(**changes: Any) -> Check:
         description="Orders authorised but not settled or voided within 7 days.",
         channel="#payments",
     )
-    return Check(**{**check.__dict__, **changes})
+    return dataclasses.replace(check, **changes)
 
 
 def rows_result(check: Check, rows: list[dict[str, Any]], row_count: int) -> CheckResult:

@@ -14,7 +14,7 @@ NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 
 
 def result(columns, rows, count=None):
-    return QueryResult(columns, [dict(zip(columns, r)) for r in rows], len(rows) if count is None else count)
+    return QueryResult(columns, [tuple(r) for r in rows], len(rows) if count is None else count)
 
 
 def threshold(**bounds) -> Check:

@@ -11,8 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from anomaly_monitor.errors import RegistryError, UnknownCheckError
+from anomaly_monitor.models import CheckResult, CheckType, RunReport, Status
 from anomaly_monitor.runner import RunOptions, run
 from anomaly_monitor.service import execute
 from anomaly_monitor.settings import Settings
@@ -128,6 +131,32 @@ def test_unreadable_registry_fails_the_run(setup, tmp_path):
     settings = dataclasses.replace(setup([FINE]), checks_source=str(tmp_path / "missing.csv"))
     with pytest.raises(RegistryError):
         execute(settings, RunOptions(now=NOW))
+
+
+def test_the_printed_document_is_the_document_written_one_check_at_a_time(setup):
+    report = execute(setup([NEGATIVE, STUCK, FINE]), RunOptions(now=NOW))
+    assert "".join(report.json_text()) == json.dumps(report.to_json(), indent=2)
+    empty = dataclasses.replace(report, results=[])
+    assert "".join(empty.json_text()) == json.dumps(empty.to_json(), indent=2)
+
+
+@given(
+    st.lists(
+        st.builds(
+            CheckResult,
+            name=st.text(),
+            type=st.sampled_from([*CheckType, None]),
+            status=st.sampled_from(Status),
+            message=st.text(),
+            value=st.none() | st.floats(),
+            rows=st.lists(st.dictionaries(st.text(), st.none() | st.integers() | st.text() | st.lists(st.text()))),
+        ),
+        max_size=4,
+    )
+)
+def test_any_document_is_printed_as_json_dumps_writes_it(results: list[CheckResult]) -> None:
+    report = RunReport("run1", NOW, NOW, results)
+    assert "".join(report.json_text()) == json.dumps(report.to_json(), indent=2)
 
 
 def cli_args(settings: Settings) -> list[str]:

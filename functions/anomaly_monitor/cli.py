@@ -150,7 +150,7 @@ def do_run(args: argparse.Namespace, settings: Settings) -> int:
     options = RunOptions(tuple(args.check), tuple(args.tag), args.force, args.dry_run, args.now)
     report = execute(settings, options)
     if args.json:
-        json.dump(report.to_json(), sys.stdout, indent=2)
+        sys.stdout.writelines(report.json_text())  # one check at a time
         sys.stdout.write("\n")
     else:
         sys.stdout.write(render_report(report))

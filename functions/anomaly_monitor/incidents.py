@@ -51,7 +51,7 @@ FAILING = (Status.ALERT, Status.ERROR)
 CLOSING = (NoticeKind.RESOLVED, NoticeKind.MISSED)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Lifecycle:
     """A check's alert state, as its newest history row carries it."""
 

@@ -99,12 +99,12 @@ def parse_ts(raw: Any) -> dt.datetime:
 
 def series(result: QueryResult) -> list[tuple[dt.datetime, float | None]]:
     """The (ts, value) rows of an anomaly series, sorted by time."""
-    values = [row["value"] for row in result.rows]
+    values = result.column("value")
     if not {type(v) for v in values} <= {float, int, type(None)}:  # one look at the column, not at each cell
         for value in values:
             if value is not None and not is_number(value):
                 raise ShapeError(f"column value holds {value!r}, which is not a number")
-    stamps = [row["ts"] for row in result.rows]
+    stamps = result.column("ts")
     times = [(type(t) is str and iso_time(t)) or parse_ts(t) for t in stamps]  # parse_ts raises, naming it
     points = [(t, None if v is None else float(v)) for t, v in zip(times, values, strict=True)]
     points.sort(key=operator.itemgetter(0))

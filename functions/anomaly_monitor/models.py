@@ -5,10 +5,13 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import decimal
+import functools
+import json
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
+from itertools import repeat
 from typing import Any
 
 SAMPLE_ROWS = 20  # rows kept in a result, shown in alerts and the JSON document
@@ -80,7 +83,7 @@ class Severity(StrEnum):
     INFO = "info"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Check:
     """One valid registry row."""
 
@@ -127,9 +130,20 @@ class QueryResult:
     """What a warehouse returned for a check: the first rows (or all, when asked) and the total count."""
 
     columns: list[str]
-    rows: list[dict[str, Any]]
+    values: list[tuple[Any, ...]]  # the rows kept, each in the order of `columns`
     row_count: int
     bytes_processed: int | None = None
+
+    @functools.cached_property
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows kept, as objects keyed by column name; built when first asked for (a series is read by
+        column, never as thousands of objects)."""
+        return list(map(dict, map(zip, repeat(self.columns), self.values)))
+
+    def column(self, name: str) -> list[Any]:
+        """One column's values, row by row (of a name given twice, the last, as in `rows`)."""
+        index = len(self.columns) - 1 - self.columns[::-1].index(name)
+        return [row[index] for row in self.values]
 
 
 @dataclass(frozen=True)
@@ -145,7 +159,7 @@ class OpenIncident:
     muted_by: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class CheckResult:
     """The outcome of one check in one run; one history row and one entry of the JSON document."""
 
@@ -155,7 +169,8 @@ class CheckResult:
     message: str = ""
     value: float | None = None
     row_count: int | None = None
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    # rows, series and export_rows: sequences, empty by default and shared (a run of thousands holds no empty lists)
+    rows: Sequence[dict[str, Any]] = ()
     expected: tuple[float | None, float | None] | None = None
     duration_ms: int = 0
     bytes_processed: int | None = None
@@ -164,9 +179,9 @@ class CheckResult:
     cause: str | None = None  # a failure's shared cause outside the check's SQL (see errors.QueryError.cause)
     incident: OpenIncident | None = None  # set by the lifecycle when the check is failing after this run
     check: Check | None = None
-    series: list[tuple[dt.datetime, float]] = field(default_factory=list)
-    band: tuple[tuple[dt.datetime, float, float], ...] = ()  # the model's band over the series, for the chart
-    export_rows: list[dict[str, Any]] = field(default_factory=list)  # for export_sheet: up to EXPORT_ROWS
+    series: Sequence[tuple[dt.datetime, float]] = ()
+    band: tuple[tuple[dt.datetime, float, float], ...] = ()  # the model's band over the series, for its chart
+    export_rows: Sequence[dict[str, Any]] = ()  # for export_sheet: up to EXPORT_ROWS
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -184,7 +199,7 @@ class CheckResult:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HistoryRecord:
     """One row of `check_results`: append-only, the source of all alert state.
 
@@ -308,13 +323,28 @@ class RunReport:
         return counts
 
     def to_json(self) -> dict[str, Any]:
+        return {**self.to_json_head(), "checks": [r.to_json() for r in self.results]}
+
+    def to_json_head(self) -> dict[str, Any]:
+        """The document without its checks."""
         return {
             "run_id": self.run_id,
             "started_at": self.started_at.isoformat(),
             "finished_at": self.finished_at.isoformat(),
             "summary": self.summary(),
-            "checks": [r.to_json() for r in self.results],
         }
+
+    def json_text(self) -> Iterator[str]:
+        """The text of json.dumps(self.to_json(), indent=2), one check at a time: a run of thousands of checks
+        is printed without holding its whole document."""
+        head = json.dumps({**self.to_json_head(), "checks": []}, indent=2)
+        if not self.results:
+            yield head
+            return
+        yield head.removesuffix("[]\n}") + "["
+        for i, result in enumerate(self.results):
+            yield ("," if i else "") + "\n    " + json.dumps(result.to_json(), indent=2).replace("\n", "\n    ")
+        yield "\n  ]\n}"
 
     def exit_code(self) -> int:
         """0 all ok or skipped, 1 some alert and no error, 2 some error/invalid or an undelivered alert."""

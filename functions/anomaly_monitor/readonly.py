@@ -62,7 +62,7 @@ class UnsafeSql(ValueError):
     """The SQL is not exactly one read-only BigQuery SELECT; the message says why."""
 
 
-@functools.lru_cache(maxsize=8192)  # the registry and the warehouse ask about the same text in one run
+@functools.lru_cache(maxsize=16384)  # a registry of up to 16,384 checks is not parsed again on the next run
 def read_only_error(sql: str) -> str | None:
     """None when `sql` is exactly one BigQuery SELECT (WITH, UNION, one trailing `;` are fine), else why not.
 

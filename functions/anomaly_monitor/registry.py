@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import zoneinfo
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -310,10 +310,16 @@ def _label(row: Mapping[str, str], row_number: int) -> str:
     return f"row-{row_number}"
 
 
-def parse_registry(rows: Iterable[Mapping[str, str]], worksheets: Collection[str] = ()) -> Registry:
+def parse_registry(
+    rows: Iterable[Mapping[str, str]],
+    worksheets: Collection[str] = (),
+    prepare: Callable[[Check], None] | None = None,
+) -> Registry:
     """Every row becomes a Check or an InvalidCheck; fully blank rows are skipped.
 
-    Never raises for a row: whatever a cell holds, the row ends valid or invalid with a message naming it."""
+    Never raises for a row: whatever a cell holds, the row ends valid or invalid with a message naming it.
+    `prepare` is given each check as soon as its row is read, while the tree its SQL was parsed into is at hand
+    (a run translates the query then, so that thousands of rows never hold thousands of trees)."""
     checks: list[Check] = []
     invalid: list[InvalidCheck] = []
     first_row: dict[str, int] = {}
@@ -333,11 +339,15 @@ def parse_registry(rows: Iterable[Mapping[str, str]], worksheets: Collection[str
             invalid.append(InvalidCheck(name, row_number, f"{where}: {problem}", row_type(row)))
             continue
         try:
-            checks.append(parse_check(row, row_number, worksheets))
+            check = parse_check(row, row_number, worksheets)
         except RowError as exc:
             invalid.append(InvalidCheck(name, row_number, f"{where}: {exc}", row_type(row)))
         except Exception as exc:  # a bug must cost one row, not the run; the log has the traceback
             log.exception("checks row %d could not be parsed", row_number)
             reason = f"{type(exc).__name__}: {shown(str(exc))}"
             invalid.append(InvalidCheck(name, row_number, f"{where}: could not be checked ({reason})", row_type(row)))
+        else:
+            checks.append(check)
+            if prepare is not None:
+                prepare(check)
     return Registry(checks, invalid)

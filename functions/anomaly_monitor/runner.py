@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -34,13 +35,14 @@ from anomaly_monitor.models import (
     Status,
 )
 from anomaly_monitor.notifiers import Notifier
+from anomaly_monitor.readonly import take_parsed
 from anomaly_monitor.redact import quote, redact
 from anomaly_monitor.registry import Registry, parse_registry
 from anomaly_monitor.schedule import is_due, next_tick
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.sources import CheckSource, StatusPublisher
 from anomaly_monitor.state import NO_ROW, StateStore
-from anomaly_monitor.warehouses import Session, Warehouse
+from anomaly_monitor.warehouses import RunWarehouse, Session
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,7 @@ class Backends:
     """The outside world of a run; built from settings by the doors, or given directly by tests."""
 
     source: CheckSource
-    warehouse: Warehouse
+    warehouse: RunWarehouse
     state: StateStore
     notifier: Notifier
     settings: Settings = field(default_factory=Settings)
@@ -80,14 +82,29 @@ def select(registry: Registry, options: RunOptions) -> tuple[list[Check], list[I
     unknown = [name for name in options.checks if name not in known]
     if unknown:
         raise UnknownCheckError(f"no check named {', '.join(repr(n) for n in unknown)} in the registry")
-    checks, invalid = registry.checks, registry.invalid
-    if options.checks:
-        checks = [c for c in checks if c.name in options.checks]
-        invalid = [i for i in invalid if i.name in options.checks]
-    if options.tags:
-        wanted = {tag.strip().lower() for tag in options.tags}  # registry tags are stored lower-case
-        checks = [c for c in checks if wanted & set(c.tags)]
-    return checks, invalid
+    invalid = [i for i in registry.invalid if i.name in options.checks] if options.checks else registry.invalid
+    return [c for c in registry.checks if selected(c, options)], invalid
+
+
+def selected(check: Check, options: RunOptions) -> bool:
+    """Whether --check and --tag select this check."""
+    if options.checks and check.name not in options.checks:
+        return False
+    wanted = {tag.strip().lower() for tag in options.tags}  # registry tags are stored lower-case
+    return not wanted or bool(wanted & set(check.tags))
+
+
+def preparing(warehouse: RunWarehouse, options: RunOptions) -> Callable[[Check], None]:
+    """What the registry does with each check as it reads it: the query of a check this run may run is
+    readied (translated) at once; the parsed tree of any other is let go."""
+
+    def prepare(check: Check) -> None:
+        if check.enabled and selected(check, options):
+            warehouse.prepare(check.sql)
+        else:
+            take_parsed(check.sql)
+
+    return prepare
 
 
 def evaluate(
@@ -117,7 +134,8 @@ def evaluate(
             result.export_rows = data.rows if check.export_sheet else []
         verdict = judge(check, data, now, past_values or [], baseline)
         result.status, result.message, result.value = verdict.status, verdict.message, verdict.value
-        result.expected, result.series, result.band = verdict.expected, verdict.series or [], verdict.band
+        result.expected, result.band = verdict.expected, verdict.band
+        result.series = verdict.series or result.series
     except QueryError as exc:
         result.message, result.cause = str(exc), exc.cause
     except ShapeError as exc:
@@ -144,9 +162,30 @@ def scrubbed(result: CheckResult) -> CheckResult:
     return replace(
         result,
         message=quote(result.message, MESSAGE_CHARS),
-        rows=[clean(row) for row in result.rows],
-        export_rows=[clean(row) for row in result.export_rows],
+        rows=[clean(row) for row in result.rows] if result.rows else result.rows,
+        export_rows=[clean(row) for row in result.export_rows] if result.export_rows else result.export_rows,
     )
+
+
+def evaluate_all(
+    backends: Backends,
+    due: list[Check],
+    now: dt.datetime,
+    points: dict[str, list[tuple[dt.datetime, float]]],
+    baselines: dict[str, Baseline],
+) -> dict[str, CheckResult]:
+    """Every due check run and judged, MAX_WORKERS at once (as many as the warehouse can use), each within its
+    QUERY_TIMEOUT_S."""
+    settings = backends.settings
+    tasks = {
+        c.name: partial(
+            evaluate, c, backends.warehouse, settings, now, points.get(c.name), baselines.get(c.name, NO_BASELINE)
+        )
+        for c in due
+    }
+    workers = backends.warehouse.workers(settings.max_workers)
+    finished = run_all(tasks, max_workers=workers, timeout_s=settings.query_timeout_s)
+    return {c.name: finished[c.name] or timed_out(c, settings.query_timeout_s) for c in due}
 
 
 def timed_out(check: Check, timeout_s: float) -> CheckResult:
@@ -350,8 +389,11 @@ def run(backends: Backends, options: RunOptions) -> RunReport:
     overlapping or retried invocation waits, then sees what the other one ran and notified: no check runs
     twice for one schedule tick and no notice goes out twice. A dry run records nothing and takes no lock."""
     run_id = uuid.uuid4().hex[:12]
-    with nullcontext() if options.dry_run else backends.state.run_lock(run_id):
-        return _run(backends, options, run_id)
+    with (
+        nullcontext() if options.dry_run else backends.state.run_lock(run_id),
+        backends.warehouse.session() as warehouse,  # connections reused from check to check
+    ):
+        return _run(replace(backends, warehouse=warehouse), options, run_id)
 
 
 def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
@@ -359,7 +401,8 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
     now = options.now or dt.datetime.now(dt.UTC)  # taken once the lock is held
     clock = time.monotonic()
     try:
-        registry = parse_registry(backends.source.read_rows(), settings.worksheets)
+        prepare = preparing(backends.warehouse, options)
+        registry = parse_registry(backends.source.read_rows(), settings.worksheets, prepare)
     except RegistryError as exc:
         if not options.dry_run:
             if backends.publisher is not None:
@@ -391,17 +434,11 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
         extra={"run_id": run_id},
     )
 
-    tasks = {
-        c.name: partial(
-            evaluate, c, backends.warehouse, settings, now, points.get(c.name), baselines.get(c.name, NO_BASELINE)
-        )
-        for c in due
-    }
-    finished = run_all(tasks, max_workers=settings.max_workers, timeout_s=settings.query_timeout_s)
-    evaluated = {c.name: finished[c.name] or timed_out(c, settings.query_timeout_s) for c in due}
+    evaluated = evaluate_all(backends, due, now, points, baselines)
     rows = [(c.row_number, evaluated.get(c.name) or skips[c.name]) for c in checks]
     rows += [(i.row_number, invalid_result(i)) for i in invalid]
     results = [result for _, result in sorted(rows, key=lambda pair: pair[0])]
+    del rows, evaluated
     results += exclusions.invalid_results()  # a bad exclusion row is reported like a bad registry row
     for r in results:
         fields = {"run_id": run_id, "check": r.name, "status": str(r.status), "duration_ms": r.duration_ms}
@@ -415,14 +452,9 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
         announced = announce(backends, alert, recorded, {c.name: c for c in checks}, run_id, now)
         backends.state.append(announced.rows)
         failures = announced.failures
-        results = [
-            replace(
-                r,
-                notified=r.name in announced.notified,
-                incident=announced.open.get(r.name),
-            )
-            for r in results
-        ]
+        for r in results:  # in place: a run of thousands of checks holds one result each
+            r.notified, r.incident = r.name in announced.notified, announced.open.get(r.name)
+        del announced
     finished_at = now + dt.timedelta(seconds=time.monotonic() - clock)
     report = RunReport(run_id, now, finished_at, results, failures)
     if backends.publisher is not None and not options.dry_run:

@@ -60,7 +60,7 @@ class SeriesReplay:
         self.times = [ts for ts, _ in rows]
         # ts already parsed (parse_ts returns a parsed time as it is): the same judgement, without parsing each
         # row again at every tick
-        self.answers = [{**row, "ts": ts} for ts, row in rows]
+        self.answers = [tuple(ts if c == "ts" else row[c] for c in columns) for ts, row in rows]
         self.window = window
         self.queries = queries  # it took
 

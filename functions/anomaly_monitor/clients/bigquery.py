@@ -10,6 +10,10 @@ from anomaly_monitor.errors import ConfigError
 if TYPE_CHECKING:
     from google.cloud import bigquery
 
+# Connections kept open per host: one for each check a run waits on at once (infra/ allows MAX_WORKERS up to 64).
+# requests keeps 10, and a check beyond them opens a connection, drops it after one request and logs a warning.
+CONNECTIONS = 64
+
 
 def bigquery_dataset(url: str) -> tuple[str, str]:
     """bigquery://PROJECT/DATASET -> (project, dataset)."""
@@ -26,14 +30,28 @@ def bigquery_client(project: str, api_endpoint: str | None = None) -> bigquery.C
         from google.cloud import bigquery
 
         if not api_endpoint:
-            return bigquery.Client(project=project)  # Application Default Credentials
+            return pooled(bigquery.Client(project=project))  # Application Default Credentials
         from google.api_core.client_options import ClientOptions
         from google.auth.credentials import AnonymousCredentials
 
-        return bigquery.Client(
-            project=project,
-            credentials=AnonymousCredentials(),
-            client_options=ClientOptions(api_endpoint=api_endpoint),
+        return pooled(
+            bigquery.Client(
+                project=project,
+                credentials=AnonymousCredentials(),
+                client_options=ClientOptions(api_endpoint=api_endpoint),
+            )
         )
 
     return cached(("bigquery", project, api_endpoint), build)
+
+
+def pooled(client: bigquery.Client) -> bigquery.Client:
+    """The client's HTTP session keeps CONNECTIONS connections per host (a mutual-TLS adapter, if the
+    environment configured one, is left as it is)."""
+    from requests.adapters import HTTPAdapter
+
+    session = client._http
+    for prefix in ("https://", "http://"):
+        if type(session.get_adapter(prefix)) is HTTPAdapter:
+            session.mount(prefix, HTTPAdapter(pool_maxsize=CONNECTIONS))
+    return client

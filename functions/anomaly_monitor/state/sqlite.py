@@ -128,14 +128,16 @@ class SqliteStateStore:
     ) -> None:
         if self.read_only:
             raise StateError(f"state store {self.path} is opened read-only: {table} cannot be written")
-        values = []
-        for row in rows:
-            plain = to_values(row)
-            values.append(tuple(_to_text(v) if isinstance(v, dt.datetime) else v for v in map(plain.get, columns)))
+
+        def values() -> Iterator[tuple[Any, ...]]:  # one row at a time: a run of thousands holds no copy of them
+            for row in rows:
+                plain = to_values(row)
+                yield tuple(_to_text(v) if isinstance(v, dt.datetime) else v for v in map(plain.get, columns))
+
         placeholders = ", ".join("?" for _ in columns)
         try:
             with closing(self._connect()) as conn, conn:
-                conn.executemany(f"{verb} INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", values)
+                conn.executemany(f"{verb} INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", values())
         except sqlite3.Error as exc:
             raise StateError(f"state store {self.path}: {table} could not be written: {exc}") from exc
 

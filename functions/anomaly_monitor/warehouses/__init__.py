@@ -37,12 +37,32 @@ class Session(Protocol):
 
 class Warehouse(Session, Protocol):
     def session(self) -> AbstractContextManager[Session]:
-        """The same warehouse for many queries in a row, from one thread (a backtest's ticks): on SQLite one
-        connection; elsewhere the warehouse itself."""
+        """The same warehouse for many queries (a run's checks, a backtest's ticks), from one thread or several:
+        on SQLite its connections are kept and reused, one query at a time each, and closed at the end;
+        elsewhere the warehouse itself."""
         ...
 
 
-def open_warehouse(url: str, settings: Settings) -> Warehouse:
+class RunWarehouse(Warehouse, Protocol):
+    """What a run needs of a warehouse beyond its queries."""
+
+    def session(self) -> AbstractContextManager[RunWarehouse]:
+        """As Warehouse.session; what it yields readies and runs a run's checks too."""
+        ...
+
+    def prepare(self, sql: str) -> None:
+        """Readies a check's query for this run from the tree the registry's guard has just parsed (SQLite: its
+        translation, cached by text), so the run parses each text once and keeps no tree. Never raises: a
+        query that cannot be readied fails when it runs, with its message."""
+        ...
+
+    def workers(self, max_workers: int) -> int:
+        """How many checks to run at once when MAX_WORKERS allows `max_workers`: all of them where checks wait
+        (BigQuery), no more than the CPUs where the work is the process's own (SQLite)."""
+        ...
+
+
+def open_warehouse(url: str, settings: Settings) -> RunWarehouse:
     """The warehouse a URL names: `sqlite:///path.db` or `bigquery://PROJECT/DATASET`."""
     if url.startswith("sqlite:///"):
         from anomaly_monitor.warehouses.sqlite import SqliteWarehouse

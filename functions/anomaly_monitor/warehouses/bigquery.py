@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from anomaly_monitor.clients.bigquery import bigquery_client, bigquery_dataset
 from anomaly_monitor.errors import QueryError
 from anomaly_monitor.models import GB, QueryResult
+from anomaly_monitor.readonly import take_parsed
 from anomaly_monitor.redact import quote
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.warehouses.clock import pin_now
@@ -100,7 +101,7 @@ class BigQueryWarehouse:
                 job.cancel()  # a job left running keeps scanning (and billing) after we stopped waiting
                 raise QueryError(f"timed out after {timeout_s:g} s (QUERY_TIMEOUT_S) and was cancelled") from None
             columns = [field.name for field in rows.schema]
-            kept = [{k: json_safe(v) for k, v in row.items()} for row in rows]
+            kept = [tuple(json_safe(v) for v in row.values()) for row in rows]  # in the schema's order
         except QueryError:
             raise
         except Exception as exc:
@@ -120,6 +121,13 @@ class BigQueryWarehouse:
     def session(self) -> AbstractContextManager[BigQueryWarehouse]:
         """Its client is already created once and cached: a session is the warehouse itself."""
         return nullcontext(self)
+
+    def prepare(self, sql: str) -> None:
+        """BigQuery runs the text as written: the guard's tree is not kept (pin_now reads the tokens)."""
+        take_parsed(sql)
+
+    def workers(self, max_workers: int) -> int:
+        return max_workers  # checks wait on BigQuery's jobs: MAX_WORKERS of them wait at once
 
     def _query_error(self, exc: Exception, max_bytes: int | None) -> QueryError:
         """Turns what BigQuery answered into a message the check's owner can act on."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +26,7 @@ from anomaly_monitor.warehouses.sqlite_connection import (
 from anomaly_monitor.warehouses.sqlite_dialect import Schema, Translation, translate
 
 FETCH_BATCH = 500  # rows fetched between deadline checks
+FETCH_TURN_S = 0.05  # the longest a connection waits for its turn to fetch (see SqliteSession._fetch)
 UNREADABLE = ("file is not a database", "unable to open database", "disk image is malformed", "disk I/O error")
 
 
@@ -48,8 +51,7 @@ class SqliteWarehouse:
         max_bytes: int | None = None,
         now: dt.datetime,
     ) -> QueryResult:
-        """Runs in a connection of its own (one per thread), whose clock is `now`; the deadline covers the query
-        and the fetch."""
+        """Runs in a connection of its own, whose clock is `now`; the deadline covers the query and the fetch."""
         with self.session() as session:
             return session.query(sql, check_name=check_name, limit=limit, timeout_s=timeout_s, now=now)
 
@@ -58,14 +60,80 @@ class SqliteWarehouse:
         with self.session() as session:
             return session.dry_run(sql, check_name=check_name, now=now)
 
+    def prepare(self, sql: str) -> None:
+        with self.session() as session:
+            session.prepare(sql)
+
+    def workers(self, max_workers: int) -> int:
+        return min(max_workers, os.cpu_count() or 1)
+
     @contextmanager
-    def session(self) -> Iterator[SqliteSession]:
-        """Many queries on one read-only connection, in the thread that opened it (a backtest's ticks)."""
-        session = SqliteSession(self.path, self.schema)
+    def session(self) -> Iterator[SqliteSessions]:
+        """Many queries, from one thread or several (a run's checks, a backtest's ticks), on connections that
+        are opened as needed and reused; all closed at the end."""
+        sessions = SqliteSessions(self.path, self.schema)
+        try:
+            yield sessions
+        finally:
+            sessions.close()
+
+
+class SqliteSessions:
+    """Read-only connections reused from query to query, one query at a time each: opening one (and registering
+    its functions) costs more than a cheap check's query."""
+
+    def __init__(self, path: Path, schema: SchemaCache) -> None:
+        self.path = path
+        self.schema = schema
+        self._idle: list[SqliteSession] = []
+        self._lock = threading.Lock()
+        self._fetching = threading.Lock()
+
+    def query(
+        self,
+        sql: str,
+        *,
+        check_name: str,
+        limit: int | None,
+        timeout_s: float,
+        max_bytes: int | None = None,
+        now: dt.datetime,
+    ) -> QueryResult:
+        with self._connection() as session:
+            return session.query(sql, check_name=check_name, limit=limit, timeout_s=timeout_s, now=now)
+
+    def dry_run(self, sql: str, *, check_name: str, now: dt.datetime) -> int | None:
+        with self._connection() as session:
+            return session.dry_run(sql, check_name=check_name, now=now)
+
+    def prepare(self, sql: str) -> None:
+        with self._connection() as session:
+            session.prepare(sql)
+
+    def workers(self, max_workers: int) -> int:
+        return min(max_workers, os.cpu_count() or 1)  # a query holds a CPU: more at once only take turns
+
+    @contextmanager
+    def session(self) -> Iterator[SqliteSessions]:
+        yield self
+
+    def close(self) -> None:
+        """Closes the idle connections; one still busy (a check the run stopped waiting for) closes with its
+        session when its thread is done with it."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for session in idle:
+            session.close()
+
+    @contextmanager
+    def _connection(self) -> Iterator[SqliteSession]:
+        with self._lock:
+            session = self._idle.pop() if self._idle else SqliteSession(self.path, self.schema, self._fetching)
         try:
             yield session
         finally:
-            session.close()
+            with self._lock:
+                self._idle.append(session)
 
 
 class SchemaCache:
@@ -98,10 +166,12 @@ class SchemaCache:
 class SqliteSession:
     """One read-only connection, opened at the first query; each query sets its own clock and deadline."""
 
-    def __init__(self, path: Path, schema: SchemaCache) -> None:
+    def __init__(self, path: Path, schema: SchemaCache, fetching: threading.Lock | None = None) -> None:
         self.path = path
         self.schema = schema
+        self.fetching = fetching or threading.Lock()  # shared by the connections of one SqliteSessions
         self._conn: ReadOnlyConnection | None = None
+        self._schema: Schema | None = None
 
     def query(
         self,
@@ -121,22 +191,34 @@ class SqliteSession:
             translation = self._translate(sql, conn)
             cursor = conn.execute(translation.sql)
             columns = [d[0] for d in cursor.description or ()]
-            arrays = [column for column in columns if column in translation.arrays]
-            rows: list[dict] = []
+            arrays = [i for i, column in enumerate(columns) if column in translation.arrays]
+            rows: list[tuple] = []
             count = 0
             # Fetching and counting run under the deadline too: SQLite's progress handler interrupts the steps,
             # and this loop stops between batches.
-            while batch := cursor.fetchmany(FETCH_BATCH):
+            while batch := self._fetch(cursor):
                 if conn.past_deadline():
                     raise sqlite3.OperationalError("interrupted")
                 count += len(batch)
                 wanted = len(batch) if limit is None else max(0, min(len(batch), limit - len(rows)))
-                rows += [_row(columns, row, arrays) for row in batch[:wanted]]
+                rows += _values(batch[:wanted], arrays)
         except sqlite3.Error as exc:
             raise self._query_error(conn, exc, timeout_s) from None
         finally:
             conn.deadline = float("inf")
         return QueryResult(columns, rows, count)
+
+    def _fetch(self, cursor: sqlite3.Cursor) -> list[tuple]:
+        """The next batch of rows. Connections fetch in turn: Python's sqlite3 lets go of the GIL at every row,
+        and threads fetching at once hand it back and forth at every row, which costs more than the fetches
+        themselves. A batch that takes long (a scan between matches) is not waited for past FETCH_TURN_S. The
+        statement's first step, where an aggregate does its work, ran in execute(), alongside the others."""
+        turn = self.fetching.acquire(timeout=FETCH_TURN_S)
+        try:
+            return cursor.fetchmany(FETCH_BATCH)
+        finally:
+            if turn:
+                self.fetching.release()
 
     def dry_run(self, sql: str, *, check_name: str, now: dt.datetime) -> int | None:
         conn = self._connection(now)
@@ -146,23 +228,36 @@ class SqliteSession:
             raise self._query_error(conn, exc, None) from None
         return None
 
+    def prepare(self, sql: str) -> None:
+        """Translates the query now, from the tree the registry's guard has just parsed; what goes wrong is left
+        for the query to report."""
+        try:
+            self._translate(sql, self._connection(None))
+        except Exception:  # the check's own query says what is wrong, as that check's error
+            take_parsed(sql)
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
 
-    def _connection(self, now: dt.datetime) -> ReadOnlyConnection:
+    def _connection(self, now: dt.datetime | None) -> ReadOnlyConnection:
+        """The connection, its clock at `now` (None: a connection whose clock no query reads yet)."""
         if self._conn is not None:
-            set_clock(self._conn, now)
+            if now is not None:
+                set_clock(self._conn, now)
             return self._conn
         try:
-            self._conn = connect_readonly(str(self.path), now)
+            # shared between threads by SqliteSessions, never used by two at once
+            self._conn = connect_readonly(str(self.path), now or dt.datetime.now(dt.UTC), check_same_thread=False)
         except sqlite3.Error as exc:
             raise self._unreadable(exc) from None
         return self._conn
 
     def _translate(self, sql: str, conn: ReadOnlyConnection) -> Translation:
-        translation = translate(sql, self.schema.of(conn))
+        if self._schema is None:  # read once per connection: a run's checks, a backtest's ticks
+            self._schema = self.schema.of(conn)
+        translation = translate(sql, self._schema)
         take_parsed(sql)  # translated before (cached): the tree the registry parsed is not needed
         return translation
 
@@ -183,12 +278,15 @@ class SqliteSession:
         return QueryError(f"SQLite rejected the translated query: {exc}")
 
 
-def _row(columns: list[str], values: tuple, arrays: list[str]) -> dict:
-    """One result row; ARRAY columns (JSON text in SQLite) become lists, NULL an empty one, as BigQuery returns."""
-    row = dict(zip(columns, values))
-    for column in arrays:
-        row[column] = json.loads(row[column]) if isinstance(row[column], str) else []
-    return row
+def _values(values: list[tuple], arrays: list[int]) -> list[tuple]:
+    """Result rows; ARRAY columns (JSON text in SQLite) become lists, NULL an empty one, as BigQuery returns
+    them."""
+    if not arrays:
+        return values
+    return [
+        tuple((json.loads(v) if isinstance(v, str) else []) if i in arrays else v for i, v in enumerate(row))
+        for row in values
+    ]
 
 
 def _quoted(name: str) -> str:

@@ -84,11 +84,12 @@ _ACTION_NAMES = {
 }
 
 
-def connect_readonly(path: str, now: datetime.datetime) -> ReadOnlyConnection:
+def connect_readonly(path: str, now: datetime.datetime, *, check_same_thread: bool = True) -> ReadOnlyConnection:
     """Open a SQLite warehouse read-only, with the functions translated checks call and `now` as the clock.
 
     Read-only three times over: the file is opened read-only, `query_only` is on, and an authorizer refuses
-    every action but reading tables and calling safe functions. Values are capped at MAX_VALUE_BYTES."""
+    every action but reading tables and calling safe functions. Values are capped at MAX_VALUE_BYTES.
+    `check_same_thread=False` lets a connection move between threads that never use it at once."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware (UTC)")
     file = pathlib.Path(path).expanduser().resolve()
@@ -96,7 +97,7 @@ def connect_readonly(path: str, now: datetime.datetime) -> ReadOnlyConnection:
         raise ConfigError(f"SQLite warehouse {str(file)!r} does not exist: create it (init_db.py) or fix the URL")
     uri = f"file:{urllib.request.pathname2url(str(file))}?mode=ro"
     try:
-        conn = sqlite3.connect(uri, uri=True, factory=ReadOnlyConnection)
+        conn = sqlite3.connect(uri, uri=True, factory=ReadOnlyConnection, check_same_thread=check_same_thread)
     except sqlite3.Error as err:
         raise ConfigError(f"cannot open SQLite warehouse {str(file)!r} read-only: {err}") from err
     conn.execute("PRAGMA query_only = ON")

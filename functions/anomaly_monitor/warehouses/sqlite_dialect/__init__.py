@@ -28,9 +28,10 @@ from anomaly_monitor.warehouses.sqlite_dialect.rules import (
 )
 
 __all__ = ["Schema", "Translation", "to_sqlite", "translate", "translate_tree"]
+NO_ARRAYS: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # thousands are cached
 class Translation:
     sql: str
     arrays: frozenset[str]  # result columns holding an ARRAY (JSON text in SQLite)
@@ -41,7 +42,7 @@ def to_sqlite(sql: str) -> str:
     return translate(sql).sql
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=16384)  # each check of a run, translated as its row is read, is still here to run
 def translate(sql: str, schema: Schema | None = None) -> Translation:
     """The SQLite translation of one BigQuery SELECT; `schema` is needed only to expand `* EXCEPT/REPLACE`.
 
@@ -66,9 +67,11 @@ def translate_tree(tree: exp.Query, schema: Schema | None = None) -> Translation
             first = first.this  # a UNION's column names are its first SELECT's
         if isinstance(first, exp.Select):
             name_anonymous_columns(first)
+        arrays = _array_columns(translated, first)
         # RAISE turns sqlglot's "not supported in SQLite" warnings into a clear error instead of broken SQL.
-        text = translated.sql(dialect="sqlite", unsupported_level=ErrorLevel.RAISE)
-        return Translation(text, _array_columns(translated, first))
+        # The tree is ours to change (see above): the generator need not copy it first.
+        text = translated.sql(dialect="sqlite", unsupported_level=ErrorLevel.RAISE, copy=False)
+        return Translation(text, arrays)
     except SqlglotError as err:
         raise QueryError(f"cannot translate to SQLite: {_first_line(err)}") from err
     except RecursionError:
@@ -97,14 +100,15 @@ def _rewrite(tree: exp.Expr, resolve: bool) -> exp.Expr:
 def _array_columns(tree: exp.Expr, first: exp.Expr) -> frozenset[str]:
     """Result columns of ARRAY type: typed so by a rule, or reading a column named after an array anywhere."""
     if not isinstance(first, exp.Select):
-        return frozenset()
+        return NO_ARRAYS
     named = {s.alias for s in tree.find_all(exp.Alias) if type_of(s.this) == ARRAY}
-    return frozenset(
+    columns = frozenset(
         projection.alias_or_name
         for projection in first.selects
         if type_of(projection.unalias()) == ARRAY
         or (isinstance(projection.unalias(), exp.Column) and projection.unalias().name in named)
     )
+    return columns or NO_ARRAYS  # one empty set for the many cached translations without an array
 
 
 def _first_line(err: Exception) -> str:
