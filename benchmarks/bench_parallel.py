@@ -76,7 +76,7 @@ def timed_run(registry: Path, state: Path, url: str, endpoint: str, workers: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--delay", type=float, default=0.5, help="seconds each request to BigQuery is held")
-    parser.add_argument("--workers", type=int, nargs="+", default=sorted({8, Settings().max_workers, 32}))
+    parser.add_argument("--workers", type=int, nargs="+", default=sorted({Settings().max_workers, 16, 32}))
     args = parser.parse_args()
     try:
         emulator = bq_emulator.start()

@@ -249,7 +249,7 @@ variable "query_timeout_s" {
 variable "max_workers" {
   description = "How many checks run at once inside one invocation."
   type        = number
-  default     = 16
+  default     = 8
 
   validation {
     condition     = var.max_workers >= 1 && var.max_workers <= 64 && floor(var.max_workers) == var.max_workers

@@ -16,7 +16,7 @@ from anomaly_monitor.settings import ENV_VARS, Settings
 def test_an_empty_environment_gives_the_local_defaults() -> None:
     assert Settings.from_env({}) == Settings()
     assert Settings().warehouse_url == "sqlite:///data/warehouse.db"
-    assert (Settings().max_gb_billed, Settings().max_workers, Settings().log_format) == (10.0, 16, "text")
+    assert (Settings().max_gb_billed, Settings().max_workers, Settings().log_format) == (10.0, 8, "text")
 
 
 def test_each_field_is_read_from_its_variable_and_blank_means_default() -> None:

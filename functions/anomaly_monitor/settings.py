@@ -80,8 +80,8 @@ class Settings:
     sheets_api_url: str | None = None
     max_gb_billed: float = field(default=10.0, metadata=env(number_above(0)))
     query_timeout_s: float = field(default=120.0, metadata=env(number_above(0)))
-    # checks waiting on BigQuery at once (README, MAX_WORKERS: why 16); SQLite runs no more than it has CPUs
-    max_workers: int = field(default=16, metadata=env(whole_number_from(1)))
+    # checks waiting on BigQuery at once (README, MAX_WORKERS: why 8); SQLite runs no more than it has CPUs
+    max_workers: int = field(default=8, metadata=env(whole_number_from(1)))
     log_format: str = field(default="text", metadata=env(one_of("json", "text")))  # "json" in the cloud
     # the invocation's time budget (the function's timeout): Slack waits fit in it
     run_timeout_s: float = field(default=540.0, metadata=env(number_above(30, at_least=True)))
