@@ -76,6 +76,31 @@ def test_document_has_the_spec_fields_and_alerts_exit_1(setup):
     assert report.exit_code() == 1
 
 
+def test_document_rows_hold_the_first_rows_of_every_check_type(setup):
+    five = "SELECT id, amount AS value FROM orders ORDER BY id"
+    series = (
+        "WITH RECURSIVE n AS (SELECT 1 AS x UNION ALL SELECT x + 1 FROM n WHERE x < 30) "
+        "SELECT DATE_ADD(DATE '2026-10-23', INTERVAL x DAY) AS ts, 100 AS value FROM n"
+    )
+    checks = [
+        {"name": "one", "type": "threshold", "min": "0", "sql": "SELECT 7 AS value"},
+        {"name": "several", "type": "threshold", "min": "0", "sql": five},
+        {"name": "series", "type": "anomaly", "sql": series},
+    ]
+    doc = execute(setup(checks), RunOptions(now=NOW)).to_json()
+    one, several, series_doc = doc["checks"]
+    assert series_doc["status"] == "ok", series_doc["message"]
+    assert (one["row_count"], one["rows"]) == (1, [{"value": 7}])
+    assert several["status"] == "error" and several["row_count"] == len(several["rows"]) > 2
+    assert (series_doc["row_count"], len(series_doc["rows"])) == (30, 20)
+    assert series_doc["rows"][0] == {"ts": "2026-10-24", "value": 100}
+
+
+def test_a_rows_check_has_no_value_in_the_document(setup):
+    doc = execute(setup([NEGATIVE, FINE]), RunOptions(now=NOW)).to_json()
+    assert [(c["value"], c["row_count"]) for c in doc["checks"]] == [(None, 1), (None, 0)]
+
+
 def test_all_ok_exits_0_and_every_result_is_recorded(setup):
     settings = setup([FINE, dict(FINE, name="disabled_one", enabled="FALSE")])
     report = execute(settings, RunOptions(now=NOW))

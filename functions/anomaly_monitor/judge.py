@@ -46,11 +46,11 @@ class ShapeError(ValueError):
 
 
 def row_limit(check: Check) -> int | None:
-    """How many rows to fetch: a sample for rows checks (more to export), two to notice a multi-row threshold,
-    all for a series."""
-    if check.type is CheckType.ROWS:
-        return EXPORT_ROWS if check.export_sheet else SAMPLE_ROWS
-    return {CheckType.THRESHOLD: 2, CheckType.ANOMALY: None}[check.type]
+    """How many rows to fetch: a sample (the document's `rows`; a threshold needs one, and notices more), more
+    for a rows check to export, all for a series."""
+    if check.type is CheckType.ANOMALY:
+        return None
+    return EXPORT_ROWS if check.export_sheet and check.type is CheckType.ROWS else SAMPLE_ROWS
 
 
 def is_number(value: Any) -> bool:

@@ -188,7 +188,7 @@ class CheckResult:
             "name": self.name,
             "type": str(self.type) if self.type is not None else None,
             "status": str(self.status),
-            "value": json_value(self.value),
+            "value": None if self.type == CheckType.ROWS else json_value(self.value),  # a rows check's is row_count
             "row_count": self.row_count,
             "rows": json_value(self.rows),
             "expected": json_value(self.expected),
