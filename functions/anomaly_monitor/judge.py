@@ -6,9 +6,10 @@ import datetime as dt
 import decimal
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from anomaly_monitor import anomaly
 from anomaly_monitor.display import count, number, value_range
@@ -154,10 +155,11 @@ def judge_points(
     if not periods.points:
         return Verdict(Status.OK, "the only period is still in progress: not judged", None, None, clean)
     when, value = periods.points[-1]
-    window = baseline.window_at(when)
+    place = _placed(check, periods) if now else None
+    window = baseline.window_at(place(when) if place else when)
     if window:
         return Verdict(Status.OK, f"{_when(when)} is inside the {window}: not judged", value, None, clean)
-    history = _baseline(periods, baseline)
+    history = _baseline(periods, baseline, place)
     judgement = anomaly.judge(
         [*history, (when, value)],
         seasonality=str(check.seasonality),
@@ -174,7 +176,23 @@ def judge_points(
     return Verdict(status, message, judgement.value, judgement.expected, clean, judgement.band)
 
 
-def _baseline(periods: Periods, baseline: Baseline) -> list[tuple[dt.datetime, float | None]]:
+def _placed(check: Check, periods: Periods) -> Callable[[dt.datetime], dt.datetime] | None:
+    """Where a series' day falls for exclusion windows: a series of days (DATE values, or midnights UTC whole
+    days apart) labels each point with a calendar day, the check's own day, so it is placed at that day's midnight in
+    the check's time zone (a window on 2026-11-30 then holds the point 2026-11-30 in any zone). None: as it is."""
+    day = dt.timedelta(days=1)
+    midnight = dt.time(0)
+    if (periods.step is not None and periods.step % day) or any(
+        t.astimezone(dt.UTC).time() != midnight for t, _ in periods.points
+    ):
+        return None
+    zone = ZoneInfo(check.timezone)
+    return lambda t: dt.datetime(t.year, t.month, t.day, tzinfo=zone)
+
+
+def _baseline(
+    periods: Periods, baseline: Baseline, place: Callable[[dt.datetime], dt.datetime] | None = None
+) -> list[tuple[dt.datetime, float | None]]:
     """The points the judged one is compared with: before an open incident, outside exclusion windows, and
     without the values people marked Expected."""
     history = periods.points[:-1]
@@ -188,7 +206,7 @@ def _baseline(periods: Periods, baseline: Baseline) -> list[tuple[dt.datetime, f
         return done[-1] if done else None
 
     marked = {judged_at(at) for at in baseline.expected_at}
-    history = [(t, v) for t, v in history if t not in marked and not baseline.window_at(t)]
+    history = [(t, v) for t, v in history if t not in marked and not baseline.window_at(place(t) if place else t)]
     if baseline.incident_since is not None:
         first = judged_at(baseline.incident_since)  # the first point the incident alerted on
         history = [(t, v) for t, v in history if first is None or t < first]
