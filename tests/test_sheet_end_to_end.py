@@ -237,6 +237,13 @@ def test_sheet_init_locally_prints_what_it_would_create(capsys, tmp_path) -> Non
     assert " | ".join(STATUS_HEADER) in out and "Worksheet exclusions" in out
 
 
+def test_sheet_init_locally_says_when_the_csv_does_not_exist(capsys, tmp_path) -> None:
+    assert main(["sheet", "init", "--checks", str(tmp_path / "new.csv")]) == 0
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'new.csv'} does not exist: a new one" in out and "compared with" not in out
+    assert "This registry's header" not in out and "enabled             70  checkbox" in out
+
+
 # -- runs ---------------------------------------------------------------------------------------------------------
 
 
