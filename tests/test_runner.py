@@ -212,6 +212,13 @@ def test_cli_text_output_shows_summary_and_alert(setup):
     assert "amount" in done.stdout and "-5" in done.stdout
 
 
+def test_cli_text_output_says_when_no_check_was_selected(setup):
+    tagged = dict(FINE, tags="daily")
+    done = cli("run", "--check", "negative_amounts", "--tag", "daily", *cli_args(setup([NEGATIVE, tagged])))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("run ") and done.stdout.rstrip().endswith(": no checks")
+
+
 def test_validate_lists_each_check_and_exits_1_on_invalid(setup):
     settings = setup([FINE, {"name": "Bad", "sql": "SELECT 1"}])
     done = cli("validate", "--json", "--checks", settings.checks_source, "--warehouse", settings.warehouse_url)
