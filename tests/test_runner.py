@@ -228,6 +228,16 @@ def test_validate_lists_each_check_and_exits_1_on_invalid(setup):
     assert set(doc["checks"][0]) == {"name", "valid", "message", "bytes"}
 
 
+def test_validate_names_the_row_the_check_and_the_sql_column_of_a_query_that_cannot_be_prepared(setup):
+    settings = setup([FINE, {"name": "refunds_now", "sql": "SELECT id FROM refunds"}])
+    done = cli("validate", "--json", "--checks", settings.checks_source, "--warehouse", settings.warehouse_url)
+    assert done.returncode == 1
+    [_, doc] = json.loads(done.stdout)["checks"]
+    assert doc["valid"] is False
+    assert doc["message"].startswith('checks row 3 (name "refunds_now"): column "sql": ')
+    assert "no such table: refunds" in doc["message"]
+
+
 def test_validate_reports_a_disabled_check_whose_query_fails_without_failing(setup):
     waiting = {"name": "refunds_later", "enabled": "FALSE", "sql": "SELECT id FROM refunds"}
     settings = setup([FINE, waiting])
