@@ -101,6 +101,14 @@ def test_a_rows_check_has_no_value_in_the_document(setup):
     assert [(c["value"], c["row_count"]) for c in doc["checks"]] == [(None, 1), (None, 0)]
 
 
+def test_a_result_naming_a_column_twice_is_an_error_as_on_bigquery_not_a_row_missing_a_column(setup):
+    twice = {"name": "twice", "sql": "SELECT o.id, p.ID FROM orders o JOIN orders p ON p.id = o.id"}
+    report = execute(setup([twice, NEGATIVE]), RunOptions(now=NOW))
+    by_name = {r.name: r for r in report.results}
+    assert by_name["twice"].status == "error" and by_name["negative_amounts"].status == "alert"
+    assert "Duplicate column names in the result are not supported. Found duplicate(s): id" in by_name["twice"].message
+
+
 def test_all_ok_exits_0_and_every_result_is_recorded(setup):
     settings = setup([FINE, dict(FINE, name="disabled_one", enabled="FALSE")])
     report = execute(settings, RunOptions(now=NOW))

@@ -191,6 +191,7 @@ class SqliteSession:
             translation = self._translate(sql, conn)
             cursor = conn.execute(translation.sql)
             columns = [d[0] for d in cursor.description or ()]
+            _refuse_duplicate_names(columns)
             arrays = [i for i, column in enumerate(columns) if column in translation.arrays]
             rows: list[tuple] = []
             count = 0
@@ -276,6 +277,20 @@ class SqliteSession:
         if conn.function_error and FUNCTION_ERROR in str(exc):
             return QueryError(conn.function_error)
         return QueryError(f"SQLite rejected the translated query: {exc}")
+
+
+def _refuse_duplicate_names(columns: list[str]) -> None:
+    """BigQuery refuses a result that names a column twice (its names are case-insensitive); SQLite would return
+    it, and a row keyed by column name would silently keep only one of them."""
+    seen: dict[str, int] = {}
+    for column in columns:
+        seen[column.casefold()] = seen.get(column.casefold(), 0) + 1
+    duplicates = [c for c, n in seen.items() if n > 1]
+    if duplicates:
+        raise QueryError(
+            f"Duplicate column names in the result are not supported. Found duplicate(s): {', '.join(duplicates)} "
+            "(give each column its own alias)"
+        )
 
 
 def _values(values: list[tuple], arrays: list[int]) -> list[tuple]:
