@@ -408,3 +408,18 @@ def test_exclusion_windows_are_read_from_their_worksheet_and_a_missing_tab_means
     exclusions = parse_exclusions(rows)
     assert [w.reason for w in exclusions.windows] == ["Christmas"]
     assert [row for row, _ in exclusions.problems] == [3]  # the sheet's own row number
+
+
+def test_an_exclusions_header_naming_a_column_twice_reports_each_row_and_applies_no_window(sheets) -> None:
+    sheets.create(KEY)
+    assert init() == 0
+    person(sheets).worksheet("exclusions").update(
+        [["check", "from", "to", "reason", "From"], ["*", "2026-12-25", "2026-12-26", "Christmas", "2026-01-01"]],
+        "A1",
+        value_input_option="RAW",
+    )
+    source = SheetsSource.from_url(f"sheets://{KEY}", Settings(sheets_api_url=sheets.url))
+    exclusions = parse_exclusions(source.read_exclusions())
+    assert exclusions.windows == ()
+    [(row, message)] = exclusions.problems
+    assert row == 2 and 'names column "from" 2 times (columns B, E)' in message

@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from anomaly_monitor.columns import column_letter
 from anomaly_monitor.models import CheckResult, Status
-from anomaly_monitor.registry import CELL_LIMIT, SURROGATE, UNREADABLE, shown
+from anomaly_monitor.registry import CELL_LIMIT, SURROGATE, UNREADABLE, normalize_header, shown
 
 COLUMNS = ("check", "from", "to", "reason")
 FIRST_DATA_ROW = 2
@@ -65,6 +66,29 @@ class Exclusions:
     def invalid_results(self) -> list[CheckResult]:
         """Bad rows as results, like bad registry rows: in the JSON, the terminal and the exit code."""
         return [CheckResult(f"_exclusions_row_{row}", None, Status.INVALID, message) for row, message in self.problems]
+
+
+def header_problem(header: Sequence[str]) -> str | None:
+    """What is wrong with a header that names one of the columns twice: which cell holds a row's `from` (or
+    `check`, ...) cannot be told, so the sources mark every row with it and no row is read as a window."""
+    keys = [normalize_header(str(cell)) for cell in header]
+    for column in COLUMNS:
+        places = [column_letter(i) for i, key in enumerate(keys) if key == column]
+        if len(places) > 1:
+            return (
+                f'the header names column "{column}" {len(places)} times (columns {", ".join(places)}): rename or '
+                "delete all but one; no window is guessed from it"
+            )
+    return None
+
+
+def mark_unreadable(rows: list[dict[str, str]], problem: str | None) -> list[dict[str, str]]:
+    """Rows with a header problem, each not blank marked with it (reported, not read as a window)."""
+    if problem:
+        for row in rows:
+            if any((v or "").strip() for k, v in row.items() if k != UNREADABLE):
+                row[UNREADABLE] = problem
+    return rows
 
 
 def parse_exclusions(rows: Sequence[Mapping[str, str]] | None) -> Exclusions:
