@@ -96,6 +96,21 @@ def test_document_rows_hold_the_first_rows_of_every_check_type(setup):
     assert series_doc["rows"][0] == {"ts": "2026-10-24", "value": 100}
 
 
+def test_the_columns_value_and_ts_are_found_whatever_their_case_as_bigquery_names_are(setup):
+    series = (
+        "WITH RECURSIVE n AS (SELECT 1 AS x UNION ALL SELECT x + 1 FROM n WHERE x < 30) "
+        "SELECT DATE_ADD(DATE '2026-10-23', INTERVAL x DAY) AS TS, 100 + x % 3 AS Value, x FROM n"
+    )
+    checks = [
+        {"name": "mixed_case", "type": "threshold", "max": "0", "sql": "SELECT 5 AS Value, 3 AS other"},
+        {"name": "mixed_series", "type": "anomaly", "sql": series},
+    ]
+    threshold, anomaly = execute(setup(checks), RunOptions(now=NOW)).results
+    assert (threshold.status, threshold.value, threshold.message) == ("alert", 5.0, "5 is above the maximum 0")
+    assert anomaly.status == "ok" and anomaly.value == 100 + 30 % 3, anomaly.message
+    assert anomaly.rows[0] == {"TS": "2026-10-24", "Value": 101, "x": 1}  # the document keeps the query's names
+
+
 def test_a_rows_check_has_no_value_in_the_document(setup):
     doc = execute(setup([NEGATIVE, FINE]), RunOptions(now=NOW)).to_json()
     assert [(c["value"], c["row_count"]) for c in doc["checks"]] == [(None, 1), (None, 0)]

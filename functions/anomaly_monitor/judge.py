@@ -112,6 +112,15 @@ def series(result: QueryResult) -> list[tuple[dt.datetime, float | None]]:
     return points
 
 
+def canonical(result: QueryResult) -> QueryResult:
+    """The result with its columns `ts` and `value` so named however the query wrote them (`AS Value`): BigQuery's
+    column names are case-insensitive, so `Value` is the column `value`."""
+    columns = [column.lower() if column.lower() in ("ts", "value") else column for column in result.columns]
+    if columns == result.columns:
+        return result
+    return QueryResult(columns, result.values, result.row_count, result.bytes_processed)
+
+
 def judge_rows(result: QueryResult) -> Verdict:
     if result.row_count == 0:
         return Verdict(Status.OK, "no rows returned", value=0.0)
@@ -231,6 +240,7 @@ def judge(
     Raises ShapeError when the result does not fit the check type."""
     if check.type is CheckType.ROWS:
         return judge_rows(result)
+    result = canonical(result)
     if check.type is CheckType.THRESHOLD:
         return judge_threshold(check, result)
     if {"ts", "value"} <= set(result.columns):
