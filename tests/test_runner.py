@@ -111,6 +111,23 @@ def test_the_columns_value_and_ts_are_found_whatever_their_case_as_bigquery_name
     assert anomaly.rows[0] == {"TS": "2026-10-24", "Value": 101, "x": 1}  # the document keeps the query's names
 
 
+def test_a_bool_column_is_no_metric_and_reads_true_or_false_on_sqlite_as_on_bigquery(setup):
+    checks = [
+        {"name": "count_and_flag", "type": "threshold", "max": "10", "sql":
+            "SELECT COUNT(*) AS n, COUNT(*) > 100 AS too_many FROM orders"},
+        {"name": "only_a_flag", "type": "threshold", "max": "0", "sql": "SELECT TRUE AS flag"},
+        {"name": "flags", "sql": "SELECT id, amount < 0 AS negative, status IS NULL AS unknown, 2 AS two FROM orders"},
+    ]  # fmt: skip
+    doc = execute(setup(checks), RunOptions(now=NOW)).to_json()
+    count, flag, flags = doc["checks"]
+    assert (count["status"], count["value"], count["rows"]) == ("ok", 3.0, [{"n": 3, "too_many": False}])
+    assert flag["status"] == "error" and "cannot tell which column is the metric" in flag["message"]
+    assert flags["rows"][:2] == [
+        {"id": 1, "negative": False, "unknown": False, "two": 2},
+        {"id": 2, "negative": True, "unknown": False, "two": 2},
+    ]
+
+
 def test_a_rows_check_has_no_value_in_the_document(setup):
     doc = execute(setup([NEGATIVE, FINE]), RunOptions(now=NOW)).to_json()
     assert [(c["value"], c["row_count"]) for c in doc["checks"]] == [(None, 1), (None, 0)]

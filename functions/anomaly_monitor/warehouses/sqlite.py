@@ -193,6 +193,7 @@ class SqliteSession:
             columns = [d[0] for d in cursor.description or ()]
             _refuse_duplicate_names(columns)
             arrays = [i for i, column in enumerate(columns) if column in translation.arrays]
+            booleans = [i for i, column in enumerate(columns) if column in translation.booleans]
             rows: list[tuple] = []
             count = 0
             # Fetching and counting run under the deadline too: SQLite's progress handler interrupts the steps,
@@ -202,7 +203,7 @@ class SqliteSession:
                     raise sqlite3.OperationalError("interrupted")
                 count += len(batch)
                 wanted = len(batch) if limit is None else max(0, min(len(batch), limit - len(rows)))
-                rows += _values(batch[:wanted], arrays)
+                rows += _values(batch[:wanted], arrays, booleans)
         except sqlite3.Error as exc:
             raise self._query_error(conn, exc, timeout_s) from None
         finally:
@@ -293,15 +294,20 @@ def _refuse_duplicate_names(columns: list[str]) -> None:
         )
 
 
-def _values(values: list[tuple], arrays: list[int]) -> list[tuple]:
-    """Result rows; ARRAY columns (JSON text in SQLite) become lists, NULL an empty one, as BigQuery returns
-    them."""
-    if not arrays:
+def _values(values: list[tuple], arrays: list[int], booleans: list[int]) -> list[tuple]:
+    """Result rows; ARRAY columns (JSON text in SQLite) become lists, NULL an empty one, and BOOL columns (0 and
+    1 in SQLite) False and True, as BigQuery returns them."""
+    if not arrays and not booleans:
         return values
-    return [
-        tuple((json.loads(v) if isinstance(v, str) else []) if i in arrays else v for i, v in enumerate(row))
-        for row in values
-    ]
+
+    def cell(i: int, v: object) -> object:
+        if i in arrays:
+            return json.loads(v) if isinstance(v, str) else []
+        if i in booleans and v is not None:
+            return bool(v)
+        return v
+
+    return [tuple(cell(i, v) for i, v in enumerate(row)) for row in values]
 
 
 def _quoted(name: str) -> str:
