@@ -128,6 +128,19 @@ def test_a_bool_column_is_no_metric_and_reads_true_or_false_on_sqlite_as_on_bigq
     ]
 
 
+def test_expected_is_a_range_for_every_judged_threshold_and_anomaly_check(setup):
+    stopped = (
+        "WITH RECURSIVE n AS (SELECT 1 AS x UNION ALL SELECT x + 1 FROM n WHERE x < 30) "
+        "SELECT DATE_ADD(DATE '2026-10-10', INTERVAL x DAY) AS ts, 100 AS value FROM n"
+    )  # the feed stopped on 2026-11-09
+    checks = [STUCK, {"name": "stopped", "type": "anomaly", "sql": stopped}, NEGATIVE]
+    stuck, stopped_doc, rows = execute(setup(checks), RunOptions(now=NOW)).to_json()["checks"]
+    assert stuck["expected"] == [None, 0.0]
+    assert stopped_doc["status"] == "alert" and stopped_doc["message"].startswith("no data since 2026-11-09")
+    assert stopped_doc["expected"] == [None, None]
+    assert rows["expected"] is None
+
+
 def test_a_rows_check_has_no_value_in_the_document(setup):
     doc = execute(setup([NEGATIVE, FINE]), RunOptions(now=NOW)).to_json()
     assert [(c["value"], c["row_count"]) for c in doc["checks"]] == [(None, 1), (None, 0)]

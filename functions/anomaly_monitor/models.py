@@ -183,6 +183,11 @@ class CheckResult:
     band: tuple[tuple[dt.datetime, float, float], ...] = ()  # the model's band over the series, for its chart
     export_rows: Sequence[dict[str, Any]] = ()  # for export_sheet: up to EXPORT_ROWS
 
+    def judged(self) -> bool:
+        """A threshold or anomaly check that ran and was judged: its document's `expected` is a range, [null, null]
+        when there was none to state (no data since …, a period still in progress, an exclusion window)."""
+        return self.type in (CheckType.THRESHOLD, CheckType.ANOMALY) and self.status in (Status.OK, Status.ALERT)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -191,7 +196,7 @@ class CheckResult:
             "value": None if self.type == CheckType.ROWS else json_value(self.value),  # a rows check's is row_count
             "row_count": self.row_count,
             "rows": json_value(self.rows),
-            "expected": json_value(self.expected),
+            "expected": json_value(self.expected if self.expected or not self.judged() else (None, None)),
             "message": json_value(self.message),
             "duration_ms": self.duration_ms,
             "bytes_processed": self.bytes_processed,
