@@ -140,6 +140,12 @@ class QueryResult:
         column, never as thousands of objects)."""
         return list(map(dict, map(zip, repeat(self.columns), self.values)))
 
+    def first_rows(self, n: int) -> list[dict[str, Any]]:
+        """The first `n` rows as objects, without building the others (a series is read by column)."""
+        if "rows" in self.__dict__:
+            return self.rows[:n]
+        return list(map(dict, map(zip, repeat(self.columns), self.values[:n])))
+
     def column(self, name: str) -> list[Any]:
         """One column's values, row by row (of a name given twice, the last, as in `rows`)."""
         index = len(self.columns) - 1 - self.columns[::-1].index(name)
