@@ -291,6 +291,13 @@ def test_validate_names_the_row_the_check_and_the_sql_column_of_a_query_that_can
     assert "no such table: refunds" in doc["message"]
 
 
+def test_validate_of_a_registry_without_checks_says_so_and_exits_0(setup):
+    settings = setup([FINE])
+    Path(settings.checks_source).write_text("name,sql\n")
+    done = cli("validate", "--checks", settings.checks_source, "--warehouse", settings.warehouse_url)
+    assert (done.returncode, done.stdout) == (0, f"no checks in {settings.checks_source}\n")
+
+
 def test_validate_reports_a_disabled_check_whose_query_fails_without_failing(setup):
     waiting = {"name": "refunds_later", "enabled": "FALSE", "sql": "SELECT id FROM refunds"}
     settings = setup([FINE, waiting])

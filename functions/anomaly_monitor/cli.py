@@ -170,6 +170,8 @@ def do_validate(args: argparse.Namespace, settings: Settings) -> int:
         json.dump({"checks": [v.to_json() for v in results]}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
+        if not results:
+            print(f"no checks in {settings.checks_source}")
         for v in results:
             scanned = f" ({v.bytes:,} bytes)" if v.bytes is not None else ""
             print(f"{'ok     ' if v.valid else 'INVALID'} {v.name}: {v.message}{scanned}")
