@@ -2,7 +2,7 @@
 
 Three reads (which tabs exist with their formats and protections; the header rows' text, notes and validations;
 the checks' values), then at most one batchUpdate holding every change, so a set-up is applied whole or not at
-all. A sheet that is already set up gets no write. Nothing a person wrote is removed, reordered or overwritten:
+all. A sheet that is already set up gets no write. Nothing a person wrote is removed, reordered or changed in meaning:
 missing columns are appended, blank `enabled` cells of existing checks are ticked (blank already meant enabled,
 and a checkbox would otherwise show them unticked), and yes/no or 1/0 become the checkbox's TRUE/FALSE.
 """
