@@ -417,3 +417,14 @@ def test_sheet_init_turns_yes_no_and_1_0_enabled_into_checkboxes_of_the_same_mea
     calls = len(sheets.calls)
     assert init() == 0
     assert "batchUpdate" not in kinds(sheets, calls)
+
+
+def test_sheet_init_refuses_a_header_naming_a_column_twice_before_writing_anything(sheets, capsys) -> None:
+    sheets.create(KEY).sheets[0].properties["title"] = "checks"
+    rows = [["name", "enabled", "sql", " Enabled"], ["a", "", "SELECT 1", "my own notes"], ["b", "no", "SELECT 1", ""]]
+    person(sheets).worksheet("checks").update(rows, "A1")
+    assert init() == 3
+    assert "batchUpdate" not in kinds(sheets), "neither column gets the checkbox, nor its blanks the tick"
+    err = capsys.readouterr().err
+    assert "the header of worksheet 'checks' names column \"enabled\" 2 times (columns B, D)" in err
+    assert "rename or delete all but one" in err

@@ -14,7 +14,7 @@ from typing import Any
 
 from anomaly_monitor.display import count
 from anomaly_monitor.errors import RegistryError
-from anomaly_monitor.registry import FALSE, TRUE, normalize_header
+from anomaly_monitor.registry import FALSE, TRUE, normalize_header, refuse_repeated_columns
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.sources.sheet_layout import (
     BOLD,
@@ -167,6 +167,8 @@ def upgrade_tab(setup: Setup, tabs: dict[str, TabState], title: str, tab: Tab) -
     state = tabs[title]
     sheet_id = state.props["sheetId"]
     have = [normalize_header(h) for h in state.header]
+    # a column named twice: which one would get the rules and the ticks? the monitor never guesses
+    refuse_repeated_columns(have, tab.names, f"the header of worksheet {title!r}")
     last = max((i for i, h in enumerate(have) if h), default=-1)
     missing = [c for c in tab.columns if c.name not in have]
     positions = {name: i for i, name in enumerate(have) if name}
