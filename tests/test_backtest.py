@@ -162,6 +162,14 @@ def test_rows_checks_count_their_rows(readings):
     assert run.sensitivity is None
 
 
+def test_an_anomaly_check_without_sensitivity_reports_its_own(readings, capsys):
+    assert [run.sensitivity for run in replay(readings, "single_value").runs] == [3.0]  # the registry's default
+    assert main(cli(readings, "--check", "single_value", "--json")) == 0
+    assert [run["sensitivity"] for run in json.loads(capsys.readouterr().out)["runs"]] == [3.0]
+    assert main(cli(readings, "--check", "single_value")) == 0
+    assert "sensitivity 3: would have opened" in capsys.readouterr().out
+
+
 def test_every_thins_the_ticks_and_sensitivities_replay_an_anomaly_check_once_each(readings):
     result = replay(readings, "single_value", every="30 */3 * * *", sensitivities=(2.0, 3.0))
     assert [t.hour for t in result.ticks] == [0, 3, 6, 9]

@@ -316,7 +316,9 @@ def run_backtest(
         series = series_replay.build(check, session, settings, ticks, cap)
         seed = seed_points(check, state, ticks[0]) if check.type is CheckType.ANOMALY and not series else []
         answers = OneTickAnswers(series or session)
-        replayers = [Replayer(check, s, seed) for s in options.sensitivities or (None,)]
+        # an anomaly check without --sensitivity is replayed, and reported, at its own
+        own = (check.sensitivity,) if check.type is CheckType.ANOMALY else (None,)
+        replayers = [Replayer(check, s, seed) for s in options.sensitivities or own]
         for tick in ticks:
             for replayer in replayers:
                 # an open incident is judged against its pre-incident range, as in a run
