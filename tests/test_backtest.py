@@ -281,6 +281,16 @@ def test_cli_exit_codes(readings, capsys, args, code):
         assert "error" in capsys.readouterr().err.lower()
 
 
+def test_a_chart_that_cannot_be_written_is_a_bad_option_not_a_crash(readings, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:  # a folder: refused before anything is replayed
+        main(cli(readings, "--check", "single_value", "--chart", str(tmp_path)))
+    assert exit_info.value.code == 3 and "is a folder" in capsys.readouterr().err
+    unwritable = Path("/proc/chart.png")  # a folder nobody can create files in, whoever runs the tests
+    if unwritable.parent.is_dir():
+        assert main(cli(readings, "--check", "single_value", "--chart", str(unwritable))) == 3
+        assert "--chart /proc/chart.png: the PNG could not be written" in capsys.readouterr().err
+
+
 def test_cli_without_a_check_is_a_bad_option(readings):
     with pytest.raises(SystemExit) as exit_info:
         main(["backtest", "--checks", readings.checks_source])

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from anomaly_monitor import logs
-from anomaly_monitor.errors import MonitorError
+from anomaly_monitor.errors import ConfigError, MonitorError
 from anomaly_monitor.schedule import ScheduleError, check_schedule
 from anomaly_monitor.settings import Settings
 
@@ -80,9 +80,12 @@ def positive_days(text: str) -> int:
 
 
 def chart_path(text: str) -> Path:
+    """A PNG file to write, in a folder that exists (for --chart)."""
     path = Path(text)
     if not path.parent.is_dir():
         raise argparse.ArgumentTypeError(f"folder {str(path.parent)!r} does not exist")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder: name the PNG file, e.g. {str(path / 'chart.png')!r}")
     return path
 
 
@@ -189,7 +192,10 @@ def do_backtest(args: argparse.Namespace, settings: Settings) -> int:
     else:
         sys.stdout.write(render_backtest(result))
     if args.chart and result.runs:
-        args.chart.write_bytes(render_backtest_chart(result))
+        try:
+            args.chart.write_bytes(render_backtest_chart(result))
+        except OSError as exc:
+            raise ConfigError(f"--chart {args.chart}: the PNG could not be written ({exc.strerror})") from None
         log.info("chart written to %s", args.chart)
     return result.exit_code()
 
