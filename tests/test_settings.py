@@ -106,3 +106,16 @@ def test_the_readme_configuration_table_lists_every_variable_with_its_default() 
         else:
             text = f"{default:g}" if isinstance(default, float) else str(default)
             assert f"`{text}`" in shown, f"{variable.name}: the README says {shown}, Settings {default!r}"
+
+
+@pytest.mark.parametrize(
+    ("environ", "says"),
+    [
+        ({"STATUS_WORKSHEET": "checks"}, "STATUS_WORKSHEET names worksheet 'checks', as CHECKS_WORKSHEET does"),
+        ({"CHECKS_WORKSHEET": "Registry", "EXCLUSIONS_WORKSHEET": "registry"}, "EXCLUSIONS_WORKSHEET names worksheet 'registry', as CHECKS_"),
+        ({"EXCLUSIONS_WORKSHEET": "status"}, "EXCLUSIONS_WORKSHEET names worksheet 'status', as STATUS_WORKSHEET"),
+    ],
+)
+def test_two_jobs_on_one_worksheet_are_refused_naming_both_variables(environ: dict[str, str], says: str) -> None:
+    with pytest.raises(ConfigError, match=f"^environment variable {says}"):
+        Settings.from_env(environ)

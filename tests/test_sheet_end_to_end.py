@@ -401,3 +401,16 @@ def test_exclusion_windows_are_read_from_their_worksheet_and_a_missing_tab_means
     exclusions = parse_exclusions(rows)
     assert [w.reason for w in exclusions.windows] == ["Christmas"]
     assert [row for row, _ in exclusions.problems] == [3]  # the sheet's own row number
+
+
+def test_a_status_worksheet_named_as_the_registry_is_refused_before_anything_is_written(
+    sheets, tmp_path, monkeypatch, capsys
+) -> None:
+    set_up_checks(sheets)
+    registry = person(sheets).worksheet("checks").get_all_values()
+    monkeypatch.setenv("STATUS_WORKSHEET", "Checks")
+    calls = len(sheets.calls)
+    assert run(tmp_path) == 3  # the run could not happen
+    assert "STATUS_WORKSHEET names worksheet 'Checks', as CHECKS_WORKSHEET does" in capsys.readouterr().err
+    assert kinds(sheets, calls) == []  # refused before the sheet was even read
+    assert person(sheets).worksheet("checks").get_all_values() == registry

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -89,6 +90,17 @@ class Settings:
     shared_cause_min_checks: int = field(default=3, metadata=env(whole_number_from(2)))
     slack_signing_secret: str | None = field(default=None, repr=False)  # slack_actions only: a click is Slack's
     slack_signing_secret_secret: str | None = None
+
+    def __post_init__(self) -> None:
+        # one tab for two jobs would have the status table overwrite the registry (Sheets titles ignore case)
+        named = {"CHECKS_WORKSHEET": self.checks_worksheet, "STATUS_WORKSHEET": self.status_worksheet,
+                 "EXCLUSIONS_WORKSHEET": self.exclusions_worksheet}  # fmt: skip
+        for (first, title), (second, other) in itertools.combinations(named.items(), 2):
+            if title.casefold() == other.casefold():
+                raise ConfigError(
+                    f"environment variable {second} names worksheet {other!r}, as {first} does: each needs its "
+                    "own tab (defaults checks, status, exclusions)"
+                )
 
     @property
     def worksheets(self) -> tuple[str, str, str]:
