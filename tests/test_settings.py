@@ -123,7 +123,7 @@ def test_the_api_addresses_are_read_as_given() -> None:
     ("environ", "says"),
     [
         ({"STATUS_WORKSHEET": "checks"}, "STATUS_WORKSHEET names worksheet 'checks', as CHECKS_WORKSHEET does"),
-        ({"CHECKS_WORKSHEET": "Registry", "EXCLUSIONS_WORKSHEET": "registry"}, "EXCLUSIONS_WORKSHEET names worksheet 'registry', as CHECKS_"),
+        ({"CHECKS_WORKSHEET": "Registry", "EXCLUSIONS_WORKSHEET": "registry"}, "EXCLUSIONS_WORKSHEET names worksheet"),
         ({"EXCLUSIONS_WORKSHEET": "status"}, "EXCLUSIONS_WORKSHEET names worksheet 'status', as STATUS_WORKSHEET"),
     ],
 )
