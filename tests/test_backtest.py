@@ -69,6 +69,7 @@ def readings(tmp_path: Path) -> Settings:
             {"name": "broken", "sql": "SELECT nope FROM readings"},
             {"name": "not_a_number", "type": "threshold", "max": "ten", "sql": "SELECT 1 AS value"},
             {"name": "single_value", "type": "anomaly", "sql": LATEST_READING, "schedule": "30 * * * *"},
+            {"name": "float_limit", "type": "threshold", "min": "-1e308", "max": "1e308", "sql": "SELECT -1.7e308"},
         ],
     )
     return Settings(
@@ -279,6 +280,12 @@ def test_cli_exit_codes(readings, capsys, args, code):
         assert exc.code == code
     if code == 3:
         assert "error" in capsys.readouterr().err.lower()
+
+
+def test_a_chart_of_values_at_the_float_limit_is_drawn(readings, tmp_path):
+    chart = tmp_path / "chart.png"
+    assert main(cli(readings, "--check", "float_limit", "--chart", str(chart))) == 0  # every tick alerts
+    assert chart.read_bytes().startswith(b"\x89PNG")
 
 
 def test_a_chart_that_cannot_be_written_is_a_bad_option_not_a_crash(readings, tmp_path, capsys):
