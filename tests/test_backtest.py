@@ -270,6 +270,7 @@ def test_cli_chart_writes_a_png(readings, tmp_path, capsys):
         (["--check", "single_value", "--sensitivity", "2,zero"], 3),
         (["--check", "single_value", "--sensitivity", "-1"], 3),
         (["--check", "reading_too_high", "--days", "3"], 3),  # with both --from and --to
+        (["--check", "reading_too_high", "--check", "single_value"], 3),  # one check per backtest
         (["--check", "reading_too_high", "--chart", "/no/such/folder/chart.png"], 3),
     ],
 )

@@ -113,7 +113,7 @@ def parser() -> argparse.ArgumentParser:
     backtest = commands.add_parser(
         "backtest", parents=[shared], help="replay one check over past ticks: what it would have said"
     )
-    backtest.add_argument("--check", required=True, metavar="NAME", help="the check to replay")
+    backtest.add_argument("--check", action="append", required=True, metavar="NAME", help="the check to replay")
     backtest.add_argument("--state", metavar="URL", help="read only: seeds single-value anomaly checks")
     backtest.add_argument(
         "--from", dest="start", type=moment, metavar="ISO", help="span start (default: --to - 30 days)"
@@ -184,8 +184,10 @@ def do_backtest(args: argparse.Namespace, settings: Settings) -> int:
     from anomaly_monitor.backtest_report import render_backtest, render_backtest_chart
     from anomaly_monitor.service import backtest
 
+    if len(args.check) > 1:
+        raise ConfigError(f"a backtest replays one check: give --check once, not {len(args.check)} times")
     start, end = resolve_span(args.start, args.end, args.days, args.now or dt.datetime.now(dt.UTC))
-    result = backtest(settings, BacktestOptions(args.check, start, end, args.every, args.sensitivity))
+    result = backtest(settings, BacktestOptions(args.check[0], start, end, args.every, args.sensitivity))
     if args.json:
         json.dump(result.to_json(), sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
