@@ -214,6 +214,11 @@ def test_the_span_defaults_to_the_30_days_up_to_now():
         resolve_span(START, NOW, 3, NOW)
 
 
+def test_a_from_after_now_says_the_span_ends_now_by_default():
+    with pytest.raises(ConfigError, match=r"^--from 2026-11-24T09:00:00\+00:00 is not before now \(the default --to\)"):
+        resolve_span(NOW + dt.timedelta(days=1), None, None, NOW)
+
+
 def cli(settings: Settings, *args: str) -> list[str]:
     return [
         "backtest", "--checks", settings.checks_source, "--warehouse", settings.warehouse_url,

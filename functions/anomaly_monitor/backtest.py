@@ -238,12 +238,13 @@ def resolve_span(
     if days is not None and start is not None and end is not None:
         raise ConfigError("--days cannot be combined with both --from and --to: give two of the three")
     length = dt.timedelta(days=days if days is not None else DEFAULT_DAYS)
+    until = "--to" if end is not None else "now (the default --to)"
     if end is None:
         end = start + length if start is not None and days is not None else now
     if start is None:
         start = end - length
     if start >= end:
-        raise ConfigError(f"--from {start.isoformat()} is not before --to {end.isoformat()}")
+        raise ConfigError(f"--from {start.isoformat()} is not before {until} {end.isoformat()}")
     if start.year < EARLIEST_YEAR:
         raise ConfigError(f"the span would start on {start.date()}, before {EARLIEST_YEAR}: give fewer --days")
     return start, end
