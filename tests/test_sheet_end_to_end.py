@@ -428,3 +428,16 @@ def test_sheet_init_refuses_a_header_naming_a_column_twice_before_writing_anythi
     err = capsys.readouterr().err
     assert "the header of worksheet 'checks' names column \"enabled\" 2 times (columns B, D)" in err
     assert "rename or delete all but one" in err
+
+
+def test_a_status_worksheet_named_as_the_registry_is_refused_before_anything_is_written(
+    sheets, tmp_path, monkeypatch, capsys
+) -> None:
+    set_up_checks(sheets)
+    registry = person(sheets).worksheet("checks").get_all_values()
+    monkeypatch.setenv("STATUS_WORKSHEET", "Checks")
+    calls = len(sheets.calls)
+    assert run(tmp_path) == 3  # the run could not happen
+    assert "STATUS_WORKSHEET names worksheet 'Checks', as CHECKS_WORKSHEET does" in capsys.readouterr().err
+    assert kinds(sheets, calls) == []  # refused before the sheet was even read
+    assert person(sheets).worksheet("checks").get_all_values() == registry
