@@ -69,6 +69,7 @@ def readings(tmp_path: Path) -> Settings:
             {"name": "broken", "sql": "SELECT nope FROM readings"},
             {"name": "not_a_number", "type": "threshold", "max": "ten", "sql": "SELECT 1 AS value"},
             {"name": "single_value", "type": "anomaly", "sql": LATEST_READING, "schedule": "30 * * * *"},
+            {"name": "float_limit", "type": "threshold", "min": "-1e308", "max": "1e308", "sql": "SELECT -1.7e308"},
         ],
     )
     return Settings(
@@ -162,6 +163,14 @@ def test_rows_checks_count_their_rows(readings):
     assert run.sensitivity is None
 
 
+def test_an_anomaly_check_without_sensitivity_reports_its_own(readings, capsys):
+    assert [run.sensitivity for run in replay(readings, "single_value").runs] == [3.0]  # the registry's default
+    assert main(cli(readings, "--check", "single_value", "--json")) == 0
+    assert [run["sensitivity"] for run in json.loads(capsys.readouterr().out)["runs"]] == [3.0]
+    assert main(cli(readings, "--check", "single_value")) == 0
+    assert "sensitivity 3: would have opened" in capsys.readouterr().out
+
+
 def test_every_thins_the_ticks_and_sensitivities_replay_an_anomaly_check_once_each(readings):
     result = replay(readings, "single_value", every="30 */3 * * *", sensitivities=(2.0, 3.0))
     assert [t.hour for t in result.ticks] == [0, 3, 6, 9]
@@ -203,6 +212,11 @@ def test_the_span_defaults_to_the_30_days_up_to_now():
         resolve_span(NOW, START, None, NOW)
     with pytest.raises(ConfigError, match="both --from and --to"):
         resolve_span(START, NOW, 3, NOW)
+
+
+def test_a_from_after_now_says_the_span_ends_now_by_default():
+    with pytest.raises(ConfigError, match=r"^--from 2026-11-24T09:00:00\+00:00 is not before now \(the default --to\)"):
+        resolve_span(NOW + dt.timedelta(days=1), None, None, NOW)
 
 
 def cli(settings: Settings, *args: str) -> list[str]:
@@ -261,6 +275,7 @@ def test_cli_chart_writes_a_png(readings, tmp_path, capsys):
         (["--check", "single_value", "--sensitivity", "2,zero"], 3),
         (["--check", "single_value", "--sensitivity", "-1"], 3),
         (["--check", "reading_too_high", "--days", "3"], 3),  # with both --from and --to
+        (["--check", "reading_too_high", "--check", "single_value"], 3),  # one check per backtest
         (["--check", "reading_too_high", "--chart", "/no/such/folder/chart.png"], 3),
     ],
 )
@@ -271,6 +286,22 @@ def test_cli_exit_codes(readings, capsys, args, code):
         assert exc.code == code
     if code == 3:
         assert "error" in capsys.readouterr().err.lower()
+
+
+def test_a_chart_of_values_at_the_float_limit_is_drawn(readings, tmp_path):
+    chart = tmp_path / "chart.png"
+    assert main(cli(readings, "--check", "float_limit", "--chart", str(chart))) == 0  # every tick alerts
+    assert chart.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_chart_that_cannot_be_written_is_a_bad_option_not_a_crash(readings, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:  # a folder: refused before anything is replayed
+        main(cli(readings, "--check", "single_value", "--chart", str(tmp_path)))
+    assert exit_info.value.code == 3 and "is a folder" in capsys.readouterr().err
+    unwritable = Path("/proc/chart.png")  # a folder nobody can create files in, whoever runs the tests
+    if unwritable.parent.is_dir():
+        assert main(cli(readings, "--check", "single_value", "--chart", str(unwritable))) == 3
+        assert "--chart /proc/chart.png: the PNG could not be written" in capsys.readouterr().err
 
 
 def test_cli_without_a_check_is_a_bad_option(readings):

@@ -332,3 +332,18 @@ def test_a_fixture_beyond_slack_limits_is_refused_by_slack_sdk(tmp_path: Path) -
     (tmp_path / "too_long.json").write_text(json.dumps(message))
     with pytest.raises(SlackObjectFormationError, match="150"):
         assert_matches_fixture("too_long", message, tmp_path)
+
+
+def test_a_closed_query_error_quotes_its_data_in_a_code_block_so_it_cannot_format() -> None:
+    check = threshold_check()
+    problem = "the metric is not a number: '*boom* ~gone~ _tilt_ <!channel>'"
+    closed = [
+        dataclasses.replace(notice(kind, check, ok_result(check), 2, problem), status=Status.ERROR, until=NOW)
+        for kind in (NoticeKind.RESOLVED, NoticeKind.MISSED)
+    ]
+    for message in (render_resolved(closed[0]), render(dataclasses.replace(closed[1], ref=None))):
+        [was] = [b["text"]["text"] for b in message["blocks"] if "Was:" in b.get("text", {}).get("text", "")]
+        assert was.startswith("*Was:*\n```") and was.endswith("```"), "outside a code block, *boom* would be bold"
+        assert "*boom* ~gone~ _tilt_ &lt;!channel&gt;" in was
+    data_alert = render_resolved(CASES["resolved_reply"]())
+    assert "*Was:* 3 rows returned" in json.dumps(data_alert), "the monitor's own words stay prose"

@@ -300,3 +300,15 @@ def test_unresolvable_email_owner_is_shown_as_text_and_the_alert_still_posts(
     assert status(report, "late_settle")["notified"] is True
     [text] = texts(slack.top_level())
     assert "*Owners:* gone@example.com" in text
+
+
+def test_a_row_repeating_a_valid_name_is_invalid_and_not_notified(monitor: Monitor, slack: SlackServer) -> None:
+    monitor.register({"name": "late_settle", "sql": LATE_SQL}, {"name": "late_settle", "sql": "SELECT 2 AS b"})
+    monitor.late_rows("order 1")
+    report = monitor.run(T0)
+    first, repeated = [c for c in report.to_json()["checks"] if c["name"] == "late_settle"]
+    assert (first["status"], first["notified"]) == ("alert", True)
+    assert (repeated["status"], repeated["notified"]) == ("invalid", False), "as its history row says"
+    assert [(r["status"], r["notified"]) for r in monitor.history()] == [("alert", 1), ("invalid", 0)]
+    [invalid] = [r for r in report.results if r.status == "invalid"]
+    assert invalid.incident is None, "the status tab shows the incident on the valid row only"

@@ -63,6 +63,10 @@ def test_every_text_setting_is_read_from_its_variable(item: dataclasses.Field) -
         ("LOG_FORMAT", "xml", "LOG_FORMAT must be 'json' or 'text', got 'xml'"),
         ("RUN_TIMEOUT_S", "10", "RUN_TIMEOUT_S must be a number at least 30, got '10'"),
         ("SHARED_CAUSE_MIN_CHECKS", "1", "SHARED_CAUSE_MIN_CHECKS must be at least 2, got '1'"),
+        ("SLACK_API_URL", "not a url", "SLACK_API_URL must be an http\\(s\\) URL such as http://127.0.0.1:8080/"),
+        ("SHEETS_API_URL", "ftp://sheets.local/", "SHEETS_API_URL must be an http\\(s\\) URL"),
+        ("BIGQUERY_API_ENDPOINT", "http://[::1", "BIGQUERY_API_ENDPOINT must be an http\\(s\\) URL"),
+        ("BIGQUERY_API_ENDPOINT", "localhost:9050", "BIGQUERY_API_ENDPOINT must be an http\\(s\\) URL"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable(variable: str, raw: str, says: str) -> None:
@@ -106,3 +110,23 @@ def test_the_readme_configuration_table_lists_every_variable_with_its_default() 
         else:
             text = f"{default:g}" if isinstance(default, float) else str(default)
             assert f"`{text}`" in shown, f"{variable.name}: the README says {shown}, Settings {default!r}"
+
+
+def test_the_api_addresses_are_read_as_given() -> None:
+    environ = {"SLACK_API_URL": "http://127.0.0.1:1234/api/", "SHEETS_API_URL": "https://sheets.example"}
+    settings = Settings.from_env(environ | {"BIGQUERY_API_ENDPOINT": "http://[::1]:9050"})
+    assert (settings.slack_api_url, settings.sheets_api_url) == tuple(environ.values())
+    assert settings.bigquery_api_endpoint == "http://[::1]:9050"
+
+
+@pytest.mark.parametrize(
+    ("environ", "says"),
+    [
+        ({"STATUS_WORKSHEET": "checks"}, "STATUS_WORKSHEET names worksheet 'checks', as CHECKS_WORKSHEET does"),
+        ({"CHECKS_WORKSHEET": "Registry", "EXCLUSIONS_WORKSHEET": "registry"}, "EXCLUSIONS_WORKSHEET names worksheet"),
+        ({"EXCLUSIONS_WORKSHEET": "status"}, "EXCLUSIONS_WORKSHEET names worksheet 'status', as STATUS_WORKSHEET"),
+    ],
+)
+def test_two_jobs_on_one_worksheet_are_refused_naming_both_variables(environ: dict[str, str], says: str) -> None:
+    with pytest.raises(ConfigError, match=f"^environment variable {says}"):
+        Settings.from_env(environ)

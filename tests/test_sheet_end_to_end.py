@@ -423,3 +423,43 @@ def test_an_exclusions_header_naming_a_column_twice_reports_each_row_and_applies
     assert exclusions.windows == ()
     [(row, message)] = exclusions.problems
     assert row == 2 and 'names column "from" 2 times (columns B, E)' in message
+
+
+def test_sheet_init_turns_yes_no_and_1_0_enabled_into_checkboxes_of_the_same_meaning(sheets, capsys) -> None:
+    book = sheets.create(KEY)
+    book.sheets[0].properties["title"] = "checks"
+    spelled = [["a", "no"], ["b", "0"], ["c", "yes"], ["d", "1"], ["e", " False "], ["f", "TRUE"], ["g", "maybe"]]
+    person(sheets).worksheet("checks").update(
+        [["name", "enabled", "sql"], *[[n, e, "SELECT 1"] for n, e in spelled]], "A1", value_input_option="RAW"
+    )
+    assert init() == 0
+    enabled = [row[1] for row in sheets.values(KEY, "checks", "UNFORMATTED_VALUE")[1:]]
+    assert enabled == [False, False, True, True, False, "TRUE", "maybe"], "a value the registry refuses stays"
+    assert "enabled as a checkbox in 5 rows written yes/no or 1/0" in capsys.readouterr().out
+    calls = len(sheets.calls)
+    assert init() == 0
+    assert "batchUpdate" not in kinds(sheets, calls)
+
+
+def test_sheet_init_refuses_a_header_naming_a_column_twice_before_writing_anything(sheets, capsys) -> None:
+    sheets.create(KEY).sheets[0].properties["title"] = "checks"
+    rows = [["name", "enabled", "sql", " Enabled"], ["a", "", "SELECT 1", "my own notes"], ["b", "no", "SELECT 1", ""]]
+    person(sheets).worksheet("checks").update(rows, "A1")
+    assert init() == 3
+    assert "batchUpdate" not in kinds(sheets), "neither column gets the checkbox, nor its blanks the tick"
+    err = capsys.readouterr().err
+    assert "the header of worksheet 'checks' names column \"enabled\" 2 times (columns B, D)" in err
+    assert "rename or delete all but one" in err
+
+
+def test_a_status_worksheet_named_as_the_registry_is_refused_before_anything_is_written(
+    sheets, tmp_path, monkeypatch, capsys
+) -> None:
+    set_up_checks(sheets)
+    registry = person(sheets).worksheet("checks").get_all_values()
+    monkeypatch.setenv("STATUS_WORKSHEET", "Checks")
+    calls = len(sheets.calls)
+    assert run(tmp_path) == 3  # the run could not happen
+    assert "STATUS_WORKSHEET names worksheet 'Checks', as CHECKS_WORKSHEET does" in capsys.readouterr().err
+    assert kinds(sheets, calls) == []  # refused before the sheet was even read
+    assert person(sheets).worksheet("checks").get_all_values() == registry

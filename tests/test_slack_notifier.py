@@ -516,3 +516,13 @@ def test_core_never_imports_slack_sdk() -> None:
     code = "import sys, anomaly_monitor.service, anomaly_monitor.cli; print('slack_sdk' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=FUNCTIONS)
     assert out.stdout.strip() == "False"
+
+
+def test_a_rate_limited_email_lookup_never_holds_the_alert(slack: SlackServer) -> None:
+    clock = FakeTime()
+    slack.add_user("ana@example.com", "U0ANA")
+    slack.fail("users.lookupByEmail", "ratelimited", times=5, retry_after=30)
+    notifier(slack, budget=clock.budget(600)).send(opened(check(owners=("ana@example.com",))))
+    assert clock.slept == [], "the post did not wait out the lookup's Retry-After"
+    [message] = slack.top_level()
+    assert "*Owners:* ana@example.com" in json.dumps(message["blocks"])

@@ -91,7 +91,7 @@ class Actions:
 @dataclass(frozen=True, kw_only=True)
 class Alert:
     kind: NoticeKind
-    status: Status  # of this run's result
+    status: Status  # of this run's result; a closing notice's: the failing status of the incident it closes
     header: Header
     summary: str  # one plain line: notification previews, screen readers, logs
     reason: str  # why it alerts (for RESOLVED: what it was)
@@ -213,6 +213,7 @@ def for_notice(notice: Notice) -> Alert:
         return dataclasses.replace(
             alert,
             kind=notice.kind,
+            status=notice.status,
             header=Header(RESOLVED_MARKER, ("Resolved",), check.name),
             lead=Lead(
                 "",
@@ -234,6 +235,7 @@ def for_notice(notice: Notice) -> Alert:
         return dataclasses.replace(
             alert,
             kind=notice.kind,
+            status=notice.status,
             header=Header(RESOLVED_MARKER, ("Resolved",), check.name),
             lead=Lead(RESOLVED_MARKER, "Marked expected", " ".join(said), by=notice.by),
             summary=f"{check.name} marked expected: resolved after {failing}",
@@ -244,6 +246,7 @@ def for_notice(notice: Notice) -> Alert:
     return dataclasses.replace(
         alert,
         kind=notice.kind,
+        status=notice.status,
         header=Header(RESOLVED_MARKER, ("Resolved",), check.name),
         lead=Lead(RESOLVED_MARKER, "Resolved", f"after {lasted}: {clip(result.message, QUOTE_CHARS)}"),
         summary=f"{check.name} resolved after {lasted}",

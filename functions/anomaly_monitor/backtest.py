@@ -238,12 +238,13 @@ def resolve_span(
     if days is not None and start is not None and end is not None:
         raise ConfigError("--days cannot be combined with both --from and --to: give two of the three")
     length = dt.timedelta(days=days if days is not None else DEFAULT_DAYS)
+    until = "--to" if end is not None else "now (the default --to)"
     if end is None:
         end = start + length if start is not None and days is not None else now
     if start is None:
         start = end - length
     if start >= end:
-        raise ConfigError(f"--from {start.isoformat()} is not before --to {end.isoformat()}")
+        raise ConfigError(f"--from {start.isoformat()} is not before {until} {end.isoformat()}")
     if start.year < EARLIEST_YEAR:
         raise ConfigError(f"the span would start on {start.date()}, before {EARLIEST_YEAR}: give fewer --days")
     return start, end
@@ -316,7 +317,9 @@ def run_backtest(
         series = series_replay.build(check, session, settings, ticks, cap)
         seed = seed_points(check, state, ticks[0]) if check.type is CheckType.ANOMALY and not series else []
         answers = OneTickAnswers(series or session)
-        replayers = [Replayer(check, s, seed) for s in options.sensitivities or (None,)]
+        # an anomaly check without --sensitivity is replayed, and reported, at its own
+        own = (check.sensitivity,) if check.type is CheckType.ANOMALY else (None,)
+        replayers = [Replayer(check, s, seed) for s in options.sensitivities or own]
         for tick in ticks:
             for replayer in replayers:
                 # an open incident is judged against its pre-incident range, as in a run

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 PANEL_WIDTH_IN, PANEL_HEIGHT_IN, DPI = 12.0, 2.8, 100
+PLOT_LIMIT = 1e150  # values beyond are drawn at it: matplotlib's transforms overflow near the float limit
 
 
 def plural(count: int, noun: str) -> str:
@@ -105,7 +106,9 @@ def points_frame(run: Replay) -> pd.DataFrame:
         },
         index=pd.DatetimeIndex([p.at for p in run.points], name="at"),
     )
-    return frame.astype({"value": float, "low": float, "high": float})
+    numbers = ["value", "low", "high"]
+    frame[numbers] = frame[numbers].astype(float).clip(-PLOT_LIMIT, PLOT_LIMIT)
+    return frame
 
 
 def _draw_run(ax: Axes, run: Replay, backtest: Backtest) -> None:

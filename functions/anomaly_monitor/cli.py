@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from anomaly_monitor import logs
-from anomaly_monitor.errors import MonitorError
+from anomaly_monitor.errors import ConfigError, MonitorError
 from anomaly_monitor.schedule import ScheduleError, check_schedule
 from anomaly_monitor.settings import Settings
 
@@ -80,9 +80,12 @@ def positive_days(text: str) -> int:
 
 
 def chart_path(text: str) -> Path:
+    """A PNG file to write, in a folder that exists (for --chart)."""
     path = Path(text)
     if not path.parent.is_dir():
         raise argparse.ArgumentTypeError(f"folder {str(path.parent)!r} does not exist")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder: name the PNG file, e.g. {str(path / 'chart.png')!r}")
     return path
 
 
@@ -110,7 +113,7 @@ def parser() -> argparse.ArgumentParser:
     backtest = commands.add_parser(
         "backtest", parents=[shared], help="replay one check over past ticks: what it would have said"
     )
-    backtest.add_argument("--check", required=True, metavar="NAME", help="the check to replay")
+    backtest.add_argument("--check", action="append", required=True, metavar="NAME", help="the check to replay")
     backtest.add_argument("--state", metavar="URL", help="read only: seeds single-value anomaly checks")
     backtest.add_argument(
         "--from", dest="start", type=moment, metavar="ISO", help="span start (default: --to - 30 days)"
@@ -183,15 +186,20 @@ def do_backtest(args: argparse.Namespace, settings: Settings) -> int:
     from anomaly_monitor.backtest_report import render_backtest, render_backtest_chart
     from anomaly_monitor.service import backtest
 
+    if len(args.check) > 1:
+        raise ConfigError(f"a backtest replays one check: give --check once, not {len(args.check)} times")
     start, end = resolve_span(args.start, args.end, args.days, args.now or dt.datetime.now(dt.UTC))
-    result = backtest(settings, BacktestOptions(args.check, start, end, args.every, args.sensitivity))
+    result = backtest(settings, BacktestOptions(args.check[0], start, end, args.every, args.sensitivity))
     if args.json:
         json.dump(result.to_json(), sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(render_backtest(result))
     if args.chart and result.runs:
-        args.chart.write_bytes(render_backtest_chart(result))
+        try:
+            args.chart.write_bytes(render_backtest_chart(result))
+        except OSError as exc:
+            raise ConfigError(f"--chart {args.chart}: the PNG could not be written ({exc.strerror})") from None
         log.info("chart written to %s", args.chart)
     return result.exit_code()
 

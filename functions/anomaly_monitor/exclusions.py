@@ -13,9 +13,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from anomaly_monitor.columns import column_letter
+from anomaly_monitor.errors import RegistryError
 from anomaly_monitor.models import CheckResult, Status
-from anomaly_monitor.registry import CELL_LIMIT, SURROGATE, UNREADABLE, normalize_header, shown
+from anomaly_monitor.registry import (
+    CELL_LIMIT,
+    SURROGATE,
+    UNREADABLE,
+    normalize_header,
+    refuse_repeated_columns,
+    shown,
+)
 
 COLUMNS = ("check", "from", "to", "reason")
 FIRST_DATA_ROW = 2
@@ -71,14 +78,10 @@ class Exclusions:
 def header_problem(header: Sequence[str]) -> str | None:
     """What is wrong with a header that names one of the columns twice: which cell holds a row's `from` (or
     `check`, ...) cannot be told, so the sources mark every row with it and no row is read as a window."""
-    keys = [normalize_header(str(cell)) for cell in header]
-    for column in COLUMNS:
-        places = [column_letter(i) for i, key in enumerate(keys) if key == column]
-        if len(places) > 1:
-            return (
-                f'the header names column "{column}" {len(places)} times (columns {", ".join(places)}): rename or '
-                "delete all but one; no window is guessed from it"
-            )
+    try:
+        refuse_repeated_columns([normalize_header(str(cell)) for cell in header], COLUMNS, "the header")
+    except RegistryError as exc:
+        return str(exc)
     return None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import zoneinfo
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -73,18 +73,23 @@ def normalize_rows(header: Iterable[str], rows: Iterable[Iterable[str]]) -> list
             f"the registry has no {', '.join(repr(c) for c in missing)} column; its header row must name at least "
             f"{', '.join(REQUIRED_COLUMNS)} (found: {shown(found) if found else 'nothing'})"
         )
-    for column in COLUMN_NAMES:
-        places = [column_letter(i) for i, key in enumerate(keys) if key == column]
-        if len(places) > 1:
-            raise RegistryError(
-                f'the registry\'s header names column "{column}" {len(places)} times (columns '
-                f"{', '.join(places)}): rename or delete all but one; the monitor will not guess which one to read"
-            )
+    refuse_repeated_columns(keys, COLUMN_NAMES)
     out = []
     for row in rows:
         cells = list(row)
         out.append({k: (cells[i] if i < len(cells) else "") or "" for i, k in enumerate(keys) if k})
     return out
+
+
+def refuse_repeated_columns(keys: Sequence[str], columns: Iterable[str], header: str = "the registry's header") -> None:
+    """A header (normalized) that names one of `columns` twice is ambiguous: raises RegistryError naming it."""
+    for column in columns:
+        places = [column_letter(i) for i, key in enumerate(keys) if key == column]
+        if len(places) > 1:
+            raise RegistryError(
+                f'{header} names column "{column}" {len(places)} times (columns '
+                f"{', '.join(places)}): rename or delete all but one; the monitor will not guess which one to read"
+            )
 
 
 def shown(text: str, limit: int = 80) -> str:

@@ -453,7 +453,8 @@ def _run(backends: Backends, options: RunOptions, run_id: str) -> RunReport:
         backends.state.append(announced.rows)
         failures = announced.failures
         for r in results:  # in place: a run of thousands of checks holds one result each
-            r.notified, r.incident = r.name in announced.notified, announced.open.get(r.name)
+            if r.status is not Status.INVALID:  # an invalid row is never told (even one repeating a valid name)
+                r.notified, r.incident = r.name in announced.notified, announced.open.get(r.name)
         del announced
     finished_at = now + dt.timedelta(seconds=time.monotonic() - clock)
     report = RunReport(run_id, now, finished_at, results, failures)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
+from urllib.parse import urlsplit
 
 from anomaly_monitor.errors import ConfigError
 
@@ -51,6 +53,20 @@ def one_of(*allowed: str) -> Callable[[str, str], str]:
     return parse
 
 
+def web_address(name: str, raw: str) -> str:
+    """An http(s) base URL with a host (the API endpoints tests point at local servers)."""
+    try:
+        parts = urlsplit(raw)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        valid = False
+    if not valid:
+        raise ConfigError(
+            f"environment variable {name} must be an http(s) URL such as http://127.0.0.1:8080/, got {raw!r}"
+        )
+    return raw
+
+
 def env(parse: Callable[[str, str], Any] | None = None) -> dict[str, Any]:
     """Field metadata: how the variable's text becomes the value (default: the text itself)."""
     return {"parse": parse} if parse else {}
@@ -75,9 +91,9 @@ class Settings:
     slack_bot_token: str | None = field(default=None, repr=False)  # never in a log line
     slack_bot_token_secret: str | None = None
     slack_default_channel: str | None = None
-    slack_api_url: str | None = None
-    bigquery_api_endpoint: str | None = None
-    sheets_api_url: str | None = None
+    slack_api_url: str | None = field(default=None, metadata=env(web_address))
+    bigquery_api_endpoint: str | None = field(default=None, metadata=env(web_address))
+    sheets_api_url: str | None = field(default=None, metadata=env(web_address))
     max_gb_billed: float = field(default=10.0, metadata=env(number_above(0)))
     query_timeout_s: float = field(default=120.0, metadata=env(number_above(0)))
     # checks waiting on BigQuery at once (README, MAX_WORKERS: why 8); SQLite runs no more than it has CPUs
@@ -89,6 +105,17 @@ class Settings:
     shared_cause_min_checks: int = field(default=3, metadata=env(whole_number_from(2)))
     slack_signing_secret: str | None = field(default=None, repr=False)  # slack_actions only: a click is Slack's
     slack_signing_secret_secret: str | None = None
+
+    def __post_init__(self) -> None:
+        # one tab for two jobs would have the status table overwrite the registry (Sheets titles ignore case)
+        named = {"CHECKS_WORKSHEET": self.checks_worksheet, "STATUS_WORKSHEET": self.status_worksheet,
+                 "EXCLUSIONS_WORKSHEET": self.exclusions_worksheet}  # fmt: skip
+        for (first, title), (second, other) in itertools.combinations(named.items(), 2):
+            if title.casefold() == other.casefold():
+                raise ConfigError(
+                    f"environment variable {second} names worksheet {other!r}, as {first} does: each needs its "
+                    "own tab (defaults checks, status, exclusions)"
+                )
 
     @property
     def worksheets(self) -> tuple[str, str, str]:

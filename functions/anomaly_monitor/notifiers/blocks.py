@@ -25,7 +25,7 @@ from slack_sdk.models.blocks import (
 from anomaly_monitor.alerts import RESOLVED_MARKER, Actions, Alert, Lead, Measure, QueryFailure, Rows, actions_for
 from anomaly_monitor.display import clip, count, moment, text_table
 from anomaly_monitor.incidents import Marks
-from anomaly_monitor.models import Action, Check, IncidentEvent
+from anomaly_monitor.models import Action, Check, IncidentEvent, Status
 from anomaly_monitor.notices import NoticeKind
 
 # Slack's documented limits that slack_sdk's models do not carry, and the margins we keep under them.
@@ -177,6 +177,13 @@ def finding_blocks(alert: Alert) -> list[Block]:
     return blocks
 
 
+def was(alert: Alert) -> Block:
+    """What a closed incident was. A query error quotes the data, so it stays in a code block, as it was opened."""
+    if alert.status is Status.ERROR:
+        return section("*Was:*\n" + code(clip(alert.reason, WAS_CHARS)))
+    return section("*Was:* " + escape(clip(alert.reason, WAS_CHARS)))
+
+
 def about_blocks(alert: Alert, user_ids: Mapping[str, str]) -> list[Block]:
     lines = []
     if alert.owners:
@@ -315,7 +322,7 @@ def blocks(alert: Alert, user_ids: Mapping[str, str]) -> list[Block]:
             header(alert.header.text),
             *description_blocks(alert),
             lead(alert.lead),
-            section("*Was:* " + escape(clip(alert.reason, WAS_CHARS))),
+            was(alert),
             *members_blocks(alert),
             *about_blocks(alert, user_ids),
         ]
@@ -346,7 +353,7 @@ def render_resolved(alert: Alert, user_ids: Mapping[str, str] | None = None) -> 
     parts = [
         header(alert.header.text),
         *description_blocks(alert),
-        section("*Was:* " + escape(clip(alert.reason, WAS_CHARS))),
+        was(alert),
         *([section(f"*Marked expected* by {mention(alert.lead.by)}")] if alert.lead and alert.lead.by else []),
         *about_blocks(alert, user_ids or {}),
         context(alert.context),

@@ -2,7 +2,8 @@
 
 A request that changes Slack (chat.postMessage, a file upload) is retried only when Slack certainly did not act on
 it (a 429, or a connection that never got the request out); idempotent calls (chat.update, reads) are retried on a
-5xx or a dropped connection too. A 429's `Retry-After` is honoured whenever it fits in the run's time budget.
+5xx or a dropped connection too. A 429's `Retry-After` is honoured whenever it fits in the run's time budget,
+except for an owner's e-mail lookup: that owner is shown as text rather than hold the alert.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ IDEMPOTENT = (
     "users.lookupByEmail",
     "auth.test",
 )
+# Calls not worth waiting out a 429 for: a rate-limited owner lookup shows the e-mail as text, not hold the alert.
+NOT_WAITED_FOR = ("users.lookupByEmail",)
 
 
 def slack_method(request: HttpRequest) -> str:
@@ -88,7 +91,9 @@ class PatientRateLimitRetryHandler(RateLimitErrorRetryHandler):
         response: HttpResponse | None = None,
         error: Exception | None = None,
     ) -> bool:
-        return response is not None and response.status_code == 429 and self.budget.allows(retry_after_s(response))
+        if response is None or response.status_code != 429 or slack_method(request) in NOT_WAITED_FOR:
+            return False
+        return self.budget.allows(retry_after_s(response))
 
     def prepare_for_next_attempt(
         self,

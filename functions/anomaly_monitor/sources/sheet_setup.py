@@ -2,9 +2,9 @@
 
 Three reads (which tabs exist with their formats and protections; the header rows' text, notes and validations;
 the checks' values), then at most one batchUpdate holding every change, so a set-up is applied whole or not at
-all. A sheet that is already set up gets no write. Nothing a person wrote is removed, reordered or overwritten:
+all. A sheet that is already set up gets no write. Nothing a person wrote is removed, reordered or changed in meaning:
 missing columns are appended, blank `enabled` cells of existing checks are ticked (blank already meant enabled,
-and a checkbox would otherwise show them unticked).
+and a checkbox would otherwise show them unticked), and yes/no or 1/0 become the checkbox's TRUE/FALSE.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from anomaly_monitor.display import count
 from anomaly_monitor.errors import RegistryError
-from anomaly_monitor.registry import normalize_header
+from anomaly_monitor.registry import FALSE, TRUE, normalize_header, refuse_repeated_columns
 from anomaly_monitor.settings import Settings
 from anomaly_monitor.sources.sheet_layout import (
     BOLD,
@@ -166,6 +167,8 @@ def upgrade_tab(setup: Setup, tabs: dict[str, TabState], title: str, tab: Tab) -
     state = tabs[title]
     sheet_id = state.props["sheetId"]
     have = [normalize_header(h) for h in state.header]
+    # a column named twice: which one would get the rules and the ticks? the monitor never guesses
+    refuse_repeated_columns(have, tab.names, f"the header of worksheet {title!r}")
     last = max((i for i, h in enumerate(have) if h), default=-1)
     missing = [c for c in tab.columns if c.name not in have]
     positions = {name: i for i, name in enumerate(have) if name}
@@ -276,27 +279,35 @@ def example_check(state: TabState) -> list[dict[str, Any]]:
 
 
 def tick_blank_enabled(setup: Setup, state: TabState, positions: dict[str, int]) -> None:
-    """Ticks the checkbox of checks whose `enabled` is blank (or whose column was just added)."""
+    """Ticks the checkbox of checks whose `enabled` is blank (or whose column was just added), and turns the other
+    spellings the registry reads (yes/no, 1/0, ...) into the checkbox's TRUE/FALSE, which mean the same."""
     name, enabled = positions["name"], positions["enabled"]
-    rows = [
-        i
-        for i, row in enumerate((state.values or [])[1:], start=1)
-        if str(at(row, name)).strip() and not str(at(row, enabled)).strip()
-    ]
-    setup.change(
-        f"{state.props['title']}: ticked enabled in {len(rows)} row{'s' * (len(rows) != 1)} where it was blank "
-        "(blank already meant enabled)",
-        [
-            {
-                "updateCells": {
-                    "start": {"sheetId": state.props["sheetId"], "rowIndex": i, "columnIndex": enabled},
-                    "rows": [{"values": [cell(True)]}],
-                    "fields": "userEnteredValue",
+    blank, spelled = [], []
+    for i, row in enumerate((state.values or [])[1:], start=1):
+        text = str(at(row, enabled)).strip()
+        if not str(at(row, name)).strip():
+            continue
+        if not text:
+            blank.append((i, True))
+        elif text not in ("TRUE", "FALSE") and text.lower() in TRUE | FALSE:
+            spelled.append((i, text.lower() in TRUE))
+    for rows, what in (
+        (blank, f"ticked enabled in {count(len(blank), 'row')} where it was blank (blank already meant enabled)"),
+        (spelled, f"enabled as a checkbox in {count(len(spelled), 'row')} written yes/no or 1/0 (same meaning)"),
+    ):
+        setup.change(
+            f"{state.props['title']}: {what}",
+            [
+                {
+                    "updateCells": {
+                        "start": {"sheetId": state.props["sheetId"], "rowIndex": i, "columnIndex": enabled},
+                        "rows": [{"values": [cell(value)]}],
+                        "fields": "userEnteredValue",
+                    }
                 }
-            }
-            for i in rows
-        ],
-    )
+                for i, value in rows
+            ],
+        )
 
 
 def column_range(sheet_id: int, index: int) -> dict[str, int]:
