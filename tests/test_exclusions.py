@@ -206,6 +206,41 @@ def test_a_run_honours_exclusions_csv_and_reports_its_bad_rows(demo) -> None:
     assert report.exit_code() == 2
 
 
+@pytest.mark.parametrize("zone", ["America/Los_Angeles", "UTC", "Asia/Tokyo"])
+def test_a_date_window_holds_the_same_day_of_a_daily_date_series_in_any_time_zone(tmp_path, warehouse, registry, zone):
+    rows = "".join(
+        f"INSERT INTO daily VALUES ('{(START + dt.timedelta(days=i)).date()}', {v});\n"
+        for i, v in enumerate([*noisy(84), 900.0])
+    )
+    wh = warehouse("CREATE TABLE daily (ts TEXT, value REAL);\n" + rows)
+    checks = registry([{"name": "orders_daily", "type": "anomaly", "timezone": zone,
+                        "sql": "SELECT DATE(ts) AS ts, value FROM daily"}])  # fmt: skip
+    settings = Settings(
+        checks_source=str(checks), warehouse_url=f"sqlite:///{wh}", state_url=f"sqlite:///{tmp_path}/s.db"
+    )
+    now = START + dt.timedelta(days=85, hours=12)
+    first, before, launch = ((START + dt.timedelta(days=n)).date().isoformat() for n in (0, 83, 84))
+    write_exclusions(checks.parent, [{"check": "orders_daily", "from": launch, "to": launch, "reason": "launch"}])
+    [result] = execute(settings, RunOptions(now=now, dry_run=True)).results
+    assert result.status is Status.OK and f"{launch} is inside the exclusion window" in result.message
+    write_exclusions(checks.parent, [{"check": "*", "from": first, "to": before, "reason": "the history"}])
+    [result] = execute(settings, RunOptions(now=now, dry_run=True)).results
+    assert result.status is Status.OK and "only 0 comparable points" in result.message
+
+
+def test_an_exclusions_csv_naming_a_column_twice_applies_no_window_and_reports_its_rows(demo) -> None:
+    settings, now = demo
+    day = (START + dt.timedelta(days=84)).date().isoformat()
+    (Path(settings.checks_source).parent / "exclusions.csv").write_text(
+        f"check,from,to,reason, FROM\norders_daily,{day},{day},launch day,2026-01-01\n\n"
+    )
+    report = execute(settings, RunOptions(now=now, dry_run=True))
+    by_name = {r.name: r for r in report.results}
+    assert by_name["orders_daily"].status is Status.ALERT  # no window guessed from either "from"
+    assert 'the header names column "from" 2 times (columns B, E)' in by_name["_exclusions_row_2"].message
+    assert len(report.results) == 2 and report.exit_code() == 2  # the blank line is not reported
+
+
 def test_a_run_leaves_a_value_marked_expected_out_and_an_open_incident_keeps_its_baseline(demo) -> None:
     settings, now = demo
     first = execute(settings, RunOptions(now=now))

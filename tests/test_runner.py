@@ -76,6 +76,84 @@ def test_document_has_the_spec_fields_and_alerts_exit_1(setup):
     assert report.exit_code() == 1
 
 
+def test_document_rows_hold_the_first_rows_of_every_check_type(setup):
+    five = "SELECT id, amount AS value FROM orders ORDER BY id"
+    series = (
+        "WITH RECURSIVE n AS (SELECT 1 AS x UNION ALL SELECT x + 1 FROM n WHERE x < 30) "
+        "SELECT DATE_ADD(DATE '2026-10-23', INTERVAL x DAY) AS ts, 100 AS value FROM n"
+    )
+    checks = [
+        {"name": "one", "type": "threshold", "min": "0", "sql": "SELECT 7 AS value"},
+        {"name": "several", "type": "threshold", "min": "0", "sql": five},
+        {"name": "series", "type": "anomaly", "sql": series},
+    ]
+    doc = execute(setup(checks), RunOptions(now=NOW)).to_json()
+    one, several, series_doc = doc["checks"]
+    assert series_doc["status"] == "ok", series_doc["message"]
+    assert (one["row_count"], one["rows"]) == (1, [{"value": 7}])
+    assert several["status"] == "error" and several["row_count"] == len(several["rows"]) > 2
+    assert (series_doc["row_count"], len(series_doc["rows"])) == (30, 20)
+    assert series_doc["rows"][0] == {"ts": "2026-10-24", "value": 100}
+
+
+def test_the_columns_value_and_ts_are_found_whatever_their_case_as_bigquery_names_are(setup):
+    series = (
+        "WITH RECURSIVE n AS (SELECT 1 AS x UNION ALL SELECT x + 1 FROM n WHERE x < 30) "
+        "SELECT DATE_ADD(DATE '2026-10-23', INTERVAL x DAY) AS TS, 100 + x % 3 AS Value, x FROM n"
+    )
+    checks = [
+        {"name": "mixed_case", "type": "threshold", "max": "0", "sql": "SELECT 5 AS Value, 3 AS other"},
+        {"name": "mixed_series", "type": "anomaly", "sql": series},
+    ]
+    threshold, anomaly = execute(setup(checks), RunOptions(now=NOW)).results
+    assert (threshold.status, threshold.value, threshold.message) == ("alert", 5.0, "5 is above the maximum 0")
+    assert anomaly.status == "ok" and anomaly.value == 100 + 30 % 3, anomaly.message
+    assert anomaly.rows[0] == {"TS": "2026-10-24", "Value": 101, "x": 1}  # the document keeps the query's names
+
+
+def test_a_bool_column_is_no_metric_and_reads_true_or_false_on_sqlite_as_on_bigquery(setup):
+    checks = [
+        {"name": "count_and_flag", "type": "threshold", "max": "10", "sql":
+            "SELECT COUNT(*) AS n, COUNT(*) > 100 AS too_many FROM orders"},
+        {"name": "only_a_flag", "type": "threshold", "max": "0", "sql": "SELECT TRUE AS flag"},
+        {"name": "flags", "sql": "SELECT id, amount < 0 AS negative, status IS NULL AS unknown, 2 AS two FROM orders"},
+    ]  # fmt: skip
+    doc = execute(setup(checks), RunOptions(now=NOW)).to_json()
+    count, flag, flags = doc["checks"]
+    assert (count["status"], count["value"], count["rows"]) == ("ok", 3.0, [{"n": 3, "too_many": False}])
+    assert flag["status"] == "error" and "cannot tell which column is the metric" in flag["message"]
+    assert flags["rows"][:2] == [
+        {"id": 1, "negative": False, "unknown": False, "two": 2},
+        {"id": 2, "negative": True, "unknown": False, "two": 2},
+    ]
+
+
+def test_expected_is_a_range_for_every_judged_threshold_and_anomaly_check(setup):
+    stopped = (
+        "WITH RECURSIVE n AS (SELECT 1 AS x UNION ALL SELECT x + 1 FROM n WHERE x < 30) "
+        "SELECT DATE_ADD(DATE '2026-10-10', INTERVAL x DAY) AS ts, 100 AS value FROM n"
+    )  # the feed stopped on 2026-11-09
+    checks = [STUCK, {"name": "stopped", "type": "anomaly", "sql": stopped}, NEGATIVE]
+    stuck, stopped_doc, rows = execute(setup(checks), RunOptions(now=NOW)).to_json()["checks"]
+    assert stuck["expected"] == [None, 0.0]
+    assert stopped_doc["status"] == "alert" and stopped_doc["message"].startswith("no data since 2026-11-09")
+    assert stopped_doc["expected"] == [None, None]
+    assert rows["expected"] is None
+
+
+def test_a_rows_check_has_no_value_in_the_document(setup):
+    doc = execute(setup([NEGATIVE, FINE]), RunOptions(now=NOW)).to_json()
+    assert [(c["value"], c["row_count"]) for c in doc["checks"]] == [(None, 1), (None, 0)]
+
+
+def test_a_result_naming_a_column_twice_is_an_error_as_on_bigquery_not_a_row_missing_a_column(setup):
+    twice = {"name": "twice", "sql": "SELECT o.id, p.ID FROM orders o JOIN orders p ON p.id = o.id"}
+    report = execute(setup([twice, NEGATIVE]), RunOptions(now=NOW))
+    by_name = {r.name: r for r in report.results}
+    assert by_name["twice"].status == "error" and by_name["negative_amounts"].status == "alert"
+    assert "Duplicate column names in the result are not supported. Found duplicate(s): id" in by_name["twice"].message
+
+
 def test_all_ok_exits_0_and_every_result_is_recorded(setup):
     settings = setup([FINE, dict(FINE, name="disabled_one", enabled="FALSE")])
     report = execute(settings, RunOptions(now=NOW))
@@ -187,6 +265,13 @@ def test_cli_text_output_shows_summary_and_alert(setup):
     assert "amount" in done.stdout and "-5" in done.stdout
 
 
+def test_cli_text_output_says_when_no_check_was_selected(setup):
+    tagged = dict(FINE, tags="daily")
+    done = cli("run", "--check", "negative_amounts", "--tag", "daily", *cli_args(setup([NEGATIVE, tagged])))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("run ") and done.stdout.rstrip().endswith(": no checks")
+
+
 def test_validate_lists_each_check_and_exits_1_on_invalid(setup):
     settings = setup([FINE, {"name": "Bad", "sql": "SELECT 1"}])
     done = cli("validate", "--json", "--checks", settings.checks_source, "--warehouse", settings.warehouse_url)
@@ -194,6 +279,23 @@ def test_validate_lists_each_check_and_exits_1_on_invalid(setup):
     doc = json.loads(done.stdout)
     assert [(c["name"], c["valid"]) for c in doc["checks"]] == [("no_huge_orders", True), ("Bad", False)]
     assert set(doc["checks"][0]) == {"name", "valid", "message", "bytes"}
+
+
+def test_validate_names_the_row_the_check_and_the_sql_column_of_a_query_that_cannot_be_prepared(setup):
+    settings = setup([FINE, {"name": "refunds_now", "sql": "SELECT id FROM refunds"}])
+    done = cli("validate", "--json", "--checks", settings.checks_source, "--warehouse", settings.warehouse_url)
+    assert done.returncode == 1
+    [_, doc] = json.loads(done.stdout)["checks"]
+    assert doc["valid"] is False
+    assert doc["message"].startswith('checks row 3 (name "refunds_now"): column "sql": ')
+    assert "no such table: refunds" in doc["message"]
+
+
+def test_validate_of_a_registry_without_checks_says_so_and_exits_0(setup):
+    settings = setup([FINE])
+    Path(settings.checks_source).write_text("name,sql\n")
+    done = cli("validate", "--checks", settings.checks_source, "--warehouse", settings.warehouse_url)
+    assert (done.returncode, done.stdout) == (0, f"no checks in {settings.checks_source}\n")
 
 
 def test_validate_reports_a_disabled_check_whose_query_fails_without_failing(setup):

@@ -237,6 +237,13 @@ def test_sheet_init_locally_prints_what_it_would_create(capsys, tmp_path) -> Non
     assert " | ".join(STATUS_HEADER) in out and "Worksheet exclusions" in out
 
 
+def test_sheet_init_locally_says_when_the_csv_does_not_exist(capsys, tmp_path) -> None:
+    assert main(["sheet", "init", "--checks", str(tmp_path / "new.csv")]) == 0
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'new.csv'} does not exist: a new one" in out and "compared with" not in out
+    assert "This registry's header" not in out and "enabled             70  checkbox" in out
+
+
 # -- runs ---------------------------------------------------------------------------------------------------------
 
 
@@ -401,6 +408,21 @@ def test_exclusion_windows_are_read_from_their_worksheet_and_a_missing_tab_means
     exclusions = parse_exclusions(rows)
     assert [w.reason for w in exclusions.windows] == ["Christmas"]
     assert [row for row, _ in exclusions.problems] == [3]  # the sheet's own row number
+
+
+def test_an_exclusions_header_naming_a_column_twice_reports_each_row_and_applies_no_window(sheets) -> None:
+    sheets.create(KEY)
+    assert init() == 0
+    person(sheets).worksheet("exclusions").update(
+        [["check", "from", "to", "reason", "From"], ["*", "2026-12-25", "2026-12-26", "Christmas", "2026-01-01"]],
+        "A1",
+        value_input_option="RAW",
+    )
+    source = SheetsSource.from_url(f"sheets://{KEY}", Settings(sheets_api_url=sheets.url))
+    exclusions = parse_exclusions(source.read_exclusions())
+    assert exclusions.windows == ()
+    [(row, message)] = exclusions.problems
+    assert row == 2 and 'names column "from" 2 times (columns B, E)' in message
 
 
 def test_sheet_init_turns_yes_no_and_1_0_enabled_into_checkboxes_of_the_same_meaning(sheets, capsys) -> None:

@@ -125,7 +125,7 @@ def finding(result: CheckResult, members: tuple[str, ...] = ()) -> tuple[str, Ev
         if members:
             return "Their queries did not give a result, so their data was not checked", QueryFailure(result.message)
         return "The query did not give a result, so the data was not checked", QueryFailure(result.message)
-    if result.rows:
+    if result.rows and result.type == CheckType.ROWS:
         return result.message, Rows(list(result.rows), max(result.row_count or 0, len(result.rows)))
     if result.expected is not None:
         value = number(result.value) if result.value is not None else "no value"

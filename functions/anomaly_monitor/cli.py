@@ -173,6 +173,8 @@ def do_validate(args: argparse.Namespace, settings: Settings) -> int:
         json.dump({"checks": [v.to_json() for v in results]}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
+        if not results:
+            print(f"no checks in {settings.checks_source}")
         for v in results:
             scanned = f" ({v.bytes:,} bytes)" if v.bytes is not None else ""
             print(f"{'ok     ' if v.valid else 'INVALID'} {v.name}: {v.message}{scanned}")
@@ -208,8 +210,10 @@ def do_sheet_init(args: argparse.Namespace, settings: Settings) -> int:
         from anomaly_monitor.sources.csv_source import CsvSource
         from anomaly_monitor.sources.sheet_layout import describe
 
-        sys.stdout.write(f"A spreadsheet set up by `sheet init` (compared with {location}):\n\n")
-        sys.stdout.write(describe(CsvSource(location).header()))
+        header = CsvSource(location).header()
+        compared = f"compared with {location}" if header is not None else f"{location} does not exist: a new one"
+        sys.stdout.write(f"A spreadsheet set up by `sheet init` ({compared}):\n\n")
+        sys.stdout.write(describe(header))
         return 0
     from anomaly_monitor.sources.sheet_setup import set_up
     from anomaly_monitor.sources.sheets import SheetsSource

@@ -13,8 +13,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from anomaly_monitor.errors import RegistryError
 from anomaly_monitor.models import CheckResult, Status
-from anomaly_monitor.registry import CELL_LIMIT, SURROGATE, UNREADABLE, shown
+from anomaly_monitor.registry import (
+    CELL_LIMIT,
+    SURROGATE,
+    UNREADABLE,
+    normalize_header,
+    refuse_repeated_columns,
+    shown,
+)
 
 COLUMNS = ("check", "from", "to", "reason")
 FIRST_DATA_ROW = 2
@@ -65,6 +73,25 @@ class Exclusions:
     def invalid_results(self) -> list[CheckResult]:
         """Bad rows as results, like bad registry rows: in the JSON, the terminal and the exit code."""
         return [CheckResult(f"_exclusions_row_{row}", None, Status.INVALID, message) for row, message in self.problems]
+
+
+def header_problem(header: Sequence[str]) -> str | None:
+    """What is wrong with a header that names one of the columns twice: which cell holds a row's `from` (or
+    `check`, ...) cannot be told, so the sources mark every row with it and no row is read as a window."""
+    try:
+        refuse_repeated_columns([normalize_header(str(cell)) for cell in header], COLUMNS, "the header")
+    except RegistryError as exc:
+        return str(exc)
+    return None
+
+
+def mark_unreadable(rows: list[dict[str, str]], problem: str | None) -> list[dict[str, str]]:
+    """Rows with a header problem, each not blank marked with it (reported, not read as a window)."""
+    if problem:
+        for row in rows:
+            if any((v or "").strip() for k, v in row.items() if k != UNREADABLE):
+                row[UNREADABLE] = problem
+    return rows
 
 
 def parse_exclusions(rows: Sequence[Mapping[str, str]] | None) -> Exclusions:

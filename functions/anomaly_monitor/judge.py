@@ -6,9 +6,10 @@ import datetime as dt
 import decimal
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from anomaly_monitor import anomaly
 from anomaly_monitor.display import count, number, value_range
@@ -46,11 +47,11 @@ class ShapeError(ValueError):
 
 
 def row_limit(check: Check) -> int | None:
-    """How many rows to fetch: a sample for rows checks (more to export), two to notice a multi-row threshold,
-    all for a series."""
-    if check.type is CheckType.ROWS:
-        return EXPORT_ROWS if check.export_sheet else SAMPLE_ROWS
-    return {CheckType.THRESHOLD: 2, CheckType.ANOMALY: None}[check.type]
+    """How many rows to fetch: a sample (the document's `rows`; a threshold needs one, and notices more), more
+    for a rows check to export, all for a series."""
+    if check.type is CheckType.ANOMALY:
+        return None
+    return EXPORT_ROWS if check.export_sheet and check.type is CheckType.ROWS else SAMPLE_ROWS
 
 
 def is_number(value: Any) -> bool:
@@ -111,6 +112,15 @@ def series(result: QueryResult) -> list[tuple[dt.datetime, float | None]]:
     return points
 
 
+def canonical(result: QueryResult) -> QueryResult:
+    """The result with its columns `ts` and `value` so named however the query wrote them (`AS Value`): BigQuery's
+    column names are case-insensitive, so `Value` is the column `value`."""
+    columns = [column.lower() if column.lower() in ("ts", "value") else column for column in result.columns]
+    if columns == result.columns:
+        return result
+    return QueryResult(columns, result.values, result.row_count, result.bytes_processed)
+
+
 def judge_rows(result: QueryResult) -> Verdict:
     if result.row_count == 0:
         return Verdict(Status.OK, "no rows returned", value=0.0)
@@ -154,10 +164,11 @@ def judge_points(
     if not periods.points:
         return Verdict(Status.OK, "the only period is still in progress: not judged", None, None, clean)
     when, value = periods.points[-1]
-    window = baseline.window_at(when)
+    place = _placed(check, periods) if now else None
+    window = baseline.window_at(place(when) if place else when)
     if window:
         return Verdict(Status.OK, f"{_when(when)} is inside the {window}: not judged", value, None, clean)
-    history = _baseline(periods, baseline)
+    history = _baseline(periods, baseline, place)
     judgement = anomaly.judge(
         [*history, (when, value)],
         seasonality=str(check.seasonality),
@@ -174,7 +185,23 @@ def judge_points(
     return Verdict(status, message, judgement.value, judgement.expected, clean, judgement.band)
 
 
-def _baseline(periods: Periods, baseline: Baseline) -> list[tuple[dt.datetime, float | None]]:
+def _placed(check: Check, periods: Periods) -> Callable[[dt.datetime], dt.datetime] | None:
+    """Where a series' day falls for exclusion windows: a series of days (DATE values, or midnights UTC whole
+    days apart) labels each point with a calendar day, the check's own day, so it is placed at that day's midnight in
+    the check's time zone (a window on 2026-11-30 then holds the point 2026-11-30 in any zone). None: as it is."""
+    day = dt.timedelta(days=1)
+    midnight = dt.time(0)
+    if (periods.step is not None and periods.step % day) or any(
+        t.astimezone(dt.UTC).time() != midnight for t, _ in periods.points
+    ):
+        return None
+    zone = ZoneInfo(check.timezone)
+    return lambda t: dt.datetime(t.year, t.month, t.day, tzinfo=zone)
+
+
+def _baseline(
+    periods: Periods, baseline: Baseline, place: Callable[[dt.datetime], dt.datetime] | None = None
+) -> list[tuple[dt.datetime, float | None]]:
     """The points the judged one is compared with: before an open incident, outside exclusion windows, and
     without the values people marked Expected."""
     history = periods.points[:-1]
@@ -188,7 +215,7 @@ def _baseline(periods: Periods, baseline: Baseline) -> list[tuple[dt.datetime, f
         return done[-1] if done else None
 
     marked = {judged_at(at) for at in baseline.expected_at}
-    history = [(t, v) for t, v in history if t not in marked and not baseline.window_at(t)]
+    history = [(t, v) for t, v in history if t not in marked and not baseline.window_at(place(t) if place else t)]
     if baseline.incident_since is not None:
         first = judged_at(baseline.incident_since)  # the first point the incident alerted on
         history = [(t, v) for t, v in history if first is None or t < first]
@@ -213,6 +240,7 @@ def judge(
     Raises ShapeError when the result does not fit the check type."""
     if check.type is CheckType.ROWS:
         return judge_rows(result)
+    result = canonical(result)
     if check.type is CheckType.THRESHOLD:
         return judge_threshold(check, result)
     if {"ts", "value"} <= set(result.columns):

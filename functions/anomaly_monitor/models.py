@@ -140,6 +140,12 @@ class QueryResult:
         column, never as thousands of objects)."""
         return list(map(dict, map(zip, repeat(self.columns), self.values)))
 
+    def first_rows(self, n: int) -> list[dict[str, Any]]:
+        """The first `n` rows as objects, without building the others (a series is read by column)."""
+        if "rows" in self.__dict__:
+            return self.rows[:n]
+        return list(map(dict, map(zip, repeat(self.columns), self.values[:n])))
+
     def column(self, name: str) -> list[Any]:
         """One column's values, row by row (of a name given twice, the last, as in `rows`)."""
         index = len(self.columns) - 1 - self.columns[::-1].index(name)
@@ -183,15 +189,20 @@ class CheckResult:
     band: tuple[tuple[dt.datetime, float, float], ...] = ()  # the model's band over the series, for its chart
     export_rows: Sequence[dict[str, Any]] = ()  # for export_sheet: up to EXPORT_ROWS
 
+    def judged(self) -> bool:
+        """A threshold or anomaly check that ran and was judged: its document's `expected` is a range, [null, null]
+        when there was none to state (no data since …, a period still in progress, an exclusion window)."""
+        return self.type in (CheckType.THRESHOLD, CheckType.ANOMALY) and self.status in (Status.OK, Status.ALERT)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "type": str(self.type) if self.type is not None else None,
             "status": str(self.status),
-            "value": json_value(self.value),
+            "value": None if self.type == CheckType.ROWS else json_value(self.value),  # a rows check's is row_count
             "row_count": self.row_count,
             "rows": json_value(self.rows),
-            "expected": json_value(self.expected),
+            "expected": json_value(self.expected if self.expected or not self.judged() else (None, None)),
             "message": json_value(self.message),
             "duration_ms": self.duration_ms,
             "bytes_processed": self.bytes_processed,

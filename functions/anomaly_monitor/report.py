@@ -28,6 +28,8 @@ def summary_table(report: RunReport) -> str:
         for r in report.results
     ]
     counts = ", ".join(f"{n} {s}" for s, n in report.summary().items() if n)
+    if not rows:  # an empty registry, or --check/--tag selecting nothing
+        return f"run {report.run_id}: no checks"
     return f"{text_table(rows, width=70)}\n\nrun {report.run_id}: {counts}"
 
 

@@ -129,8 +129,8 @@ def evaluate(
         )
         result.bytes_processed = data.bytes_processed
         result.row_count = data.row_count
+        result.rows = data.first_rows(SAMPLE_ROWS)  # the document shows the first rows of every check's result
         if check.type is CheckType.ROWS:
-            result.rows = data.rows[:SAMPLE_ROWS]
             result.export_rows = data.rows if check.export_sheet else []
         verdict = judge(check, data, now, past_values or [], baseline)
         result.status, result.message, result.value = verdict.status, verdict.message, verdict.value

@@ -101,7 +101,9 @@ def prepare(check: Check, warehouse: Warehouse, settings: Settings, now: dt.date
         return Validation(check.name, True, "ok", scanned)
     if not check.enabled:  # e.g. waiting for its table to land: worth a word, not a failed validation
         return Validation(check.name, True, f"disabled; its query would fail: {problem}")
-    return Validation(check.name, False, f"checks row {check.row_number}: {problem}")
+    return Validation(
+        check.name, False, f'checks row {check.row_number} (name "{check.name}"): column "sql": {problem}'
+    )
 
 
 def backtest(settings: Settings, options: BacktestOptions) -> Backtest:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from anomaly_monitor.columns import column_letter
 from anomaly_monitor.errors import RegistryError
+from anomaly_monitor.exclusions import header_problem, mark_unreadable
 from anomaly_monitor.registry import UNREADABLE, normalize_header, normalize_rows
 
 LINES = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")  # physical lines, with their endings
@@ -154,7 +155,7 @@ class CsvSource:
             if record.problem:
                 row[UNREADABLE] = f'{column_name(keys, record.column)} has a stray quote ("): {record.problem}; {FIX}'
             rows.append(row)
-        return rows
+        return mark_unreadable(rows, header_problem(records[0].cells))
 
 
 def read_file(path: Path) -> list[Record]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from anomaly_monitor.clients import cached
 from anomaly_monitor.errors import RegistryError
+from anomaly_monitor.exclusions import header_problem, mark_unreadable
 from anomaly_monitor.models import CheckResult, CheckType, RunReport, Status
 from anomaly_monitor.registry import normalize_rows
 from anomaly_monitor.settings import Settings
@@ -208,8 +209,9 @@ class SheetsSource:
         if not values:
             return []
         header = [str(h) for h in values[0]]
-        return [dict(zip(header, [str(c) for c in row] + [""] * (len(header) - len(row)), strict=False))
+        rows = [dict(zip(header, [str(c) for c in row] + [""] * (len(header) - len(row)), strict=False))
                 for row in values[1:]]  # fmt: skip
+        return mark_unreadable(rows, header_problem(header))
 
     def _read_error(self, exc: Exception) -> str:
         detail = getattr(exc, "error", {}).get("message", "") if getattr(exc, "code", None) else ""

@@ -191,7 +191,9 @@ class SqliteSession:
             translation = self._translate(sql, conn)
             cursor = conn.execute(translation.sql)
             columns = [d[0] for d in cursor.description or ()]
+            _refuse_duplicate_names(columns)
             arrays = [i for i, column in enumerate(columns) if column in translation.arrays]
+            booleans = [i for i, column in enumerate(columns) if column in translation.booleans]
             rows: list[tuple] = []
             count = 0
             # Fetching and counting run under the deadline too: SQLite's progress handler interrupts the steps,
@@ -201,7 +203,7 @@ class SqliteSession:
                     raise sqlite3.OperationalError("interrupted")
                 count += len(batch)
                 wanted = len(batch) if limit is None else max(0, min(len(batch), limit - len(rows)))
-                rows += _values(batch[:wanted], arrays)
+                rows += _values(batch[:wanted], arrays, booleans)
         except sqlite3.Error as exc:
             raise self._query_error(conn, exc, timeout_s) from None
         finally:
@@ -278,15 +280,34 @@ class SqliteSession:
         return QueryError(f"SQLite rejected the translated query: {exc}")
 
 
-def _values(values: list[tuple], arrays: list[int]) -> list[tuple]:
-    """Result rows; ARRAY columns (JSON text in SQLite) become lists, NULL an empty one, as BigQuery returns
-    them."""
-    if not arrays:
+def _refuse_duplicate_names(columns: list[str]) -> None:
+    """BigQuery refuses a result that names a column twice (its names are case-insensitive); SQLite would return
+    it, and a row keyed by column name would silently keep only one of them."""
+    seen: dict[str, int] = {}
+    for column in columns:
+        seen[column.casefold()] = seen.get(column.casefold(), 0) + 1
+    duplicates = [c for c, n in seen.items() if n > 1]
+    if duplicates:
+        raise QueryError(
+            f"Duplicate column names in the result are not supported. Found duplicate(s): {', '.join(duplicates)} "
+            "(give each column its own alias)"
+        )
+
+
+def _values(values: list[tuple], arrays: list[int], booleans: list[int]) -> list[tuple]:
+    """Result rows; ARRAY columns (JSON text in SQLite) become lists, NULL an empty one, and BOOL columns (0 and
+    1 in SQLite) False and True, as BigQuery returns them."""
+    if not arrays and not booleans:
         return values
-    return [
-        tuple((json.loads(v) if isinstance(v, str) else []) if i in arrays else v for i, v in enumerate(row))
-        for row in values
-    ]
+
+    def cell(i: int, v: object) -> object:
+        if i in arrays:
+            return json.loads(v) if isinstance(v, str) else []
+        if i in booleans and v is not None:
+            return bool(v)
+        return v
+
+    return [tuple(cell(i, v) for i, v in enumerate(row)) for row in values]
 
 
 def _quoted(name: str) -> str:

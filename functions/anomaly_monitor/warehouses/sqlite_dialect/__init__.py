@@ -35,6 +35,7 @@ NO_ARRAYS: frozenset[str] = frozenset()
 class Translation:
     sql: str
     arrays: frozenset[str]  # result columns holding an ARRAY (JSON text in SQLite)
+    booleans: frozenset[str] = NO_ARRAYS  # result columns holding a BOOL (0 or 1 in SQLite)
 
 
 def to_sqlite(sql: str) -> str:
@@ -61,17 +62,17 @@ def translate_tree(tree: exp.Query, schema: Schema | None = None) -> Translation
     in place, so pass a copy of one still needed."""
     token, forms = SCHEMA.set(schema), JULIAN_FORMS.set({})
     try:
+        flags = _boolean_flags(_first_select(tree))  # read before the rewrite turns TRUE and x > 1 into numbers
         translated = _rewrite(_rewrite(tree, resolve=True), resolve=False)
-        first = translated
-        while isinstance(first, exp.SetOperation):
-            first = first.this  # a UNION's column names are its first SELECT's
+        first = _first_select(translated)
         if isinstance(first, exp.Select):
             name_anonymous_columns(first)
         arrays = _array_columns(translated, first)
+        booleans = _boolean_columns(first, flags)
         # RAISE turns sqlglot's "not supported in SQLite" warnings into a clear error instead of broken SQL.
         # The tree is ours to change (see above): the generator need not copy it first.
         text = translated.sql(dialect="sqlite", unsupported_level=ErrorLevel.RAISE, copy=False)
-        return Translation(text, arrays)
+        return Translation(text, arrays, booleans)
     except SqlglotError as err:
         raise QueryError(f"cannot translate to SQLite: {_first_line(err)}") from err
     except RecursionError:
@@ -95,6 +96,40 @@ def _rewrite(tree: exp.Expr, resolve: bool) -> exp.Expr:
         else:
             node.replace(new)
     return tree
+
+
+def _first_select(tree: exp.Expr) -> exp.Expr:
+    while isinstance(tree, exp.SetOperation):
+        tree = tree.this  # a UNION's column names and types are its first SELECT's
+    return tree
+
+
+# Expressions whose BigQuery type is BOOL: literals, comparisons, IN, LIKE, IS, EXISTS, AND/OR/NOT, and the
+# functions and aggregates that answer one.
+BOOLEAN_FORMS = (exp.Boolean, exp.Predicate, exp.Connector, exp.Not, exp.LogicalOr, exp.LogicalAnd,
+                 exp.StartsWith, exp.EndsWith, exp.IsNan, exp.IsInf)  # fmt: skip
+
+
+def _is_boolean(node: exp.Expr) -> bool:
+    while isinstance(node, exp.Paren | exp.Alias):
+        node = node.this
+    if isinstance(node, exp.Cast):
+        return node.to.is_type(exp.DataType.Type.BOOLEAN)
+    return isinstance(node, BOOLEAN_FORMS)
+
+
+def _boolean_flags(first: exp.Expr) -> tuple[bool, ...]:
+    """Which result columns, by position, are BOOL; empty when a `*` leaves the positions unknown."""
+    if not isinstance(first, exp.Select) or any(isinstance(s.unalias(), exp.Star) or s.is_star for s in first.selects):
+        return ()
+    return tuple(_is_boolean(s) for s in first.selects)
+
+
+def _boolean_columns(first: exp.Expr, flags: tuple[bool, ...]) -> frozenset[str]:
+    """The names of the BOOL result columns, which SQLite returns as 0 and 1 and BigQuery as false and true."""
+    if not any(flags) or not isinstance(first, exp.Select) or len(first.selects) != len(flags):
+        return NO_ARRAYS
+    return frozenset(s.alias_or_name for s, flag in zip(first.selects, flags, strict=True) if flag)
 
 
 def _array_columns(tree: exp.Expr, first: exp.Expr) -> frozenset[str]:
