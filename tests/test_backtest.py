@@ -288,6 +288,14 @@ def test_cli_exit_codes(readings, capsys, args, code):
         assert "error" in capsys.readouterr().err.lower()
 
 
+def test_a_sensitivity_above_what_the_registry_allows_is_a_bad_option(readings, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(cli(readings, "--check", "single_value", "--sensitivity", "3,101"))
+    assert exit_info.value.code == 3
+    assert "'101' is above 100, the most a check's sensitivity may be" in capsys.readouterr().err
+    assert main(cli(readings, "--check", "single_value", "--sensitivity", "100")) == 0  # the bound itself is fine
+
+
 def test_a_chart_of_values_at_the_float_limit_is_drawn(readings, tmp_path):
     chart = tmp_path / "chart.png"
     assert main(cli(readings, "--check", "float_limit", "--chart", str(chart))) == 0  # every tick alerts

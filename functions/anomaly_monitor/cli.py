@@ -54,7 +54,10 @@ def cron(text: str) -> str:
 
 
 def sensitivities(text: str) -> tuple[float, ...]:
-    """Comma-separated positive numbers, e.g. 2,3,4 (for --sensitivity)."""
+    """Comma-separated positive numbers within the registry's own bound, e.g. 2,3,4 (for --sensitivity)."""
+    from anomaly_monitor.columns import COLUMNS
+
+    most = next(column.maximum for column in COLUMNS if column.name == "sensitivity")
     values: list[float] = []
     for part in text.split(","):
         try:
@@ -63,6 +66,10 @@ def sensitivities(text: str) -> tuple[float, ...]:
             value = math.nan
         if not (math.isfinite(value) and value > 0):
             raise argparse.ArgumentTypeError(f"{part.strip()!r} is not a positive number (e.g. 2,3,4)")
+        if most is not None and value > most:
+            raise argparse.ArgumentTypeError(
+                f"{part.strip()!r} is above {most:g}, the most a check's sensitivity may be (e.g. 2,3,4)"
+            )
         if value not in values:
             values.append(value)
     return tuple(values)
