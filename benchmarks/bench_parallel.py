@@ -13,7 +13,6 @@ why when it cannot start.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import math
 import sys
@@ -29,6 +28,7 @@ from anomaly_monitor.runner import RunOptions
 from anomaly_monitor.service import execute
 from anomaly_monitor.settings import Settings
 from tests import bq_emulator
+from tests.local_files import write_registry
 from tests.recording_proxy import recording
 
 NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
@@ -46,14 +46,12 @@ def build_dataset(emulator: bq_emulator.Emulator) -> str:
 
 
 def build_registry(folder: Path, checks: int, dataset: str) -> Path:
-    registry = folder / f"checks-{checks}.csv"
-    with registry.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["name", "type", "min", "sql"])
-        for n in range(checks):
-            sql = f"SELECT COUNT(*) AS value FROM {dataset}.payments WHERE amount > {n % 30}"
-            writer.writerow([f"check_{n:03d}", "threshold", "0", sql])
-    return registry
+    sql = "SELECT COUNT(*) AS value FROM {dataset}.payments WHERE amount > {n}"
+    rows = [
+        {"name": f"check_{n:03d}", "type": "threshold", "min": "0", "sql": sql.format(dataset=dataset, n=n % 30)}
+        for n in range(checks)
+    ]
+    return write_registry(folder / f"checks-{checks}.csv", rows)
 
 
 def timed_run(registry: Path, state: Path, url: str, endpoint: str, workers: int) -> float:
