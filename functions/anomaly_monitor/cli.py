@@ -55,9 +55,9 @@ def cron(text: str) -> str:
 
 def sensitivities(text: str) -> tuple[float, ...]:
     """Comma-separated positive numbers within the registry's own bound, e.g. 2,3,4 (for --sensitivity)."""
-    from anomaly_monitor.columns import COLUMNS
+    from anomaly_monitor.columns import BY_NAME
 
-    most = next(column.maximum for column in COLUMNS if column.name == "sensitivity")
+    most = BY_NAME["sensitivity"].maximum
     values: list[float] = []
     for part in text.split(","):
         try:

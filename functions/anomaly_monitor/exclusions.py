@@ -100,7 +100,7 @@ def parse_exclusions(rows: Sequence[Mapping[str, str]] | None) -> Exclusions:
     problems: list[tuple[int, str]] = []
     for index, row in enumerate(rows or ()):
         number = index + FIRST_DATA_ROW
-        cells = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k and k != UNREADABLE}
+        cells = {normalize_header(k): (v or "").strip() for k, v in row.items() if k and k != UNREADABLE}
         if not any(cells.get(c) for c in COLUMNS) and not row.get(UNREADABLE):
             continue  # a blank line
         try:

@@ -49,19 +49,20 @@ def read_secret(version_name: str, variable: str = "SLACK_BOT_TOKEN_SECRET") -> 
         return _read(version_name, variable)
 
 
+def _setting_or_secret(value: str | None, version_name: str | None, variable: str) -> str | None:
+    """The setting's value when set (it wins), else the secret version that `variable` names, else None."""
+    if value:
+        return value
+    return read_secret(version_name, variable) if version_name else None
+
+
 def slack_bot_token(settings: Settings) -> str | None:
     """SLACK_BOT_TOKEN when set (it wins), else the secret SLACK_BOT_TOKEN_SECRET names, else None."""
-    if settings.slack_bot_token:
-        return settings.slack_bot_token
-    if settings.slack_bot_token_secret:
-        return read_secret(settings.slack_bot_token_secret)
-    return None
+    return _setting_or_secret(settings.slack_bot_token, settings.slack_bot_token_secret, "SLACK_BOT_TOKEN_SECRET")
 
 
 def slack_signing_secret(settings: Settings) -> str | None:
     """SLACK_SIGNING_SECRET when set (it wins), else the secret SLACK_SIGNING_SECRET_SECRET names, else None."""
-    if settings.slack_signing_secret:
-        return settings.slack_signing_secret
-    if settings.slack_signing_secret_secret:
-        return read_secret(settings.slack_signing_secret_secret, "SLACK_SIGNING_SECRET_SECRET")
-    return None
+    return _setting_or_secret(
+        settings.slack_signing_secret, settings.slack_signing_secret_secret, "SLACK_SIGNING_SECRET_SECRET"
+    )

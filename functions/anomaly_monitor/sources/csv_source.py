@@ -97,6 +97,11 @@ def column_name(keys: list[str], index: int | None) -> str:
     return f"column {column_letter(index)}"
 
 
+def stray_quote(keys: list[str], record: Record) -> str:
+    """Why a record with broken quotes is unreadable, naming the column where they broke."""
+    return f'{column_name(keys, record.column)} has a stray quote ("): {record.problem}; {FIX}'
+
+
 EXCLUSIONS_FILE = "exclusions.csv"
 log = logging.getLogger(__name__)
 
@@ -124,7 +129,7 @@ class CsvSource:
         out = normalize_rows(header.cells, [record.cells for record in rows])
         for record, row in zip(rows, out):
             if record.problem:
-                row[UNREADABLE] = f'{column_name(keys, record.column)} has a stray quote ("): {record.problem}; {FIX}'
+                row[UNREADABLE] = stray_quote(keys, record)
         return out
 
     def _records(self) -> list[Record]:
@@ -153,7 +158,7 @@ class CsvSource:
         for record in records[1:]:
             row = {key: cell for key, cell in zip(keys, record.cells) if key}
             if record.problem:
-                row[UNREADABLE] = f'{column_name(keys, record.column)} has a stray quote ("): {record.problem}; {FIX}'
+                row[UNREADABLE] = stray_quote(keys, record)
             rows.append(row)
         return mark_unreadable(rows, header_problem(records[0].cells))
 

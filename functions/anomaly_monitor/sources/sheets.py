@@ -156,6 +156,16 @@ def explain(exc: Exception, key: str, account: str, *, writing: bool = False) ->
     return f"{where} could not be {verb}: {detail}"
 
 
+def api_message(exc: Exception) -> str:
+    """The Sheets API's own message in a gspread APIError, or "" for any other exception."""
+    return getattr(exc, "error", {}).get("message", "") if getattr(exc, "code", None) else ""
+
+
+def missing_worksheet(exc: Exception) -> bool:
+    """Whether a values.get failed because the range's worksheet does not exist (Sheets cannot parse the range)."""
+    return getattr(exc, "code", None) == 400 and "parse range" in api_message(exc)
+
+
 class SheetsSource:
     def __init__(self, client: SheetsClient, key: str, settings: Settings) -> None:
         self.client = client
@@ -200,10 +210,9 @@ class SheetsSource:
         try:
             answer = self.http.values_get(self.key, quoted(self.exclusions_worksheet))
         except Exception as exc:
-            detail = getattr(exc, "error", {}).get("message", "") if getattr(exc, "code", None) else str(exc)
-            if not (getattr(exc, "code", None) == 400 and "parse range" in detail):
+            if not missing_worksheet(exc):
                 log.warning("worksheet %r could not be read, no exclusion windows applied: %s",
-                            self.exclusions_worksheet, detail or exc)  # fmt: skip
+                            self.exclusions_worksheet, api_message(exc) or exc)  # fmt: skip
             return []
         values = answer.get("values") or []
         if not values:
@@ -214,8 +223,7 @@ class SheetsSource:
         return mark_unreadable(rows, header_problem(header))
 
     def _read_error(self, exc: Exception) -> str:
-        detail = getattr(exc, "error", {}).get("message", "") if getattr(exc, "code", None) else ""
-        if getattr(exc, "code", None) == 400 and "parse range" in detail:
+        if missing_worksheet(exc):
             return self._missing_tab()
         return explain(exc, self.key, self.client.account)
 
