@@ -144,9 +144,8 @@ class Timeline:
         step = incidents.step(self.check, self.state, result, self.now, run_id, f"r{self.runs - 1}", marks)
         state = step.state
         for notice in step.notices:
-            sent = self.slack.send(notice)
-            outcome = delivery.Outcome(NoticeEvent.DELIVERED, sent)
-            state = incidents.fold(state, delivery.journal(notice, NoticeEvent.DELIVERED, run_id, "C1", outcome), "")
+            outcome = delivery.Outcome(NoticeEvent.DELIVERED, self.slack.send(notice))
+            state = delivery.confirmed(state, notice, outcome, run_id)  # as the runner records a delivered notice
         self.state = state
         self.now += STEP
         self.runs += 1

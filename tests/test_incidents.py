@@ -63,8 +63,7 @@ class Timeline:
             except DeliveryError:
                 owed += [notice] if notice.kind in CLOSING else []
                 continue
-            outcome = delivery.Outcome(NoticeEvent.DELIVERED, sent)
-            state = incidents.fold(state, delivery.journal(notice, NoticeEvent.DELIVERED, run_id, "C1", outcome), "")
+            state = delivery.confirmed(state, notice, delivery.Outcome(NoticeEvent.DELIVERED, sent), run_id)
         self.state, self.owed = state, owed
         self.now += STEP
         self.runs += 1
