@@ -45,9 +45,9 @@ def read_json(request: flask.Request) -> Any:
     """The body as JSON; BadRequest for anything else (too large, not UTF-8, malformed, nested too deep)."""
     if (request.content_length or 0) > BODY_LIMIT:
         raise BadRequest(f"the body is {request.content_length:,} bytes; the API takes at most {BODY_LIMIT:,}")
-    raw = request.get_data()
+    raw = request.stream.read(BODY_LIMIT + 1)  # never more, when a chunked body gives no Content-Length
     if len(raw) > BODY_LIMIT:
-        raise BadRequest(f"the body is {len(raw):,} bytes; the API takes at most {BODY_LIMIT:,}")
+        raise BadRequest(f"the body is larger than {BODY_LIMIT:,} bytes; the API takes at most {BODY_LIMIT:,}")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
