@@ -20,7 +20,7 @@ MAX_POINTS = 2 * max(HISTORY.values())  # what a caller need keep of a long seri
 LEVEL_WINDOW = {"none": 24, "day_of_week": 21, "hour_of_day": 72}  # three seasons; an outage must outlast half
 OFFSET_SEASONS = 12  # the seasonal offset of a weekday/hour: median of its last 12 occurrences
 WEEKLY_SEASONS = 12  # hourly data may also have a weekly cycle: hour-of-week offsets from the last 4 weeks
-ERROR_WINDOW = {"none": 400, "day_of_week": 400, "hour_of_day": 400}  # recent one-step errors that size the band
+ERROR_WINDOW = 400  # recent one-step errors that size the band
 MIN_ERRORS = 5
 MIN_RUN = 3  # newest points that departed together before they count as a run
 RUN_SD = 1.5  # a point this many sds off, on the side of the others, belongs to a departed run (the judged one too)
@@ -174,6 +174,13 @@ def _trailing_group_medians(
     return out, newest
 
 
+def _mad_sd(x: np.ndarray) -> float:
+    """The MAD-based robust sd of x (0 when more than half of it ties)."""
+    import numpy as np
+
+    return MAD_TO_SD * float(np.median(np.abs(x - np.median(x))))
+
+
 @dataclass(frozen=True)
 class _Forecast:
     center: float  # forecast of the judged point, transformed scale
@@ -211,7 +218,7 @@ def _forecast(y: np.ndarray, residual: np.ndarray, groups: np.ndarray, now_group
     errors, groups_ = errors[valid], groups_[valid]
     if len(errors) < MIN_ERRORS:
         return None
-    spread = MAD_TO_SD * float(np.median(np.abs(errors - np.median(errors))))
+    spread = _mad_sd(errors)
     center = float(level[-1] + np.nan_to_num(newest[now_group]))
     return _Forecast(center, errors, groups_, all_errors, spread)
 
@@ -240,17 +247,16 @@ def _fit(
     y = np.array(ys)
     n_groups = {"day_of_week": 7, "hour_of_day": 24}.get(seasonality, 1)
     window = LEVEL_WINDOW.get(seasonality, 24)
-    error_window = ERROR_WINDOW.get(seasonality, 200)
     residual = y - _trailing_median(y, window)[:-1]  # the same for every candidate season
     residual[0] = 0.0
-    candidates = [_forecast(y, residual, groups, now_group, n_groups, window, OFFSET_SEASONS, error_window)]
+    candidates = [_forecast(y, residual, groups, now_group, n_groups, window, OFFSET_SEASONS, ERROR_WINDOW)]
     if seasonality == "hour_of_day" and (times[-1] - times[0]).days >= 21:
         # Hourly data has a weekly cycle too (weekend mornings are not weekday mornings): the hour of the week
         # is tried as the season as well, and kept when it forecasts the recent points better.
         week_groups = np.array([t.weekday() * 24 + t.hour for t in times], dtype=np.int64)
         week_now = when.weekday() * 24 + when.hour
-        candidates.append(_forecast(y, residual, week_groups, week_now, 168, window, WEEKLY_SEASONS, error_window))
-    usable = [c for c in candidates if c is not None and len(c.errors) >= MIN_ERRORS]
+        candidates.append(_forecast(y, residual, week_groups, week_now, 168, window, WEEKLY_SEASONS, ERROR_WINDOW))
+    usable = [c for c in candidates if c is not None]
     if not usable:
         return _Model(0.0, 0.0, min(comparable, MIN_COMPARABLE - 1))
     best = min(usable, key=lambda c: c.spread)
@@ -266,7 +272,7 @@ def _fit(
         sd = _group_noise(mine, y[groups == now_group], pooled) * tail
     else:
         # Noise differs by hour or weekday (nights are noisier): the group's own errors, never below the pooled ones.
-        group_sd = MAD_TO_SD * float(np.median(np.abs(mine - np.median(mine)))) if len(mine) >= 5 else 0.0
+        group_sd = _mad_sd(mine) if len(mine) >= MIN_ERRORS else 0.0
         sd = max(group_sd, pooled) * tail
     shift = _month_end_shift(times, best.all_errors, when, sd)
     forecasts = y - best.all_errors

@@ -148,6 +148,11 @@ class Marks:
     expected: IncidentEvent | None = None  # on the open incident's message: the first mark
     snooze: IncidentEvent | None = None  # the check's newest snooze, on any of its incidents (it may be over)
 
+    @property
+    def expected_by(self) -> str:
+        """The Slack user id of who marked the incident expected ("" when no one did)."""
+        return (self.expected.user_id or "") if self.expected else ""
+
     def snoozed(self, moment: dt.datetime) -> bool:
         until = self.snooze.until if self.snooze else None
         return until is not None and moment < until
@@ -228,7 +233,7 @@ def step(
             id=f"{run_id}:{check.name}:{kind}",
             incident_id=current.incident_id or run_id,
             status=result.status,
-            by=(marks.expected.user_id or "") if kind is NoticeKind.EXPECTED and marks.expected else "",
+            by=marks.expected_by if kind is NoticeKind.EXPECTED else "",
             at=now,
             based_on=based_on,
         )
@@ -257,7 +262,7 @@ def step(
             until=now,
             # ok again after someone marked it expected: resolved in their name (a RESOLVED notice, so that an
             # undelivered one is owed like any other close)
-            by=(marks.expected.user_id or "") if kind is NoticeKind.RESOLVED and marks.expected else "",
+            by=marks.expected_by if kind is NoticeKind.RESOLVED else "",
             at=now,
             based_on=based_on,
         )
